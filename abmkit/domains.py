@@ -25,7 +25,8 @@ import tldextract
 _EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, include_psl_private_domains=False)
 
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
-_EMAIL = re.compile(r"^[^@\s]+@([^@\s]+\.[^@\s]+)$")
+#: one "@", a non-empty local part and a dotted domain; group 1 is the domain
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@([^@\s]+\.[^@\s]+)$")
 
 
 @lru_cache(maxsize=None)
@@ -59,6 +60,14 @@ def registrable_domain(values: pd.Series) -> pd.Series:
     return out.astype(object).where(out.notna(), None)
 
 
+def email_domain(values: pd.Series) -> pd.Series:
+    """Registrable domain of each email (None when malformed): the fast path of
+    :func:`split_email` when only the domain is needed."""
+    s = pd.Series(values, copy=False).astype(object)
+    text = s.where(s.map(lambda v: isinstance(v, str)), None)
+    return registrable_domain(text.str.strip().str.extract(EMAIL_PATTERN, expand=False))
+
+
 def split_email(values: pd.Series) -> pd.DataFrame:
     """Normalise emails and derive their registrable domain.
 
@@ -69,7 +78,7 @@ def split_email(values: pd.Series) -> pd.DataFrame:
     s = pd.Series(values, copy=False).astype(object)
     text = s.where(s.notna(), None).map(lambda v: v.strip() if isinstance(v, str) else v)
     uniq = pd.Series(text.dropna().unique(), dtype=object)
-    m = uniq.str.extract(_EMAIL)[0]
+    m = uniq.str.extract(EMAIL_PATTERN)[0]
     local = uniq.str.rsplit("@", n=1).str[0]
     dom = registrable_domain(m)
     normal = (local + "@" + m.str.lower()).where(m.notna(), uniq)
