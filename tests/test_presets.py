@@ -367,8 +367,6 @@ def test_validate_cli_on_the_salesforce_folder(capsys):
 
 
 @pytest.mark.filterwarnings("ignore::abmkit.adapters.PicklistWarning")
-@pytest.mark.xfail(strict=True, reason="needs the validate glue in abmkit/clean/api.py (print the adapter's "
-                   "describe()); remove this marker when it lands")
 def test_validate_cli_prints_the_preset_report(capsys):
     from abmkit.cli import main
     rc = main(["validate", "--preset", "salesforce", str(SF_DIR)])
