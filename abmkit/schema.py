@@ -150,6 +150,8 @@ def coerce_table(df: pd.DataFrame, name: str, *, source: str | None = None) -> p
             f"{_where(source, name)}: required column(s) {missing} missing; columns found: "
             f"{list(df.columns)}. Add them, or map them with a column map (abmkit.clean)."
         )
+    # a positional index: duplicate labels would misalign columns when reassembled
+    df = df.reset_index(drop=True)
     out = {}
     n = len(df)
     for col in spec.columns:

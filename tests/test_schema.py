@@ -67,3 +67,10 @@ def test_load_missing_table_says_what_is_needed(tmp_path):
         load(tmp_path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load(tmp_path / "nope")
+
+
+def test_duplicate_index_labels_do_not_corrupt_ids():
+    df = _touches()
+    df.index = [0, 0]
+    out = validate_table(df, "touchpoints")
+    assert out["touchpoint_id"].tolist() == ["t1", "t2"] and out["account_id"].tolist() == [None, "a1"]

@@ -1,0 +1,313 @@
+"""Compare attribution models: shares, bootstrap intervals, rank correlation,
+disagreement, conservation, sensitivity sweeps (DESIGN §3).
+
+Speed comes from computing every model once: each model gives an account ×
+channel credit matrix; a bootstrap replicate is a vector of multinomial account
+counts (accounts resampled with replacement, seeded), so a replicate's channel
+credits are one matrix product. Markov is re-estimated in every replicate (its
+removal effects depend on the sample) from re-weighted transition counts, again
+without rebuilding journeys.
+
+Example
+-------
+>>> res = compare_models(ds, n_boot=200, seed=0)    # doctest: +SKIP
+>>> res.shares.round(3)                             # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from .engine import (DEFAULT_COMPARE_MODELS, credit_matrix, touch_credits)
+from .markov import batch_incidence, build_chain, removal_effects, removal_effects_batch
+
+
+@dataclass
+class ComparisonResult:
+    """Output of :func:`compare_models`.
+
+    Attributes
+    ----------
+    shares : DataFrame
+        channel × model share of credited conversions (columns sum to 1).
+    intervals : DataFrame
+        long: channel, model, share, low, high (bootstrap percentile interval).
+    rank_correlation : DataFrame
+        model × model Spearman correlation of the channel shares.
+    disagreement : DataFrame
+        per channel: mean, min, max, range and std of its share across models, the
+        models giving the most and least, and its best and worst rank.
+    credits : DataFrame
+        long: channel, model, conversions, pipeline, revenue.
+    conservation : DataFrame
+        per model: conversions/pipeline/revenue given and credited, and ``ok``.
+    no_touch : DataFrame
+        conversions without touches (reported, not credited).
+    """
+    shares: pd.DataFrame
+    intervals: pd.DataFrame
+    rank_correlation: pd.DataFrame
+    disagreement: pd.DataFrame
+    credits: pd.DataFrame
+    conservation: pd.DataFrame
+    no_touch: pd.DataFrame
+    n_boot: int
+    seed: int
+    info: dict = field(default_factory=dict)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Long table: channel, model, share, low, high, conversions, pipeline, revenue."""
+        return self.intervals.merge(self.credits, on=["channel", "model"], how="left")
+
+    def summary(self) -> pd.DataFrame:
+        """One row per model: top channel and its share, mean rank correlation with the
+        other models, and whether credits were conserved."""
+        rc = self.rank_correlation.copy()
+        np.fill_diagonal(rc.values, np.nan)
+        top = self.shares.idxmax()
+        return pd.DataFrame({
+            "model": self.shares.columns,
+            "top_channel": top.values,
+            "top_share": [self.shares.loc[c, m] for m, c in top.items()],
+            "mean_rank_correlation": rc.mean().reindex(self.shares.columns).values,
+            "conserved": self.conservation.set_index("model")["ok"].reindex(self.shares.columns).values,
+        })
+
+
+def _account_groups(cj):
+    """Resampling units: every account with a converting or non-converting journey."""
+    conv_rows = np.flatnonzero(cj.conversions["n_touches"].to_numpy() > 0)
+    conv_acc = cj.conversions["account_index"].to_numpy()[conv_rows]
+    accs, inv = np.unique(np.concatenate([conv_acc, cj.nc_account]), return_inverse=True)
+    return conv_rows, inv[:len(conv_rows)], inv[len(conv_rows):], len(accs)
+
+
+def _markov_credits(cj, order: int):
+    k = len(cj.channels)
+    conv = cj.conversions[cj.conversions["n_touches"] > 0]
+    out = {}
+    pipe_re_c, pipe_re_v, _, _ = removal_effects(build_chain(cj.paths("pipeline_amount"), order, keep_paths=False))
+    rev_re_v = removal_effects(build_chain(cj.paths("revenue_amount"), order, keep_paths=False))[1]
+    for col, total, re in (("conversions", float(len(conv)), pipe_re_c),
+                           ("pipeline", float(conv["pipeline_amount"].sum()), pipe_re_v),
+                           ("revenue", float(conv["revenue_amount"].sum()), rev_re_v)):
+        out[col] = re / re.sum() * total if re.sum() > 0 else np.zeros(k)
+    return out
+
+
+def compare_models(dataset, models=DEFAULT_COMPARE_MODELS, n_boot: int = 1000, seed: int = 0, *,
+                   milestone: str = "opportunity_created", lookback_days: float = 365, contact_accounts=None,
+                   mqa_dates=None, start=None, end=None, alpha: float = 0.05, journeys=None,
+                   progress: bool | None = None, **params) -> ComparisonResult:
+    """Run several models on the same journeys and compare them.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    models : sequence of str
+        default :data:`DEFAULT_COMPARE_MODELS`.
+    n_boot : int
+        bootstrap replicates (accounts resampled with replacement); 0 = no intervals.
+    seed : int
+    alpha : float
+        intervals are the (alpha/2, 1 − alpha/2) percentiles.
+    journeys : ConversionJourneys, optional
+        reuse journeys already built (then the journey options are ignored).
+    **params
+        model parameters (half_life_days, order for markov, custom weights).
+
+    Returns
+    -------
+    ComparisonResult
+    """
+    from . import journeys_for
+    models = [models] if isinstance(models, str) else list(models)
+    cj = journeys if journeys is not None else journeys_for(
+        dataset, models, milestone=milestone, lookback_days=lookback_days, contact_accounts=contact_accounts,
+        mqa_dates=mqa_dates, start=start, end=end, **params)
+    k = len(cj.channels)
+    conv = cj.conversions
+    conv_rows, conv_group, nc_group, n_groups = _account_groups(cj)
+    pipe = conv["pipeline_amount"].to_numpy()
+    rev = conv["revenue_amount"].to_numpy()
+    credit_rows, acc_mats, markov_chain = [], {}, None
+    conservation = []
+    for m in models:
+        if m == "markov":
+            mc = _markov_credits(cj, params.get("order", 1))
+            c_conv, c_pipe, c_rev = mc["conversions"], mc["pipeline"], mc["revenue"]
+            if n_boot:
+                markov_chain = build_chain(cj.paths(), params.get("order", 1))
+        else:
+            credit = touch_credits(cj, m, **params)
+            mat = credit_matrix(cj, credit)[conv_rows]
+            c_conv = mat.sum(axis=0)
+            c_pipe = (mat * pipe[conv_rows, None]).sum(axis=0)
+            c_rev = (mat * rev[conv_rows, None]).sum(axis=0)
+            g = np.zeros((n_groups, k))
+            np.add.at(g, conv_group, mat)
+            acc_mats[m] = g
+        credit_rows.append(pd.DataFrame({"channel": cj.channels, "model": m, "conversions": c_conv,
+                                         "pipeline": c_pipe, "revenue": c_rev}))
+        given = (float(len(conv_rows)), float(pipe[conv_rows].sum()), float(rev[conv_rows].sum()))
+        got = (float(c_conv.sum()), float(c_pipe.sum()), float(c_rev.sum()))
+        conservation.append({"model": m, "conversions_given": given[0], "conversions_credited": got[0],
+                             "pipeline_given": given[1], "pipeline_credited": got[1],
+                             "revenue_given": given[2], "revenue_credited": got[2],
+                             "ok": bool(np.allclose(given, got, rtol=1e-9, atol=1e-6))})
+    credits = pd.concat(credit_rows, ignore_index=True)
+    # channels that got credit in some model or appear in journeys
+    seen = np.bincount(cj.channel, minlength=k) > 0
+    keep_ch = [c for i, c in enumerate(cj.channels) if seen[i]]
+    shares = credits.pivot(index="channel", columns="model", values="conversions").reindex(index=keep_ch,
+                                                                                             columns=models)
+    shares = shares / shares.sum()
+    shares.columns.name = "model"
+
+    low = pd.DataFrame(np.nan, index=shares.index, columns=models)
+    high = low.copy()
+    if n_boot and len(conv_rows):
+        reps = {m: np.empty((n_boot, k)) for m in models}
+        stacked = np.hstack([acc_mats[m] for m in models if m in acc_mats]) if acc_mats else None
+        # accounts without a conversion add nothing to rule-model credits: multiply only the
+        # rows that do (their multinomial counts are still drawn over every account)
+        credit_rows_idx = np.flatnonzero(stacked.any(axis=1)) if stacked is not None else None
+        if stacked is not None:
+            stacked = stacked[credit_rows_idx]
+        rng = np.random.default_rng(seed)
+        inc = None
+        if markov_chain is not None:
+            path_group = np.concatenate([conv_group, nc_group])
+            inc = batch_incidence(markov_chain, path_group, n_groups)
+        batch = max(1, min(n_boot, int(2e7 // max(n_groups, 1))))
+        # disable=None: tqdm stays quiet when not on a terminal
+        bar = tqdm(total=n_boot, desc="bootstrap", disable=(not progress) if progress is not None else None,
+                   leave=False)
+        done = 0
+        while done < n_boot:
+            b = min(batch, n_boot - done)
+            draws = rng.integers(0, n_groups, size=(b, n_groups))
+            w = np.bincount((draws + np.arange(b)[:, None] * n_groups).ravel(),
+                            minlength=b * n_groups).reshape(b, n_groups).astype(float)
+            if stacked is not None:
+                prod = w[:, credit_rows_idx] @ stacked
+                j = 0
+                for m in models:
+                    if m in acc_mats:
+                        reps[m][done:done + b] = prod[:, j * k:(j + 1) * k]
+                        j += 1
+            if markov_chain is not None:
+                # dense batched solves hold b x states^2 floats: keep that under ~200 MB
+                n_st = markov_chain.n_states + 1
+                sub = max(1, int(2.5e7 // (n_st * n_st)))
+                for s0 in range(0, b, sub):
+                    reps["markov"][done + s0:done + min(b, s0 + sub)] = removal_effects_batch(
+                        markov_chain, w[s0:s0 + sub], inc)
+            done += b
+            bar.update(b)
+        bar.close()
+        idx = [cj.channels.index(c) for c in keep_ch]
+        for m in models:
+            r = reps[m][:, idx]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                s = r / r.sum(axis=1, keepdims=True)
+            low[m] = np.nanpercentile(s, 100 * alpha / 2, axis=0)
+            high[m] = np.nanpercentile(s, 100 * (1 - alpha / 2), axis=0)
+    long = lambda df, name: df.rename_axis(index="channel", columns="model").reset_index().melt(  # noqa: E731
+        id_vars="channel", var_name="model", value_name=name)
+    intervals = long(shares, "share").merge(long(low, "low"), on=["channel", "model"]).merge(
+        long(high, "high"), on=["channel", "model"])
+    rank_corr = shares.corr(method="spearman") if len(shares) > 1 else pd.DataFrame(np.nan, models, models)
+    ranks = shares.rank(ascending=False, method="min")
+    disagreement = pd.DataFrame({
+        "channel": shares.index, "mean_share": shares.mean(axis=1).values, "min_share": shares.min(axis=1).values,
+        "max_share": shares.max(axis=1).values, "range": (shares.max(axis=1) - shares.min(axis=1)).values,
+        "std": shares.std(axis=1, ddof=0).values,
+        "model_max": shares.idxmax(axis=1).values if len(models) else None,
+        "model_min": shares.idxmin(axis=1).values if len(models) else None,
+        "best_rank": ranks.min(axis=1).values, "worst_rank": ranks.max(axis=1).values,
+    }).sort_values("range", ascending=False, ignore_index=True)
+    no_touch = conv[conv["n_touches"] == 0][["conversion_id", "account_id", "converted_at", "amount"]]
+    return ComparisonResult(shares=shares, intervals=intervals, rank_correlation=rank_corr,
+                            disagreement=disagreement, credits=credits, conservation=pd.DataFrame(conservation),
+                            no_touch=no_touch.reset_index(drop=True), n_boot=n_boot, seed=seed,
+                            info=cj.summary())
+
+
+_JOURNEY_PARAMS = ("lookback_days", "milestone")
+
+
+def sensitivity(dataset, model: str, param: str, values, *, milestone: str = "opportunity_created",
+                lookback_days: float = 365, contact_accounts=None, mqa_dates=None, start=None, end=None,
+                **params) -> pd.DataFrame:
+    """How a model's channel shares move when one parameter moves.
+
+    Parameters
+    ----------
+    model : str
+    param : str
+        ``half_life_days``, ``lookback_days`` or any model parameter.
+    values : sequence
+
+    Returns
+    -------
+    DataFrame
+        param, value, channel, share, conversions (one row per value × channel).
+
+    Example
+    -------
+    >>> sensitivity(ds, "time_decay", "half_life_days", [7, 30, 90])   # doctest: +SKIP
+    """
+    from . import journeys_for
+    base = dict(milestone=milestone, lookback_days=lookback_days)
+    cj = None
+    rows = []
+    for v in values:
+        jp = dict(base)
+        mp = dict(params)
+        if param in _JOURNEY_PARAMS:
+            jp[param] = v
+        else:
+            mp[param] = v
+        if cj is None or param in _JOURNEY_PARAMS:
+            cj = journeys_for(dataset, [model], contact_accounts=contact_accounts, mqa_dates=mqa_dates,
+                              start=start, end=end, **jp, **mp)
+        if model == "markov":
+            c = _markov_credits(cj, mp.get("order", 1))["conversions"]
+        else:
+            c = np.bincount(cj.channel, touch_credits(cj, model, **mp), len(cj.channels))
+        tot = c.sum()
+        rows.append(pd.DataFrame({"param": param, "value": v, "channel": cj.channels,
+                                  "share": c / tot if tot > 0 else np.nan, "conversions": c}))
+    out = pd.concat(rows, ignore_index=True)
+    return out[out.groupby("channel")["conversions"].transform("sum") > 0].reset_index(drop=True)
+
+
+def comparison_findings(result: ComparisonResult, **extra) -> dict:
+    """Headline numbers of a comparison for the report findings (JSON-friendly).
+
+    Example
+    -------
+    >>> comparison_findings(res, period="2026Q3")["most_disputed_channel"]   # doctest: +SKIP
+    'webinar'
+    """
+    info = result.info
+    rc = result.rank_correlation.to_numpy(dtype=float)
+    off = rc[~np.eye(len(rc), dtype=bool)] if len(rc) > 1 else np.array([np.nan])
+    top = result.disagreement.iloc[0] if len(result.disagreement) else None
+    return {
+        **extra,
+        "milestone": info.get("milestone"), "lookback_days": info.get("lookback_days"),
+        "conversions": info.get("conversions"), "conversions_with_touches": info.get("with_touches"),
+        "no_touch_conversions": info.get("no_touch"), "pipeline": info.get("pipeline"),
+        "revenue": info.get("revenue"), "models": list(result.shares.columns), "n_boot": result.n_boot,
+        "top_channel_by_model": {m: str(c) for m, c in result.shares.idxmax().items()} if len(result.shares) else {},
+        "most_disputed_channel": None if top is None else str(top["channel"]),
+        "most_disputed_share_range": None if top is None else float(top["range"]),
+        "min_rank_correlation": float(np.nanmin(off)) if np.isfinite(off).any() else None,
+        "mean_rank_correlation": float(np.nanmean(off)) if np.isfinite(off).any() else None,
+        "all_credits_conserved": bool(result.conservation["ok"].all()),
+    }
