@@ -37,7 +37,7 @@ report: venv
 endif
 
 test: venv
-	$(BIN)/python -m pytest -n 2 -q -m "not slow"
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q -m "not slow"
 
 test-slow: venv
 	$(BIN)/python -m pytest -q -m slow

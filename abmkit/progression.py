@@ -1,0 +1,666 @@
+"""Account progression: the stage engine of DESIGN §4 and what we read from it.
+
+Stages are monotone: unaware → aware → engaged → qualified → sales_ready → customer.
+:func:`stage_history` evaluates configurable rules (:class:`StageRules`, DESIGN §4
+defaults, trailing 90-day windows) at every touch time of every account, fully
+vectorised: distinct-contact counts in a trailing window are a step function
+built from "coverage intervals" (a contact covers ``[t, t + window)`` after each
+touch; overlapping intervals of the same contact merge), so no loop over accounts.
+Entering a later stage enters all earlier ones at that moment when not already
+entered (an account can skip stages).
+
+On top of the history: :func:`stage_as_of`, :func:`stage_distribution`,
+:func:`progression_rates`, :func:`velocity` (Kaplan–Meier median days between
+stages, censoring-aware, statsmodels ``SurvfuncRight``), :func:`velocity_curves`,
+:func:`transition_baseline` (what it typically takes to move an account) and
+:func:`dual_funnel` (contact funnel beside the account funnel). Everything is
+segmentable by ``industry``, ``size_band`` and ``tier`` (:func:`account_segments`).
+
+Example
+-------
+>>> import pandas as pd
+>>> from abmkit.schema import Dataset
+>>> ds = Dataset.from_frames(
+...     accounts=pd.DataFrame({"account_id": ["a1"], "account_name": ["Acme"],
+...                            "created_at": ["2026-01-01"]}),
+...     touchpoints=pd.DataFrame({"touchpoint_id": ["t1"], "occurred_at": ["2026-02-01"],
+...                               "channel": ["email"], "touch_type": ["email_click"],
+...                               "contact_id": ["c1"]}))
+>>> h = stage_history(ds, contact_accounts=pd.DataFrame({"contact_id": ["c1"], "account_id": ["a1"]}),
+...                   data_start="2026-01-01")
+>>> h[["stage", "entered_at"]].astype(str).values.tolist()
+[['unaware', '2026-01-01 00:00:00+00:00'], ['aware', '2026-02-01 00:00:00+00:00']]
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .journeys import account_touches
+from .schema import ENGAGEMENT_TOUCH_TYPES, HIGH_INTENT_TOUCH_TYPES, STAGES, Dataset
+
+__all__ = [
+    "StageRules", "TRANSITIONS", "stage_history", "stage_wide", "stage_as_of",
+    "stage_distribution", "progression_rates", "velocity", "velocity_curves",
+    "transition_baseline", "TransitionBaseline", "dual_funnel", "DualFunnel",
+    "account_segments", "size_band", "transition_label", "data_end", "km_median",
+]
+
+_INF = np.iinfo(np.int64).max
+_DAY_NS = 86_400 * 10**9
+STAGE_INDEX = {s: i for i, s in enumerate(STAGES)}
+#: consecutive transitions s -> s+1, labelled "from->to"
+TRANSITIONS: tuple[tuple[str, str], ...] = tuple(zip(STAGES[:-1], STAGES[1:]))
+SIZE_BANDS = (("1-199", 0, 200), ("200-999", 200, 1000), ("1000-4999", 1000, 5000), ("5000+", 5000, np.inf))
+
+
+def transition_label(from_stage: str, to_stage: str) -> str:
+    """``"aware->engaged"`` style label used in every output."""
+    return f"{from_stage}->{to_stage}"
+
+
+@dataclass(frozen=True)
+class StageRules:
+    """Stage rules of DESIGN §4 (defaults), all thresholds over a trailing window.
+
+    Attributes
+    ----------
+    window_days : trailing window (days) of every count.
+    aware_min_contacts : distinct contacts touched (any touch type).
+    aware_min_impressions : account-level impressions (touches without a contact).
+    aware_on_engagement : any engagement touch makes an account aware.
+    engaged_min_contacts : distinct contacts with engagement touches.
+    qualified_min_high_intent_contacts : distinct contacts with high-intent touches,
+        counted once the account has entered ``engaged``.
+    icp_threshold : ``icp_fit >= icp_threshold`` is ICP fit (bool icp_fit: True = 1).
+    icp_missing_is_fit : accounts without an ``icp_fit`` value count as fit, so a
+        CRM that does not score ICP does not block the whole funnel; set False to
+        require an explicit fit.
+    sales_ready_touch_types : touch types that make a qualified account sales ready.
+    sales_ready_on_open_opportunity : an open opportunity makes an account sales ready.
+    """
+    window_days: float = 90
+    aware_min_contacts: int = 2
+    aware_min_impressions: int = 5
+    aware_on_engagement: bool = True
+    engaged_min_contacts: int = 3
+    qualified_min_high_intent_contacts: int = 2
+    icp_threshold: float = 0.5
+    icp_missing_is_fit: bool = True
+    sales_ready_touch_types: tuple[str, ...] = ("demo_request", "meeting")
+    sales_ready_on_open_opportunity: bool = True
+    engagement_touch_types: frozenset = field(default_factory=lambda: ENGAGEMENT_TOUCH_TYPES)
+    high_intent_touch_types: frozenset = field(default_factory=lambda: HIGH_INTENT_TOUCH_TYPES)
+
+
+# --------------------------------------------------------------------------- engine
+def _ns(ts: pd.Series) -> np.ndarray:
+    """int64 nanoseconds since epoch; NaT -> +inf sentinel."""
+    ts = pd.to_datetime(ts, utc=True)
+    out = ts.to_numpy(dtype="datetime64[ns]").view(np.int64).copy()
+    out[ts.isna().to_numpy()] = _INF
+    return out
+
+
+def _window_steps(acc: np.ndarray, who: np.ndarray, t: np.ndarray, window_ns: int):
+    """Distinct ``who`` per account with a touch in ``(x - window, x]`` as a step
+    function: returns (acc, time, count, next_time) sorted by (acc, time); the
+    count holds on ``[time, next_time)``.
+
+    Every touch covers ``[t, t + window)``; coverage intervals of the same
+    (acc, who) that overlap are merged, so the number of open intervals at x is
+    the distinct count. Each account's +1/-1 events sum to zero, so one global
+    cumulative sum gives every account's running count.
+    """
+    if len(acc) == 0:
+        e = np.array([], dtype=np.int64)
+        return e, e, e, e
+    # one int64 key for (account, who): a two-key sort instead of three
+    who_n = int(who.max()) + 1 if len(who) else 1
+    key = acc.astype(np.int64) * who_n + who
+    order = np.lexsort((t, key))
+    a, w, x = acc[order], who[order], t[order]
+    new = np.ones(len(a), dtype=bool)
+    new[1:] = (a[1:] != a[:-1]) | (w[1:] != w[:-1]) | (x[1:] - x[:-1] >= window_ns)
+    last = np.ones(len(a), dtype=bool)
+    last[:-1] = new[1:]
+    starts, ends = x[new], x[last] + window_ns
+    ev_acc = np.concatenate([a[new], a[last]])
+    ev_t = np.concatenate([starts, ends])
+    ev_d = np.concatenate([np.ones(len(starts), np.int64), -np.ones(len(ends), np.int64)])
+    o = np.lexsort((ev_t, ev_acc))
+    ev_acc, ev_t, ev_d = ev_acc[o], ev_t[o], ev_d[o]
+    # sum deltas of events at the same (acc, time): ends and starts coinciding cancel
+    brk = np.ones(len(ev_acc), dtype=bool)
+    brk[1:] = (ev_acc[1:] != ev_acc[:-1]) | (ev_t[1:] != ev_t[:-1])
+    idx = np.flatnonzero(brk)
+    d = np.add.reduceat(ev_d, idx)
+    s_acc, s_t = ev_acc[idx], ev_t[idx]
+    count = np.cumsum(d)
+    nxt = np.full(len(s_t), _INF, dtype=np.int64)
+    same = s_acc[1:] == s_acc[:-1]
+    nxt[:-1][same] = s_t[1:][same]
+    return s_acc, s_t, count, nxt
+
+
+def _first_at_least(steps, k: int, n_acc: int, after: np.ndarray | None = None) -> np.ndarray:
+    """First time per account the step count is >= k (at or after ``after``)."""
+    s_acc, s_t, count, nxt = steps
+    out = np.full(n_acc, _INF, dtype=np.int64)
+    ok = count >= k
+    if after is not None:
+        aft = after[s_acc]
+        ok &= (nxt > aft) & (aft != _INF)
+        cand = np.maximum(s_t, aft)
+    else:
+        cand = s_t
+    # rows are sorted by (acc, time) so the candidate is non-decreasing within acc
+    np.minimum.at(out, s_acc[ok], cand[ok])
+    return out
+
+
+def _kth_in_window(acc: np.ndarray, t: np.ndarray, k: int, window_ns: int, n_acc: int) -> np.ndarray:
+    """First time per account with >= k touches (not distinct) in the trailing window."""
+    out = np.full(n_acc, _INF, dtype=np.int64)
+    if len(acc) < k:
+        return out
+    o = np.lexsort((t, acc))
+    a, x = acc[o], t[o]
+    lag = k - 1
+    ok = np.ones(len(a), dtype=bool)
+    if lag:
+        ok[:lag] = False
+        # touch i-lag is inside (t_i - window, t_i] of the same account
+        ok[lag:] = (a[lag:] == a[:-lag]) & (x[lag:] - x[:-lag] < window_ns)
+    np.minimum.at(out, a[ok], x[ok])
+    return out
+
+
+def _first_time(acc: np.ndarray, t: np.ndarray, n_acc: int) -> np.ndarray:
+    out = np.full(n_acc, _INF, dtype=np.int64)
+    np.minimum.at(out, acc, t)
+    return out
+
+
+def _icp_fit(accounts: pd.DataFrame, rules: StageRules) -> np.ndarray:
+    if "icp_fit" not in accounts:
+        return np.full(len(accounts), rules.icp_missing_is_fit)
+    v = pd.to_numeric(accounts["icp_fit"].astype("Float64"), errors="coerce")
+    fit = (v >= rules.icp_threshold).fillna(rules.icp_missing_is_fit)
+    return fit.to_numpy(dtype=bool)
+
+
+def stage_history(dataset: Dataset, rules: StageRules | None = None, *,
+                  contact_accounts: pd.DataFrame | None = None, as_of=None,
+                  touches: pd.DataFrame | None = None, data_start=None) -> pd.DataFrame:
+    """Stage entry dates per account (DESIGN §4).
+
+    Parameters
+    ----------
+    dataset : Dataset
+    rules : StageRules, optional
+        Defaults of DESIGN §4.
+    contact_accounts : DataFrame, optional
+        ``contact_id, account_id`` mapping (see :func:`abmkit.journeys.account_touches`).
+    as_of : timestamp, optional
+        Ignore everything after this moment (history as it was known then).
+    touches : DataFrame, optional
+        Already-resolved :func:`abmkit.journeys.account_touches` output (saves a pass).
+    data_start : timestamp, optional
+        Start of the observed data. ``unaware`` is entered at the account's
+        ``created_at`` but not before the data start (nothing earlier is observed);
+        default: the day of the first touch or opportunity.
+
+    Returns
+    -------
+    DataFrame ``account_id, stage, entered_at``: one row per account and stage
+    entered, stages in order. ``attrs["data_end"]`` is the censoring date used by
+    velocity and uplift (``as_of``, else the last timestamp in the data);
+    ``attrs["touches_without_account"]`` counts touches that could not be placed.
+
+    Example
+    -------
+    >>> stage_history(abmkit.load("data/sample/canonical"))   # doctest: +SKIP
+    """
+    rules = rules or StageRules()
+    acc_tbl = dataset.accounts
+    ids = acc_tbl["account_id"].to_numpy(dtype=object)
+    n_acc = len(ids)
+    tt = touches if touches is not None else account_touches(dataset, contact_accounts)
+    opps = dataset.opportunities
+    as_of_ts = None if as_of is None else pd.Timestamp(as_of)
+    if as_of_ts is not None and as_of_ts.tzinfo is None:
+        as_of_ts = as_of_ts.tz_localize("UTC")
+
+    code = pd.Index(ids).get_indexer(tt["account_id"].where(tt["account_id"].notna(), "\0none"))
+    t_all = _ns(tt["occurred_at"])
+    keep = code >= 0
+    if as_of_ts is not None:
+        keep &= t_all <= as_of_ts.value
+    unplaced = int((code < 0).sum())
+    acc = code[keep].astype(np.int64)
+    t = t_all[keep]
+    ttype = tt["touch_type"].astype(object).to_numpy()[keep]
+    contact_codes, _ = pd.factorize(tt["contact_id"].to_numpy(dtype=object)[keep], use_na_sentinel=True)
+    has_contact = contact_codes >= 0
+    is_eng = np.isin(ttype, list(rules.engagement_touch_types))
+    is_hi = np.isin(ttype, list(rules.high_intent_touch_types))
+    is_imp = ttype == "impression"
+    is_sr = np.isin(ttype, list(rules.sales_ready_touch_types))
+    W = int(round(rules.window_days * _DAY_NS))
+
+    raw = np.full((n_acc, len(STAGES)), _INF, dtype=np.int64)
+    # aware: distinct contacts, account-level impressions, or any engagement touch
+    m = has_contact
+    aware = _first_at_least(_window_steps(acc[m], contact_codes[m], t[m], W), rules.aware_min_contacts, n_acc)
+    m = is_imp & ~has_contact
+    aware = np.minimum(aware, _kth_in_window(acc[m], t[m], rules.aware_min_impressions, W, n_acc))
+    if rules.aware_on_engagement:
+        aware = np.minimum(aware, _first_time(acc[is_eng], t[is_eng], n_acc))
+    raw[:, 1] = aware
+    m = is_eng & has_contact
+    raw[:, 2] = _first_at_least(_window_steps(acc[m], contact_codes[m], t[m], W), rules.engaged_min_contacts, n_acc)
+    m = is_hi & has_contact
+    qualified = _first_at_least(_window_steps(acc[m], contact_codes[m], t[m], W),
+                                rules.qualified_min_high_intent_contacts, n_acc, after=raw[:, 2])
+    qualified[~_icp_fit(acc_tbl, rules)] = _INF
+    raw[:, 3] = qualified
+
+    o_code = pd.Index(ids).get_indexer(opps["account_id"])
+    o_created = _ns(opps["created_at"])
+    o_closed = _ns(opps["closed_at"]) if "closed_at" in opps else np.full(len(opps), _INF)
+    won = opps["is_won"].fillna(False).to_numpy(dtype=bool) if "is_won" in opps else np.zeros(len(opps), bool)
+    ok_o = o_code >= 0
+    if as_of_ts is not None:
+        ok_o &= o_created <= as_of_ts.value
+    # a qualified account with a demo/meeting in the trailing window (the touch may
+    # precede qualification by less than the window)
+    m = is_sr
+    sales_ready = _first_at_least(_window_steps(acc[m], np.zeros(m.sum(), np.int64), t[m], W), 1, n_acc,
+                                  after=qualified)
+    if rules.sales_ready_on_open_opportunity:
+        sales_ready = np.minimum(sales_ready, _first_time(o_code[ok_o], o_created[ok_o], n_acc))
+    raw[:, 4] = sales_ready
+    ok_w = ok_o & won & (o_closed != _INF)
+    if as_of_ts is not None:
+        ok_w &= o_closed <= as_of_ts.value
+    raw[:, 5] = _first_time(o_code[ok_w], o_closed[ok_w], n_acc)
+
+    # unaware: account creation, but not before the data start (left truncation)
+    if data_start is None:
+        starts = [t.min()] if len(t) else []
+        if ok_o.any():
+            starts.append(o_created[ok_o].min())
+        start_ns = pd.Timestamp(min(starts), tz="UTC").floor("D").value if starts else _INF
+    else:
+        ts = pd.Timestamp(data_start)
+        start_ns = (ts.tz_localize("UTC") if ts.tzinfo is None else ts).value
+    created = _ns(acc_tbl["created_at"]) if "created_at" in acc_tbl else np.full(n_acc, _INF)
+    raw[:, 0] = np.where(created == _INF, start_ns, np.maximum(created, start_ns))
+    # entering a later stage enters every earlier stage not yet entered
+    entered = np.minimum.accumulate(raw[:, ::-1], axis=1)[:, ::-1]
+
+    ai, si = np.nonzero(entered != _INF)
+    out = pd.DataFrame({
+        "account_id": ids[ai],
+        "stage": np.asarray(STAGES, dtype=object)[si],
+        "entered_at": pd.to_datetime(entered[ai, si], utc=True),
+    })
+    ends = [x for x in (t.max() if len(t) else None,
+                        o_created[ok_o].max() if ok_o.any() else None,
+                        o_closed[ok_w].max() if ok_w.any() else None) if x is not None]
+    last = pd.Timestamp(max(ends), tz="UTC") if ends else pd.NaT
+    # censor at as_of, but never after the last thing we observed (a report for a
+    # quarter that is still running must not count unobserved days as "no progress")
+    end = last if as_of_ts is None else (as_of_ts if pd.isna(last) else min(as_of_ts, last))
+    out.attrs["data_end"] = end
+    out.attrs["touches_without_account"] = unplaced
+    return out
+
+
+# --------------------------------------------------------------------------- views
+def data_end(history: pd.DataFrame, as_of=None) -> pd.Timestamp:
+    """Censoring date: ``as_of``, else ``history.attrs['data_end']``, else the last entry."""
+    if as_of is not None:
+        ts = pd.Timestamp(as_of)
+        return ts.tz_localize("UTC") if ts.tzinfo is None else ts
+    end = history.attrs.get("data_end")
+    if end is not None and not pd.isna(end):
+        return end
+    return history["entered_at"].max()
+
+
+def stage_wide(history: pd.DataFrame) -> pd.DataFrame:
+    """One row per account, one ``entered_at`` column per stage (NaT = not entered)."""
+    if history.empty:
+        return pd.DataFrame({s: pd.Series([], dtype="datetime64[ns, UTC]") for s in STAGES},
+                            index=pd.Index([], name="account_id", dtype=object))
+    wide = history.pivot(index="account_id", columns="stage", values="entered_at")
+    wide = wide.reindex(columns=list(STAGES))
+    return wide.astype("datetime64[ns, UTC]")
+
+
+def stage_as_of(history: pd.DataFrame, date) -> pd.DataFrame:
+    """Each account's stage at ``date`` (accounts not yet created are left out).
+
+    Example
+    -------
+    >>> h = pd.DataFrame({"account_id": ["a", "a"], "stage": ["unaware", "aware"],
+    ...                   "entered_at": pd.to_datetime(["2026-01-01", "2026-03-01"], utc=True)})
+    >>> stage_as_of(h, "2026-02-01").stage.tolist()
+    ['unaware']
+    """
+    ts = pd.Timestamp(date)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts
+    h = history[history["entered_at"] <= ts]
+    idx = h["stage"].map(STAGE_INDEX)
+    last = h.assign(_i=idx).sort_values(["account_id", "_i"]).drop_duplicates("account_id", keep="last")
+    return last[["account_id", "stage"]].reset_index(drop=True)
+
+
+def size_band(employee_count: pd.Series) -> pd.Series:
+    """Company size band from employee counts: 1-199 / 200-999 / 1000-4999 / 5000+ (else "unknown")."""
+    v = pd.to_numeric(employee_count, errors="coerce")
+    out = pd.Series("unknown", index=v.index, dtype=object)
+    for label, lo, hi in SIZE_BANDS:
+        out[(v >= lo) & (v < hi)] = label
+    return out
+
+
+def account_segments(accounts: pd.DataFrame) -> pd.DataFrame:
+    """``account_id, industry, size_band, tier`` (missing values as "unknown")."""
+    out = pd.DataFrame({"account_id": accounts["account_id"].to_numpy()})
+    out["industry"] = (accounts["industry"] if "industry" in accounts else pd.Series(None, index=accounts.index)
+                       ).fillna("unknown").to_numpy(dtype=object)
+    out["size_band"] = size_band(accounts["employee_count"] if "employee_count" in accounts
+                                 else pd.Series(np.nan, index=accounts.index)).to_numpy()
+    tier = accounts["tier"] if "tier" in accounts else pd.Series(pd.NA, index=accounts.index, dtype="Int64")
+    out["tier"] = tier.astype("Int64").astype(str).replace("<NA>", "unknown").to_numpy(dtype=object)
+    return out
+
+
+def _with_segment(frame: pd.DataFrame, by, accounts: pd.DataFrame | None) -> tuple[pd.DataFrame, list[str]]:
+    if by is None:
+        return frame, []
+    by = [by] if isinstance(by, str) else list(by)
+    if accounts is None:
+        raise ValueError(f"segmenting by {by} needs the accounts table: pass accounts=dataset.accounts")
+    seg = account_segments(accounts)
+    unknown = [b for b in by if b not in seg.columns and b not in accounts.columns]
+    if unknown:
+        raise ValueError(f"cannot segment by {unknown}: use industry, size_band, tier or an accounts column")
+    for b in by:
+        if b not in seg.columns:
+            seg[b] = accounts[b].to_numpy()
+    return frame.merge(seg[["account_id", *by]], on="account_id", how="left"), by
+
+
+def stage_distribution(history: pd.DataFrame, dates=None, *, freq: str = "QE", by=None,
+                       accounts: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Accounts per stage as of each date (default: every quarter end in the data).
+
+    Returns ``as_of, [segment], stage, accounts, share`` (share within the date and segment).
+    """
+    if dates is None:
+        lo, hi = history["entered_at"].min(), data_end(history)
+        dates = list(pd.date_range(lo, hi, freq=freq))
+        if not dates or dates[-1] < hi:
+            dates.append(hi)
+    frames = []
+    for d in dates:  # a handful of reporting dates, not accounts
+        s = stage_as_of(history, d)
+        s["as_of"] = pd.Timestamp(d)
+        frames.append(s)
+    cur = pd.concat(frames, ignore_index=True)
+    cur, by = _with_segment(cur, by, accounts)
+    keys = ["as_of", *by]
+    counts = cur.groupby(keys + ["stage"]).size().rename("accounts").reset_index()
+    full = counts[keys].drop_duplicates().merge(pd.DataFrame({"stage": list(STAGES)}), how="cross")
+    counts = full.merge(counts, how="left", on=keys + ["stage"]).fillna({"accounts": 0})
+    counts["accounts"] = counts["accounts"].astype(int)
+    counts["share"] = counts["accounts"] / counts.groupby(keys)["accounts"].transform("sum")
+    counts["_i"] = counts["stage"].map(STAGE_INDEX)
+    return counts.sort_values(keys + ["_i"]).drop(columns="_i").reset_index(drop=True)
+
+
+def _transition_durations(history: pd.DataFrame, as_of=None) -> pd.DataFrame:
+    """Long frame account_id, transition, from_stage, to_stage, entered_from, days, progressed."""
+    wide = stage_wide(history)
+    end = data_end(history, as_of)
+    rows = []
+    for a, b in TRANSITIONS:
+        e = wide[a]
+        ok = e.notna() & (e <= end)
+        nxt = wide.loc[ok, b]
+        progressed = nxt.notna() & (nxt <= end)
+        stop = nxt.where(progressed, end)
+        rows.append(pd.DataFrame({
+            "account_id": wide.index[ok], "transition": transition_label(a, b), "from_stage": a, "to_stage": b,
+            "entered_from": e[ok].to_numpy(),
+            "days": ((stop - e[ok]) / pd.Timedelta(days=1)).to_numpy(dtype=float),
+            "progressed": progressed.to_numpy(dtype=bool),
+        }))
+    nonempty = [r for r in rows if len(r)] or rows[:1]
+    return pd.concat(nonempty, ignore_index=True)
+
+
+def progression_rates(history: pd.DataFrame, *, by=None, accounts: pd.DataFrame | None = None,
+                      as_of=None, within_days: float | None = None) -> pd.DataFrame:
+    """Share of accounts that entered stage s and went on to s+1 (optionally within N days).
+
+    Returns ``transition, [segment], entered, progressed, rate``.
+    """
+    d = _transition_durations(history, as_of)
+    if within_days is not None:
+        d["progressed"] &= d["days"] <= within_days
+    d, by = _with_segment(d, by, accounts)
+    g = d.groupby(["transition", *by], sort=False).agg(entered=("progressed", "size"),
+                                                      progressed=("progressed", "sum")).reset_index()
+    g["rate"] = g["progressed"] / g["entered"]
+    return g
+
+
+def _km(days: np.ndarray, event: np.ndarray, alpha: float = 0.05):
+    from statsmodels.duration.survfunc import SurvfuncRight
+    if len(days) == 0:
+        return None
+    return SurvfuncRight(np.asarray(days, float), np.asarray(event, int))
+
+
+def km_median(days, event, alpha: float = 0.05) -> tuple[float, float, float, str]:
+    """Kaplan–Meier median with CI; (nan, ..., reason) when not reached or no data."""
+    days, event = np.asarray(days, float), np.asarray(event, bool)
+    if len(days) == 0:
+        return np.nan, np.nan, np.nan, "no accounts"
+    if not event.any():
+        return np.nan, np.nan, np.nan, "no account progressed (median not reached)"
+    sf = _km(days, event)
+    # smallest time with S(t) <= 0.5 (the usual definition; statsmodels'
+    # quantile() needs S(t) < 0.5 and misses a curve that lands exactly on 1/2)
+    hit = np.flatnonzero(sf.surv_prob <= 0.5 + 1e-12)
+    med = sf.surv_times[hit[0]] if len(hit) else np.nan
+    try:
+        with np.errstate(all="ignore"):  # log(0) at the curve's ends: CI bound is open there
+            lo, hi = sf.quantile_ci(0.5, alpha=alpha)
+    except Exception:  # CI undefined for tiny or degenerate samples
+        lo, hi = np.nan, np.nan
+    med = float(med)
+    reason = "" if np.isfinite(med) else "median not reached (fewer than half progressed before censoring)"
+    return med, float(lo) if lo is not None else np.nan, float(hi) if hi is not None else np.nan, reason
+
+
+def velocity(history: pd.DataFrame, *, by=None, accounts: pd.DataFrame | None = None, as_of=None,
+             alpha: float = 0.05) -> pd.DataFrame:
+    """Days between stages per transition, censoring-aware.
+
+    Accounts still in stage s at the data end are censored there; the Kaplan–Meier
+    median (statsmodels ``SurvfuncRight``) uses them, the observed median of the
+    accounts that progressed does not (it is biased short, shown for contrast).
+
+    Returns ``transition, [segment], entered, progressed, censored,
+    observed_median_days, km_median_days, km_median_low, km_median_high, note``.
+    """
+    d = _transition_durations(history, as_of)
+    d, by = _with_segment(d, by, accounts)
+    rows = []
+    for key, g in d.groupby(["transition", *by], sort=False):  # transitions x segments, not accounts
+        key = key if isinstance(key, tuple) else (key,)
+        med, lo, hi, note = km_median(g["days"].to_numpy(), g["progressed"].to_numpy(), alpha)
+        row = dict(zip(["transition", *by], key))
+        row.update(entered=len(g), progressed=int(g["progressed"].sum()),
+                   censored=int((~g["progressed"]).sum()),
+                   observed_median_days=float(g.loc[g["progressed"], "days"].median()) if g["progressed"].any() else np.nan,
+                   km_median_days=med, km_median_low=lo, km_median_high=hi, note=note)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def velocity_curves(history: pd.DataFrame, *, by=None, accounts: pd.DataFrame | None = None,
+                    as_of=None) -> pd.DataFrame:
+    """Kaplan–Meier curves: ``transition, [segment], days, still_in_stage`` (share not yet progressed)."""
+    d = _transition_durations(history, as_of)
+    d, by = _with_segment(d, by, accounts)
+    frames = []
+    for key, g in d.groupby(["transition", *by], sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        if not g["progressed"].any():
+            continue
+        sf = _km(g["days"].to_numpy(), g["progressed"].to_numpy())
+        f = pd.DataFrame({"days": np.r_[0.0, sf.surv_times], "still_in_stage": np.r_[1.0, sf.surv_prob]})
+        for k, v in zip(["transition", *by], key):
+            f[k] = v
+        frames.append(f)
+    cols = ["transition", *by, "days", "still_in_stage"]
+    return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
+
+
+# --------------------------------------------------------------------------- baseline
+@dataclass
+class TransitionBaseline:
+    """What it typically takes to move an account from stage s to s+1 (DESIGN §4)."""
+    summary_table: pd.DataFrame
+    channel_mix: pd.DataFrame
+    sequences: pd.DataFrame
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.summary_table
+
+    def summary(self) -> str:
+        lines = ["Transition baseline (accounts that made each transition):"]
+        for r in self.summary_table.itertuples():
+            lines.append(f"  {r.transition}: {r.accounts} accounts, median {r.median_touches:g} touches from "
+                         f"{r.median_contacts:g} contacts over {r.median_days:.0f} days; top channel {r.top_channel}")
+        return "\n".join(lines)
+
+
+def transition_baseline(dataset: Dataset, history: pd.DataFrame | None = None, *,
+                        contact_accounts: pd.DataFrame | None = None, touches: pd.DataFrame | None = None,
+                        max_sequence: int = 4, top_sequences: int = 5) -> TransitionBaseline:
+    """Per transition s→s+1, among accounts that made it: median touches and
+    distinct contacts between entering s and entering s+1 (inclusive), the channel
+    mix of those touches, and the most common channel sequences (repeats of the
+    same channel collapsed, last ``max_sequence`` channels before the move).
+    """
+    tt = touches if touches is not None else account_touches(dataset, contact_accounts)
+    if history is None:
+        history = stage_history(dataset, touches=tt)
+    wide = stage_wide(history)
+    tt = tt.loc[tt["account_id"].notna(), ["account_id", "contact_id", "occurred_at", "channel", "touchpoint_id"]]
+    summ, mix, seqs = [], [], []
+    for a, b in TRANSITIONS:
+        made = wide[wide[a].notna() & wide[b].notna()][[a, b]]
+        lab = transition_label(a, b)
+        x = tt.merge(made, left_on="account_id", right_index=True)
+        x = x[(x["occurred_at"] >= x[a]) & (x["occurred_at"] <= x[b])]
+        per = x.groupby("account_id").agg(touches=("touchpoint_id", "size"), contacts=("contact_id", "nunique"))
+        per = per.reindex(made.index, fill_value=0)
+        days = (made[b] - made[a]) / pd.Timedelta(days=1)
+        ch = x["channel"].astype(object).value_counts()
+        summ.append({"transition": lab, "accounts": len(made),
+                     "median_touches": float(per["touches"].median()) if len(per) else np.nan,
+                     "median_contacts": float(per["contacts"].median()) if len(per) else np.nan,
+                     "median_days": float(days.median()) if len(days) else np.nan,
+                     "top_channel": ch.index[0] if len(ch) else None})
+        if len(ch):
+            mix.append(pd.DataFrame({"transition": lab, "channel": ch.index, "touches": ch.to_numpy(),
+                                     "share": (ch / ch.sum()).to_numpy()}))
+        if len(x):
+            x = x.sort_values(["account_id", "occurred_at", "touchpoint_id"])
+            c = x["channel"].astype(object)
+            keep = (x["account_id"] != x["account_id"].shift()) | (c != c.shift())
+            x = x[keep]
+            x = x.groupby("account_id").tail(max_sequence)
+            seq = x.groupby("account_id")["channel"].agg(lambda s: " > ".join(s.astype(str)))
+            vc = seq.value_counts()
+            top = vc.head(top_sequences)
+            seqs.append(pd.DataFrame({"transition": lab, "sequence": top.index, "accounts": top.to_numpy(),
+                                      "share": (top / len(made)).to_numpy()}))
+    empty = lambda cols: pd.DataFrame(columns=cols)  # noqa: E731
+    return TransitionBaseline(
+        pd.DataFrame(summ),
+        pd.concat(mix, ignore_index=True) if mix else empty(["transition", "channel", "touches", "share"]),
+        pd.concat(seqs, ignore_index=True) if seqs else empty(["transition", "sequence", "accounts", "share"]),
+    )
+
+
+# --------------------------------------------------------------------------- dual funnel
+CONTACT_FUNNEL = ("inquiry", "mql", "sql", "opportunity", "won")
+
+
+@dataclass
+class DualFunnel:
+    """Contact funnel beside the account funnel (DESIGN §4)."""
+    contacts: pd.DataFrame
+    accounts: pd.DataFrame
+    mql_account_engaged_share: float
+    n_mql: int
+
+    def to_frame(self) -> pd.DataFrame:
+        c = self.contacts.rename(columns={"step": "contact_step", "count": "contacts",
+                                          "share_of_first": "contact_share_of_first"})
+        a = self.accounts.rename(columns={"stage": "account_stage", "count": "accounts",
+                                          "share_of_first": "account_share_of_first"})
+        n = max(len(c), len(a))
+        return pd.concat([c.reindex(range(n)), a.reindex(range(n))], axis=1)
+
+    def summary(self) -> str:
+        return (f"{self.n_mql} MQL contacts; {self.mql_account_engaged_share:.0%} of them belong to an "
+                "account that is engaged or beyond.")
+
+
+def dual_funnel(dataset: Dataset, history: pd.DataFrame, *, contact_accounts: pd.DataFrame | None = None,
+                as_of=None) -> DualFunnel:
+    """Contact funnel (inquiry → mql → sql → opportunity → won; nested: each step
+    counts contacts that also passed the previous one) from ``lead_status``/``mql_at``,
+    beside the account funnel (accounts that have entered each stage), and the
+    share of MQL contacts whose account is engaged or beyond at ``as_of``.
+    """
+    end = data_end(history, as_of)
+    c = dataset.contacts
+    if contact_accounts is None:
+        contact_accounts = c[["contact_id", "crm_account_id"]].rename(columns={"crm_account_id": "account_id"})
+    acc_of = c["contact_id"].map(contact_accounts.dropna(subset=["account_id"])
+                                 .drop_duplicates("contact_id").set_index("contact_id")["account_id"])
+    status = c["lead_status"] if "lead_status" in c else pd.Series(None, index=c.index)
+    mql_at = c["mql_at"] if "mql_at" in c else pd.Series(pd.NaT, index=c.index)
+    opps = dataset.opportunities
+    opps = opps[opps["created_at"] <= end]
+    has_opp = acc_of.isin(set(opps["account_id"]))
+    won_ids = set(opps.loc[opps["is_won"].fillna(False).astype(bool) & (opps["closed_at"] <= end), "account_id"])
+    inquiry = pd.Series(True, index=c.index)
+    mql = status.isin(["mql", "sql"]) | (mql_at.notna() & (mql_at <= end))
+    sql = mql & (status == "sql")
+    opp = sql & has_opp
+    won = opp & acc_of.isin(won_ids)
+    steps = [inquiry, mql, sql, opp, won]
+    contacts = pd.DataFrame({"step": list(CONTACT_FUNNEL), "count": [int(s.sum()) for s in steps]})
+    contacts["share_of_first"] = contacts["count"] / max(contacts["count"].iloc[0], 1)
+    h = history[history["entered_at"] <= end]
+    accounts = h.groupby("stage").size().reindex(list(STAGES), fill_value=0).rename("count").reset_index()
+    accounts["share_of_first"] = accounts["count"] / max(accounts["count"].iloc[0], 1)
+    cur = stage_as_of(history, end).set_index("account_id")["stage"].map(STAGE_INDEX)
+    eng = acc_of[mql].map(cur).fillna(-1) >= STAGE_INDEX["engaged"]
+    share = float(eng.mean()) if mql.any() else np.nan
+    return DualFunnel(contacts, accounts, share, int(mql.sum()))
