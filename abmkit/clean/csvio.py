@@ -24,6 +24,7 @@ import codecs
 import csv
 import io
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,7 +144,7 @@ def _header_line(text: str) -> str:
         ch = text[i]
         if ch == '"':
             quoted = not quoted
-        elif ch == "\n" and not quoted:
+        elif ch in "\r\n" and not quoted:  # a lone CR ends a line too (as for both parsers)
             return text[:i]
         i += 1
         if i > 1_000_000:
@@ -223,7 +224,12 @@ def read_file(path: str | Path, *, encoding: str = "auto", delimiter: str = "aut
         data, text = data.replace(b"\r", b"\n"), None
     header_text = _header_line(data[:2_000_000].decode("utf-8", errors="ignore"))
     delim = sniff_delimiter(header_text, delimiter)
-    header = next(csv.reader([header_text.rstrip("\r")], delimiter=delim), [])
+    try:
+        with _big_fields():
+            header = next(csv.reader([header_text.rstrip("\r")], delimiter=delim), [])
+    except csv.Error as exc:
+        raise CleanError(f"{path}: the header line cannot be read as CSV ({exc}). Check its quoting, "
+                         "or re-export the file.") from None
     if not any(h.strip(_HEADER_JUNK) for h in header):
         raise CleanError(f"{path}: the first line holds no column names. The file needs a header row.")
     names = _dedupe(header)
@@ -232,6 +238,20 @@ def read_file(path: str | Path, *, encoding: str = "auto", delimiter: str = "aut
     if frame is None:
         return _read_python(data.decode("utf-8", errors="replace"), names, delim, name, enc)
     return RawFrame(name, frame, encoding=enc, delimiter=delim)
+
+
+def _records(reader, source: str):
+    """csv.reader's records; a csv.Error (which the reader cannot resume after) becomes
+    a CleanError naming the file and line."""
+    while True:
+        try:
+            rec = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise CleanError(f"{source}: line {reader.line_num} cannot be read as CSV ({exc}). Check the "
+                             "quoting around that line, or re-export the file.") from None
+        yield rec
 
 
 def _read_arrow(data: bytes, names: list[str], delim: str, newlines_in_values: bool = True) -> pd.DataFrame | None:
@@ -259,14 +279,34 @@ def _read_arrow(data: bytes, names: list[str], delim: str, newlines_in_values: b
                          for i, n in enumerate(names)}) if table.num_rows or names else pd.DataFrame()
 
 
+@contextmanager
+def _big_fields():
+    """Let Python's csv module read fields of any size (its default limit is 128 KB;
+    pyarrow, the fast path, has none), restoring the caller's limit afterwards."""
+    old = csv.field_size_limit()
+    csv.field_size_limit(2 ** 31 - 1)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(old)
+
+
 def _read_python(text: str, names: list[str], delim: str, source: str, enc: str) -> RawFrame:
     """Slow exact path: csv.reader, ragged records kept aside with their row number."""
+    with _big_fields():
+        return _read_python_records(text, names, delim, source, enc)
+
+
+def _read_python_records(text: str, names: list[str], delim: str, source: str, enc: str) -> RawFrame:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
-    next(reader, None)
+    try:
+        next(reader, None)
+    except csv.Error as exc:  # pragma: no cover - the header was read already
+        raise CleanError(f"{source}: the header cannot be read as CSV ({exc}). Re-export the file.") from None
     width = len(names)
     rows, numbers, malformed = [], [], []
     i = FIRST_DATA_ROW - 1
-    for rec in reader:
+    for rec in _records(reader, source):
         if not rec:  # a blank line is not a record (the fast reader skips them too)
             continue
         i += 1
