@@ -320,8 +320,48 @@ def test_zero_effect_campaigns_have_identical_potential_outcomes(small_sample):
     np.testing.assert_array_equal(z["t0_days"].to_numpy(), z["t1_days"].to_numpy())
     assert (eff.loc[eff["is_zero_effect"], ["att_diff", "ate_diff"]] == 0).all().all()
     # monotone planted effects: a campaign never hurts an account
-    p = po[~po["campaign_id"].isin(zero) & po["at_risk"]]
+    p = po[~po["campaign_id"].isin(zero) & po["at_risk"] & po["is_studied"]]
     assert (p["y1"].astype(int) >= p["y0"].astype(int)).all()
+
+
+def test_background_campaigns_are_recorded_with_zero_effect(small_sample):
+    po = small_sample.truth["potential_outcomes"]
+    bg = small_sample.truth["background_effects"]
+    camp = small_sample.dataset.campaigns
+    studied = set(small_sample.truth["effects"]["campaign_id"])
+    background = set(camp["campaign_id"]) - studied
+    assert len(background) == 20 and set(bg["campaign_id"]) == background
+    assert set(bg["transition"]) == {"aware->engaged", "engaged->qualified", "qualified->sales_ready"}
+    assert len(bg) == 3 * len(background) and (bg["story"] == "background").all()
+    assert bg["is_zero_effect"].all() and not bg["is_confounded"].any()
+    exposed = bg["n_exposed_at_risk"] > 0
+    assert exposed.sum() >= 20
+    assert (bg.loc[exposed, ["att_diff", "ate_diff"]] == 0).all().all()
+    assert bg.loc[~exposed, "att_diff"].isna().all()
+    b = po[~po["is_studied"] & po["at_risk"]]
+    assert set(b["campaign_id"]) == background and (b["y0"] == b["y1"]).all()
+    np.testing.assert_array_equal(b["t0_days"].to_numpy(), b["t1_days"].to_numpy())
+    assert set(po.loc[po["is_studied"], "campaign_id"]) == studied
+
+
+def test_exposure_touches_fill_the_window_whatever_happens_next(small_sample):
+    """Exposure timing must not depend on the outcome: accounts that move on before
+    the landmark keep the exposure touches drawn after their move (inside the window
+    only exposure touches carry a studied campaign's id)."""
+    po = small_sample.truth["potential_outcomes"]
+    se = small_sample.truth["stage_entries"].pivot(index="account_id", columns="stage", values="entered_at")
+    ca = small_sample.truth["contact_accounts"].set_index("contact_id")["true_account_id"]
+    tp = small_sample.dataset.touchpoints
+    tp = tp.assign(acct=tp["account_id"].where(tp["account_id"].notna(), tp["contact_id"].map(ca)))
+    exposure = pd.Timedelta(days=small_sample.params["exposure_days"])
+    ex = po[po["is_studied"] & po["exposed"]]
+    m = tp.merge(ex[["account_id", "campaign_id", "transition", "entered_at"]].rename(columns={"account_id": "acct"}),
+                 on=["acct", "campaign_id"])
+    m = m[(m["occurred_at"] >= m["entered_at"]) & (m["occurred_at"] < m["entered_at"] + exposure)]
+    assert len(m) >= len(ex)
+    nxt = se.stack().rename("next_at").reset_index().rename(columns={"account_id": "acct", "stage": "next"})
+    m = m.assign(next=m["transition"].str.split("->").str[1]).merge(nxt, on=["acct", "next"], how="left")
+    assert (m["occurred_at"] > m["next_at"]).sum() >= 5  # missing next_at compares False
 
 
 def test_params_and_effects_tables(small_sample_dir, small_sample):

@@ -94,7 +94,7 @@ def generate(n_accounts: int = 2000, seed: int = 7, start: str = "2025-01-01",
     acc = entities.make_accounts(n_accounts, rng, t0, horizon)
     cmp = C.make_campaigns(t0, horizon, rng)
     ct = entities.make_contacts(acc, rng)
-    times, exposures, outcomes = process.stage_process(acc, cmp, horizon, rng)
+    times, exposures, outcomes, latent = process.stage_process(acc, cmp, horizon, rng)
     opps, customer = commerce.make_opportunities(acc, times, horizon, rng)
     times["customer"] = customer
 
@@ -107,6 +107,8 @@ def generate(n_accounts: int = 2000, seed: int = 7, start: str = "2025-01-01",
     tp["engagement_seconds"] = touches.engagement_seconds(tp["touch_type"].to_numpy(), rng)
     tp["tie"] = rng.random(len(tp))
     tp = tp.sort_values(["t", "tie"], kind="stable").reset_index(drop=True)
+    outcomes = pd.concat([outcomes.assign(is_studied=True), background_outcomes(latent, tp, cmp)],
+                         ignore_index=True)
 
     canonical, ct = _canonical(acc, ct, cmp, tp, opps, customer, t0, horizon, rng)
     dataset = Dataset.from_frames(**canonical)
@@ -205,23 +207,71 @@ def _truth(acc, ct, times, outcomes, cmp, t0) -> dict:
     for col in ("y0", "y1"):
         po[col] = po[col].map({1.0: True, 0.0: False}).astype("boolean")
     po = po[["account_id", "campaign_id", "transition", "entered_at", "landmark_at", "at_risk", "exposed",
-             "complete_followup", "y0", "y1", "t0_days", "t1_days", "p0"]]
-    po = po.sort_values(["campaign_id", "account_id"], ignore_index=True)
+             "complete_followup", "y0", "y1", "t0_days", "t1_days", "p0", "is_studied"]]
+    order = pd.Categorical(po["transition"], categories=[t for t, _, _ in process.TRANSITIONS], ordered=True)
+    po = (po.assign(_order=order).sort_values(["campaign_id", "_order", "account_id"], ignore_index=True)
+          .drop(columns="_order"))
+    effects = true_effects(po, cmp)
     return {"contact_accounts": contact_accounts, "stage_entries": stage_entries,
-            "potential_outcomes": po, "effects": true_effects(po, cmp)}
+            "potential_outcomes": po, "effects": effects[effects["story"] != "background"].reset_index(drop=True),
+            "background_effects": effects[effects["story"] == "background"].reset_index(drop=True)}
+
+
+def background_outcomes(latent: pd.DataFrame, tp: pd.DataFrame, cmp: pd.DataFrame) -> pd.DataFrame:
+    """Potential outcomes of the background campaigns (no planted effect, so y0 = y1 =
+    the actual outcome) for every (account that entered s, background campaign,
+    transition). Exposed = the campaign touched the account within
+    ``[T_s, T_s + exposure_days)``, counted on whole minutes as the data carry them."""
+    bg = cmp.loc[cmp["transition"].isna(), "campaign_id"].to_numpy(dtype=object)
+    cols = ["acct", "campaign_id", "transition", "entered_day", "landmark_day", "at_risk", "exposed",
+            "complete_followup", "y0", "y1", "t0_days", "t1_days", "p0", "is_studied"]
+    if not len(bg) or latent.empty:
+        return pd.DataFrame(columns=cols)
+    sel = tp["campaign_id"].isin(bg).to_numpy() & (tp["acct"].to_numpy() >= 0)
+    touch = pd.DataFrame({"acct": tp["acct"].to_numpy()[sel], "c": pd.Index(bg).get_indexer(tp["campaign_id"][sel]),
+                          "minute": np.round(tp["t"].to_numpy()[sel] * 1440.0).astype(np.int64)})
+    window = int(round(process.EXPOSURE_DAYS * 1440))
+    parts = []
+    for transition, lat in latent.groupby("transition", sort=False):
+        lat = lat.reset_index(drop=True)
+        row_of = pd.Series(np.arange(len(lat)), index=lat["acct"].to_numpy())
+        hit = touch[touch["acct"].isin(row_of.index)]
+        r = row_of.reindex(hit["acct"].to_numpy()).to_numpy()
+        entered = np.round(lat["entered_day"].to_numpy()[r] * 1440.0).astype(np.int64)
+        inside = (hit["minute"].to_numpy() >= entered) & (hit["minute"].to_numpy() < entered + window)
+        exposed = np.zeros((len(lat), len(bg)), dtype=bool)
+        exposed[r[inside], hit["c"].to_numpy()[inside]] = True
+        rep = np.repeat(np.arange(len(lat)), len(bg))
+        y = lat["y"].to_numpy()[rep]
+        t = lat["t_days"].to_numpy()[rep]
+        parts.append(pd.DataFrame({
+            "acct": lat["acct"].to_numpy()[rep], "campaign_id": np.tile(bg, len(lat)), "transition": transition,
+            "entered_day": lat["entered_day"].to_numpy()[rep], "landmark_day": lat["landmark_day"].to_numpy()[rep],
+            "at_risk": lat["at_risk"].to_numpy()[rep], "exposed": exposed.ravel(),
+            "complete_followup": lat["complete_followup"].to_numpy()[rep],
+            "y0": y, "y1": y, "t0_days": t, "t1_days": t, "p0": lat["p0"].to_numpy()[rep], "is_studied": False}))
+    return pd.concat(parts, ignore_index=True)[cols]
 
 
 def true_effects(potential_outcomes: pd.DataFrame, campaigns: pd.DataFrame) -> pd.DataFrame:
-    """True effects per studied campaign from the potential outcomes, over accounts at
-    risk with complete follow-up (landmark + outcome_days inside the data).
+    """True effects per campaign and transition from the potential outcomes, over
+    accounts at risk with complete follow-up (landmark + outcome_days inside the data).
+    Background campaigns (no planted effect) get ``story = "background"``.
 
     ``att_*`` average over exposed accounts, ``ate_diff`` over all; medians of days
     from entering s to entering s+1 among the exposed, with and without the campaign
     (days beyond the data end count as infinitely long)."""
     rows = []
     po = potential_outcomes[potential_outcomes["at_risk"] & potential_outcomes["complete_followup"]]
-    for cid, g in po.groupby("campaign_id", sort=True):
-        spec = campaigns.set_index("campaign_id").loc[cid]
+    specs = campaigns.set_index("campaign_id")
+    order = {t: i for i, (t, _, _) in enumerate(process.TRANSITIONS)}
+    keys = po[["campaign_id", "transition"]].drop_duplicates()
+    keys = keys.assign(_o=keys["transition"].map(order)).sort_values(["campaign_id", "_o"])
+    groups = po.groupby(["campaign_id", "transition"], sort=False)
+    for cid, transition in zip(keys["campaign_id"], keys["transition"]):
+        g = groups.get_group((cid, transition))
+        spec = specs.loc[cid]
+        studied = pd.notna(spec["transition"])
         y0 = g["y0"].astype(float).to_numpy()
         y1 = g["y1"].astype(float).to_numpy()
         exp = g["exposed"].to_numpy(dtype=bool)
@@ -233,7 +283,7 @@ def true_effects(potential_outcomes: pd.DataFrame, campaigns: pd.DataFrame) -> p
         mean = lambda v: float(v.mean()) if len(v) else np.nan  # noqa: E731
         rows.append({
             "campaign_id": cid, "campaign_name": spec["campaign_name"], "channel": spec["channel"],
-            "transition": spec["transition"], "story": spec["story"], "n_at_risk": len(g),
+            "transition": transition, "story": spec["story"] if studied else "background", "n_at_risk": len(g),
             "n_exposed_at_risk": int(exp.sum()),
             "rate_exposed_with": mean(y1[exp]), "rate_exposed_without": mean(y0[exp]),
             "att_diff": mean(y1[exp] - y0[exp]), "ate_diff": mean(y1 - y0),
@@ -241,7 +291,8 @@ def true_effects(potential_outcomes: pd.DataFrame, campaigns: pd.DataFrame) -> p
             "true_median_days_exposed_with": median(g["t1_days"].to_numpy()[exp]),
             "true_median_days_exposed_without": median(g["t0_days"].to_numpy()[exp]),
             "planted_risk_ratio": float(spec["risk_ratio"]), "planted_time_factor": float(spec["time_factor"]),
-            "is_zero_effect": bool(spec["is_zero_effect"]), "is_confounded": bool(spec["is_confounded"]),
+            "is_zero_effect": bool(spec["is_zero_effect"]) if studied else True,
+            "is_confounded": bool(spec["is_confounded"]) if studied else False,
         })
     return pd.DataFrame(rows)
 
@@ -289,7 +340,7 @@ def write_sample(out_dir, seed: int = 7, n_accounts: int = 2000) -> Path:
     truth_dir.mkdir(parents=True, exist_ok=True)
     for name, df in sample.truth.items():
         df.to_parquet(truth_dir / f"{name}.parquet", index=False)
-    for name in ("effects", "raw_junk"):
+    for name in ("effects", "background_effects", "raw_junk"):
         sample.truth[name].to_csv(truth_dir / f"{name}.csv", index=False, lineterminator="\n")
     (truth_dir / "params.json").write_text(json.dumps(sample.params, indent=2, sort_keys=True, default=str) + "\n",
                                            encoding="utf-8")

@@ -93,6 +93,9 @@ def stage_process(acc: pd.DataFrame, cmp: pd.DataFrame, horizon: float, rng: np.
     exposures : DataFrame acct, campaign_id, win_start, win_end (exposure-window part
         the exposure touches go into; only exposed accounts)
     outcomes : DataFrame, potential outcomes per (account, studied campaign)
+    latent : DataFrame acct, transition, entered_day, landmark_day, at_risk,
+        complete_followup, y, t_days, p0: the actual outcome per (account that
+        entered s, transition), for campaigns without an effect (background)
     """
     n = len(acc)
     z = acc["size_z"].to_numpy()
@@ -107,7 +110,7 @@ def stage_process(acc: pd.DataFrame, cmp: pd.DataFrame, horizon: float, rng: np.
     times["aware"] = np.where(never | (aware > horizon), np.nan, aware)
 
     specs = cmp.set_index("campaign_id").to_dict("index")
-    exposures, outcomes = [], []
+    exposures, outcomes, latent = [], [], []
     for transition, s, s1 in TRANSITIONS:
         Ts = times[s]
         in_s = ~np.isnan(Ts)
@@ -128,9 +131,21 @@ def stage_process(acc: pd.DataFrame, cmp: pd.DataFrame, horizon: float, rng: np.
 
         landmark = Ts0 + EXPOSURE_DAYS
         at_risk = in_s & ~early & (landmark <= horizon)
-        # exposure touches go before the next stage (early progressors) and before the data end
-        win_end = np.minimum(np.minimum(landmark, np.where(np.isnan(times[s1]), np.inf, times[s1])), horizon)
+        # exposure touches fill the whole window [T_s, L) (cut at the data end) whatever
+        # happens later: if an early progressor's touches were squeezed before its
+        # progression, exposure timing would depend on the outcome (a time-varying Cox
+        # model would see exposure "cause" early moves). Touches of studied campaigns
+        # after the account moved on cannot trigger a later stage (touches.EXPOSURE_MIX).
+        win_end = np.minimum(landmark, horizon)
         placeable = win_end - Ts0 >= 2.0 / 24
+        limit = EXPOSURE_DAYS + OUTCOME_DAYS + 1e-9
+        t_act = np.where(at_risk & np.isfinite(t_obs), t_obs, np.nan)
+        rows = np.flatnonzero(in_s)
+        latent.append(pd.DataFrame({
+            "acct": rows, "transition": transition, "entered_day": Ts0[rows], "landmark_day": landmark[rows],
+            "at_risk": at_risk[rows],
+            "complete_followup": at_risk[rows] & (Ts0[rows] + EXPOSURE_DAYS + OUTCOME_DAYS <= horizon),
+            "y": np.where(at_risk[rows], t_obs[rows] <= limit, np.nan), "t_days": t_act[rows], "p0": p0[rows]}))
         for cid in studied:
             e = exposed[cid] & placeable
             idx = np.flatnonzero(e)
@@ -138,8 +153,6 @@ def stage_process(acc: pd.DataFrame, cmp: pd.DataFrame, horizon: float, rng: np.
                                            "win_start": Ts0[idx], "win_end": win_end[idx]}))
             t1 = _days_to_next(Ts0, U, p0, {**exposed, cid: np.ones(n, bool)}, specs)
             t0 = _days_to_next(Ts0, U, p0, {**exposed, cid: np.zeros(n, bool)}, specs)
-            limit = EXPOSURE_DAYS + OUTCOME_DAYS + 1e-9
-            rows = np.flatnonzero(in_s)
             ar = at_risk[rows]
             outcomes.append(pd.DataFrame({
                 "acct": rows, "campaign_id": cid, "transition": transition,
@@ -152,4 +165,5 @@ def stage_process(acc: pd.DataFrame, cmp: pd.DataFrame, horizon: float, rng: np.
                 "t1_days": np.where(ar & np.isfinite(t1[rows]), t1[rows], np.nan),
                 "p0": p0[rows],
             }))
-    return times, pd.concat(exposures, ignore_index=True), pd.concat(outcomes, ignore_index=True)
+    return (times, pd.concat(exposures, ignore_index=True), pd.concat(outcomes, ignore_index=True),
+            pd.concat(latent, ignore_index=True))

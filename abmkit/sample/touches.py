@@ -163,7 +163,11 @@ def trigger_touches(times: dict, ci: ContactIndex, rng) -> list[pd.DataFrame]:
         else:
             ch, tt = kinds(table, len(a))
         out.append(_piece(a, ci.pick(role, a, rng), T, ch, tt, kind="trigger"))
+        # accounts that move on after the landmark get their cadence after it too:
+        # cadence inside the exposure window [P, P + exposure_days) would make its
+        # channels look like they drive progression (exposure decided by the outcome)
         lo = np.maximum(P, T - 80.0)
+        lo = np.where(T > P + EXPOSURE_DAYS, np.maximum(lo, P + EXPOSURE_DAYS), lo)
         for crole, ctable in cadence:
             out.append(_piece(a, ci.pick(crole, a, rng), _between(lo, T, rng), *kinds(ctable, len(a)),
                               kind="cadence"))
