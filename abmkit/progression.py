@@ -104,7 +104,42 @@ def _ns(ts: pd.Series) -> np.ndarray:
     return out
 
 
-def _window_steps(acc: np.ndarray, who: np.ndarray, t: np.ndarray, window_ns: int):
+def _time_grid(t: np.ndarray, window_ns: int):
+    """Order-preserving integer codes of the touch times ``t`` and of ``t + window``
+    on one merged grid (equal times get equal codes), so a sort by (key, time)
+    is one ``argsort`` of ``key * size + code`` instead of a two-key lexsort
+    (3-4x faster on millions of touches).
+
+    Returns (codes of t, codes of t + window, size) with codes < size, or None
+    when a time is missing (the +inf sentinel would overflow) or there are no
+    touches. Code g(v) = #(u < v) + #(u + window < v) over the distinct touch
+    times u: strictly increasing in v on the union of both sets."""
+    if len(t) == 0 or t.max() > _INF - window_ns - 1:
+        return None
+    o = np.argsort(t)
+    ts = t[o]
+    is_new = np.ones(len(ts), dtype=bool)
+    is_new[1:] = ts[1:] != ts[:-1]
+    dense = np.cumsum(is_new) - 1
+    rank = np.empty(len(t), dtype=np.int64)
+    rank[o] = dense
+    u = ts[is_new]
+    below_shifted = np.searchsorted(u + window_ns, u, side="left")  # #(u + w < u_j)
+    below_plain = np.searchsorted(u, u + window_ns, side="left")    # #(u < u_j + w)
+    return rank + below_shifted[rank], below_plain[rank] + rank, 2 * len(u) + 1
+
+
+def _sort_by_key_then_time(key: np.ndarray, codes: np.ndarray | None, size: int, *fallback) -> np.ndarray:
+    """Order by (key, time): one argsort of a combined int64 when it fits, else a
+    lexsort on ``fallback`` (time arrays, key last). Ties are equal in every
+    column used downstream, so the sort need not be stable."""
+    if codes is not None and len(key) and (int(key.max()) + 1) * size < 2**62:
+        return np.argsort(key * size + codes)
+    return np.lexsort(fallback)
+
+
+def _window_steps(acc: np.ndarray, who: np.ndarray, t: np.ndarray, window_ns: int,
+                  grid: tuple[np.ndarray, np.ndarray, int] | None = None):
     """Distinct ``who`` per account with a touch in ``(x - window, x]`` as a step
     function: returns (acc, time, count, next_time) sorted by (acc, time); the
     count holds on ``[time, next_time)``.
@@ -112,15 +147,17 @@ def _window_steps(acc: np.ndarray, who: np.ndarray, t: np.ndarray, window_ns: in
     Every touch covers ``[t, t + window)``; coverage intervals of the same
     (acc, who) that overlap are merged, so the number of open intervals at x is
     the distinct count. Each account's +1/-1 events sum to zero, so one global
-    cumulative sum gives every account's running count.
+    cumulative sum gives every account's running count. ``grid`` = (codes of t,
+    codes of t + window, size) from :func:`_time_grid` speeds up the sorts.
     """
     if len(acc) == 0:
         e = np.array([], dtype=np.int64)
         return e, e, e, e
+    g_t, g_tw, size = grid if grid is not None else (None, None, 0)
     # one int64 key for (account, who): a two-key sort instead of three
     who_n = int(who.max()) + 1 if len(who) else 1
     key = acc.astype(np.int64) * who_n + who
-    order = np.lexsort((t, key))
+    order = _sort_by_key_then_time(key, g_t, size, t, key)
     a, w, x = acc[order], who[order], t[order]
     new = np.ones(len(a), dtype=bool)
     new[1:] = (a[1:] != a[:-1]) | (w[1:] != w[:-1]) | (x[1:] - x[:-1] >= window_ns)
@@ -130,7 +167,8 @@ def _window_steps(acc: np.ndarray, who: np.ndarray, t: np.ndarray, window_ns: in
     ev_acc = np.concatenate([a[new], a[last]])
     ev_t = np.concatenate([starts, ends])
     ev_d = np.concatenate([np.ones(len(starts), np.int64), -np.ones(len(ends), np.int64)])
-    o = np.lexsort((ev_t, ev_acc))
+    ev_g = None if g_t is None else np.concatenate([g_t[order][new], g_tw[order][last]])
+    o = _sort_by_key_then_time(ev_acc, ev_g, size, ev_t, ev_acc)
     ev_acc, ev_t, ev_d = ev_acc[o], ev_t[o], ev_d[o]
     # sum deltas of events at the same (acc, time): ends and starts coinciding cancel
     brk = np.ones(len(ev_acc), dtype=bool)
@@ -161,12 +199,14 @@ def _first_at_least(steps, k: int, n_acc: int, after: np.ndarray | None = None) 
     return out
 
 
-def _kth_in_window(acc: np.ndarray, t: np.ndarray, k: int, window_ns: int, n_acc: int) -> np.ndarray:
+def _kth_in_window(acc: np.ndarray, t: np.ndarray, k: int, window_ns: int, n_acc: int,
+                   grid: tuple[np.ndarray, np.ndarray, int] | None = None) -> np.ndarray:
     """First time per account with >= k touches (not distinct) in the trailing window."""
     out = np.full(n_acc, _INF, dtype=np.int64)
     if len(acc) < k:
         return out
-    o = np.lexsort((t, acc))
+    o = _sort_by_key_then_time(acc.astype(np.int64), None if grid is None else grid[0],
+                               0 if grid is None else grid[2], t, acc)
     a, x = acc[o], t[o]
     lag = k - 1
     ok = np.ones(len(a), dtype=bool)
@@ -182,6 +222,25 @@ def _first_time(acc: np.ndarray, t: np.ndarray, n_acc: int) -> np.ndarray:
     out = np.full(n_acc, _INF, dtype=np.int64)
     np.minimum.at(out, acc, t)
     return out
+
+
+def _account_codes(ids: np.ndarray, account_id: pd.Series) -> np.ndarray:
+    """Position of each value in ``ids`` (-1: missing or unknown account)."""
+    index = pd.Index(ids)
+    if not index.hasnans:  # missing values cannot match: no need to mask them first
+        return index.get_indexer(account_id)
+    return index.get_indexer(account_id.where(account_id.notna(), "\0none"))
+
+
+def _in_set(values: pd.Series, members) -> np.ndarray:
+    """``values.isin(members)`` as a bool array; for a categorical through its
+    codes (a lookup per category, not per row)."""
+    members = list(members)
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy()
+        hit = np.r_[values.cat.categories.isin(members), False]  # code -1 (missing) -> last
+        return hit[codes]
+    return np.isin(values.astype(object).to_numpy(), members)
 
 
 def _icp_fit(accounts: pd.DataFrame, rules: StageRules) -> np.ndarray:
@@ -234,7 +293,7 @@ def stage_history(dataset: Dataset, rules: StageRules | None = None, *,
     if as_of_ts is not None and as_of_ts.tzinfo is None:
         as_of_ts = as_of_ts.tz_localize("UTC")
 
-    code = pd.Index(ids).get_indexer(tt["account_id"].where(tt["account_id"].notna(), "\0none"))
+    code = _account_codes(ids, tt["account_id"])
     t_all = _ns(tt["occurred_at"])
     keep = code >= 0
     if as_of_ts is not None:
@@ -242,28 +301,34 @@ def stage_history(dataset: Dataset, rules: StageRules | None = None, *,
     unplaced = int((code < 0).sum())
     acc = code[keep].astype(np.int64)
     t = t_all[keep]
-    ttype = tt["touch_type"].astype(object).to_numpy()[keep]
+    ttype = tt["touch_type"][keep] if not keep.all() else tt["touch_type"]
     contact_codes, _ = pd.factorize(tt["contact_id"].to_numpy(dtype=object)[keep], use_na_sentinel=True)
     has_contact = contact_codes >= 0
-    is_eng = np.isin(ttype, list(rules.engagement_touch_types))
-    is_hi = np.isin(ttype, list(rules.high_intent_touch_types))
-    is_imp = ttype == "impression"
-    is_sr = np.isin(ttype, list(rules.sales_ready_touch_types))
+    is_eng = _in_set(ttype, rules.engagement_touch_types)
+    is_hi = _in_set(ttype, rules.high_intent_touch_types)
+    is_imp = _in_set(ttype, ("impression",))
+    is_sr = _in_set(ttype, rules.sales_ready_touch_types)
     W = int(round(rules.window_days * _DAY_NS))
+    grid_all = _time_grid(t, W)
+
+    def grid(m):  # time codes of the touches in mask m
+        return None if grid_all is None else (grid_all[0][m], grid_all[1][m], grid_all[2])
 
     raw = np.full((n_acc, len(STAGES)), _INF, dtype=np.int64)
     # aware: distinct contacts, account-level impressions, or any engagement touch
     m = has_contact
-    aware = _first_at_least(_window_steps(acc[m], contact_codes[m], t[m], W), rules.aware_min_contacts, n_acc)
+    aware = _first_at_least(_window_steps(acc[m], contact_codes[m], t[m], W, grid(m)), rules.aware_min_contacts,
+                            n_acc)
     m = is_imp & ~has_contact
-    aware = np.minimum(aware, _kth_in_window(acc[m], t[m], rules.aware_min_impressions, W, n_acc))
+    aware = np.minimum(aware, _kth_in_window(acc[m], t[m], rules.aware_min_impressions, W, n_acc, grid(m)))
     if rules.aware_on_engagement:
         aware = np.minimum(aware, _first_time(acc[is_eng], t[is_eng], n_acc))
     raw[:, 1] = aware
     m = is_eng & has_contact
-    raw[:, 2] = _first_at_least(_window_steps(acc[m], contact_codes[m], t[m], W), rules.engaged_min_contacts, n_acc)
+    raw[:, 2] = _first_at_least(_window_steps(acc[m], contact_codes[m], t[m], W, grid(m)),
+                                rules.engaged_min_contacts, n_acc)
     m = is_hi & has_contact
-    qualified = _first_at_least(_window_steps(acc[m], contact_codes[m], t[m], W),
+    qualified = _first_at_least(_window_steps(acc[m], contact_codes[m], t[m], W, grid(m)),
                                 rules.qualified_min_high_intent_contacts, n_acc, after=raw[:, 2])
     qualified[~_icp_fit(acc_tbl, rules)] = _INF
     raw[:, 3] = qualified
@@ -278,7 +343,7 @@ def stage_history(dataset: Dataset, rules: StageRules | None = None, *,
     # a qualified account with a demo/meeting in the trailing window (the touch may
     # precede qualification by less than the window)
     m = is_sr
-    sales_ready = _first_at_least(_window_steps(acc[m], np.zeros(m.sum(), np.int64), t[m], W), 1, n_acc,
+    sales_ready = _first_at_least(_window_steps(acc[m], np.zeros(m.sum(), np.int64), t[m], W, grid(m)), 1, n_acc,
                                   after=qualified)
     if rules.sales_ready_on_open_opportunity:
         sales_ready = np.minimum(sales_ready, _first_time(o_code[ok_o], o_created[ok_o], n_acc))
@@ -405,6 +470,12 @@ def stage_distribution(history: pd.DataFrame, dates=None, *, freq: str = "QE", b
     """
     if dates is None:
         lo, hi = history["entered_at"].min(), data_end(history)
+        if pd.isna(lo) or pd.isna(hi):  # no account has entered any stage (e.g. as_of before the data)
+            seg = [by] if isinstance(by, str) else list(by or [])
+            return pd.DataFrame({"as_of": pd.Series([], dtype="datetime64[ns, UTC]"),
+                                 **{b: pd.Series([], dtype=object) for b in seg},
+                                 "stage": pd.Series([], dtype=object), "accounts": pd.Series([], dtype=int),
+                                 "share": pd.Series([], dtype=float)})
         dates = list(pd.date_range(lo, hi, freq=freq))
         if not dates or dates[-1] < hi:
             dates.append(hi)
@@ -514,7 +585,10 @@ def velocity(history: pd.DataFrame, *, by=None, accounts: pd.DataFrame | None = 
                    observed_median_days=float(g.loc[g["progressed"], "days"].median()) if g["progressed"].any() else np.nan,
                    km_median_days=med, km_median_low=lo, km_median_high=hi, note=note)
         rows.append(row)
-    return pd.DataFrame(rows)
+    # the columns even when no account entered any stage (a quiet period)
+    return pd.DataFrame(rows, columns=["transition", *by, "entered", "progressed", "censored",
+                                       "observed_median_days", "km_median_days", "km_median_low",
+                                       "km_median_high", "note"])
 
 
 def velocity_curves(history: pd.DataFrame, *, by=None, accounts: pd.DataFrame | None = None,

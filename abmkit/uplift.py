@@ -39,7 +39,7 @@ import pandas as pd
 from scipy import stats
 
 from .journeys import account_touches
-from .progression import (TRANSITIONS, _INF, _DAY_NS, _ns, data_end, km_median, stage_history,
+from .progression import (TRANSITIONS, _INF, _DAY_NS, _account_codes, _ns, data_end, stage_history,
                           stage_wide, transition_label)
 from .schema import CHANNELS, Dataset
 
@@ -168,6 +168,27 @@ def _expit(x):
     return expit(x)
 
 
+def _matvec(A: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``A @ x`` for a tall matrix without multi-threaded BLAS: OpenBLAS gemv
+    threads spin and cost 3-5x the CPU of a plain loop on a busy machine."""
+    return np.einsum("ij,j->i", A, x)
+
+
+def _rmatvec(A: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``A.T @ x`` for a tall matrix (see :func:`_matvec`)."""
+    return np.einsum("ij,i->j", A, x)
+
+
+def _category_codes(values: pd.Series, levels) -> np.ndarray:
+    """Position of each value in ``levels`` (-1: missing or not a level); a
+    categorical is mapped through its categories, not row by row."""
+    index = pd.Index(list(levels))
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return np.r_[index.get_indexer(values.cat.categories), -1][values.cat.codes.to_numpy()]
+    v = values.astype(object).to_numpy()
+    return index.get_indexer(np.where(pd.isna(v), "\0none", v))
+
+
 class SeparationError(FloatingPointError):
     """Logistic or Cox fit diverges (perfect / quasi separation, singular information)."""
 
@@ -182,21 +203,21 @@ def logit_fit(y: np.ndarray, D: np.ndarray, start: np.ndarray | None = None, max
     b = np.zeros(D.shape[1]) if start is None else np.asarray(start, float).copy()
 
     def loglik(beta):
-        eta = D @ beta
-        return float(np.sum(y * eta - np.logaddexp(0.0, eta)))
+        eta = _matvec(D, beta)
+        return float(np.sum(y * eta - np.logaddexp(0.0, eta))), eta
 
-    ll = loglik(b)
+    ll, eta = loglik(b)
     for it in range(max_iter):
-        p = _expit(D @ b)
+        p = _expit(eta)  # eta of the current b, kept from the likelihood evaluation
         w = p * (1 - p)
         H = (D * w[:, None]).T @ D
-        g = D.T @ (y - p)
+        g = _rmatvec(D, y - p)
         try:
             step = np.linalg.solve(H, g)
         except np.linalg.LinAlgError:
             step = np.linalg.lstsq(H, g, rcond=None)[0]
         for _half in range(30):  # step halving: the log-likelihood never decreases
-            ll_new = loglik(b + step)
+            ll_new, eta = loglik(b + step)
             if np.isfinite(ll_new) and ll_new >= ll - 1e-12:
                 break
             step = step / 2
@@ -213,7 +234,7 @@ def logit_fit(y: np.ndarray, D: np.ndarray, start: np.ndarray | None = None, max
             break
     else:
         raise SeparationError(f"logistic fit did not converge in {max_iter} iterations (separation?)")
-    p = _expit(D @ b)
+    p = _expit(eta)
     H = (D * (p * (1 - p))[:, None]).T @ D
     cov = np.linalg.pinv(H)
     return b, cov
@@ -228,7 +249,7 @@ def _adjusted_standardisation(y, t, X, alpha, estimand, start=None):
     rows = t == 1 if estimand == "ATT" else np.ones(len(t), bool)
     D1, D0 = D[rows].copy(), D[rows].copy()
     D1[:, 1], D0[:, 1] = 1.0, 0.0
-    p1, p0 = _expit(D1 @ beta), _expit(D0 @ beta)
+    p1, p0 = _expit(_matvec(D1, beta)), _expit(_matvec(D0, beta))
     est = float(np.mean(p1 - p0))
     grad = ((p1 * (1 - p1))[:, None] * D1 - (p0 * (1 - p0))[:, None] * D0).mean(axis=0)
     se = float(np.sqrt(grad @ cov @ grad))
@@ -396,40 +417,34 @@ def cox_breslow(start: np.ndarray, stop: np.ndarray, event: np.ndarray, Z: np.nd
     # risk set at day k = rows with stop >= k minus rows with start >= k (not yet
     # entered); reverse cumulative sums keep late, small risk sets exact
     # rows entering at day 0 never leave a risk set of an event day (>= 1): only
-    # late entries need the subtraction. Sorted copies are made once per fit.
-    groups = []
-    for day, sign, rows in ((stop, 1.0, np.arange(n)), (start, -1.0, np.flatnonzero(start > 0))):
-        o = rows[np.argsort(day[rows], kind="stable")]
-        sd = day[o]
-        if len(o) == 0:
-            continue
-        cut = np.flatnonzero(np.r_[True, sd[1:] != sd[:-1]])
-        groups.append((np.ascontiguousarray(Z[o]), sd[cut], cut, np.r_[cut, len(o)], sign))
+    # late entries need the subtraction.
+    from scipy import sparse
+    late = np.flatnonzero(start > 0)
+    # day-indicator matrix (+1 on a row's stop day, -1 on a late row's start day):
+    # per-day sums of any row quantity are one sparse product
+    per_day = sparse.csr_matrix((np.r_[np.ones(n), -np.ones(len(late))],
+                                 (np.r_[stop, start[late]], np.r_[np.arange(n), late])), shape=(T + 1, n))
+    start_late = np.where(start > 0, start, -1)  # row -1 of the cumulative weights below is 0
 
     def rev_cumsum(a):
         return np.cumsum(a[::-1], axis=0)[::-1]
 
-    def risk_sums(beta):
-        s0 = np.zeros(T + 1)
-        s1 = np.zeros((T + 1, p))
-        s2 = np.zeros((T + 1, p, p))
-        for Zo, uday, cut, bounds, sign in groups:
-            r = np.exp(Zo @ beta)
-            Wo = Zo * r[:, None]
-            s0[uday] += sign * np.add.reduceat(r, cut)
-            s1[uday] += sign * np.add.reduceat(Wo, cut, axis=0)
-            for i, day in enumerate(uday):  # one small matrix product per day, not per row
-                lo, hi = bounds[i], bounds[i + 1]
-                s2[day] += sign * (Zo[lo:hi].T @ Wo[lo:hi])
-        return None, rev_cumsum(s0)[days], rev_cumsum(s1)[days], rev_cumsum(s2)[days]
-
     def parts(beta):
-        _, s0, s1, s2 = risk_sums(beta)
+        r = np.exp(_matvec(Z, beta))
+        s0 = rev_cumsum(per_day @ r)[days]
+        s1 = rev_cumsum(per_day @ (Z * r[:, None]))[days]
         dd = d[days]
         ll = float(zsum @ beta - np.sum(dd * np.log(s0)))
         m = s1 / s0[:, None]
         g = zsum - (dd[:, None] * m).sum(axis=0)
-        info = np.einsum("k,kjl->jl", dd, s2 / s0[:, None, None] - m[:, :, None] * m[:, None, :])
+        # sum_k d_k S2(k)/S0(k) = sum_i r_i z_i z_i' (C(stop_i) - C(start_i)) with
+        # C(x) = sum_{k <= x} d_k/S0(k): one weighted cross product, no per-day S2
+        c = np.zeros(T + 2)
+        c[days] = dd / s0
+        C = np.cumsum(c)
+        C[-1] = 0.0
+        v = r * (C[stop] - C[start_late])
+        info = (Z * v[:, None]).T @ Z - np.einsum("k,kj,kl->jl", dd, m, m)
         return ll, g, info
 
     beta = np.zeros(p) if init is None else np.asarray(init, float).copy()
@@ -470,7 +485,8 @@ def cox_time_varying(start: np.ndarray, stop: np.ndarray, event: np.ndarray, exp
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked for finiteness below
             beta, cov = cox_breslow(start, stop, event, Z, init=init if init is not None and len(init) == Z.shape[1]
                                     else None)
-        b, se = float(beta[0]), float(np.sqrt(cov[0, 0]))
+            # a non-positive variance (near-singular information) gives NaN here, flagged below
+            b, se = float(beta[0]), float(np.sqrt(cov[0, 0]))
         if not (np.isfinite(b) and np.isfinite(se)) or abs(b) > 15 or se <= 0 or se > 10:
             return np.nan, np.nan, np.nan, np.nan, "Cox: fit diverged (monotone likelihood / too few events)"
     except (SeparationError, np.linalg.LinAlgError) as exc:
@@ -607,7 +623,7 @@ def campaign_influence(dataset: Dataset, *, exposure_days: float = 30, outcome_d
     covariates = list(cov.columns)
 
     # touches placed on known accounts, inside the data window
-    code = pd.Index(ids).get_indexer(tt["account_id"].where(tt["account_id"].notna(), "\0none"))
+    code = _account_codes(ids, tt["account_id"])
     t_ns = _ns(tt["occurred_at"])
     ok = (code >= 0) & (t_ns <= end_ns)
     code, t_ns = code[ok].astype(np.int64), t_ns[ok]
@@ -615,19 +631,25 @@ def campaign_influence(dataset: Dataset, *, exposure_days: float = 30, outcome_d
     camp = dataset.campaigns
     if "campaign" in by:
         cid = tt["campaign_id"].to_numpy(dtype=object)[ok]
-        known = list(camp["campaign_id"]) + sorted(set(pd.unique(cid[pd.notna(cid)])) - set(camp["campaign_id"]))
-        ucode = pd.Index(known).get_indexer(np.where(pd.isna(cid), "\0none", cid))
+        # one hash pass over the touches; the campaign ids are few
+        cid_codes, cid_uniques = pd.factorize(cid, use_na_sentinel=True)
+        cid_uniques = np.asarray(cid_uniques, dtype=object)
+        known = list(camp["campaign_id"]) + sorted(set(cid_uniques) - set(camp["campaign_id"]))
+        ucode = np.r_[pd.Index(known).get_indexer(cid_uniques), -1][cid_codes]  # code -1 (missing) -> -1
         info = camp.set_index("campaign_id")
-        touch_channel = (pd.DataFrame({"c": cid, "ch": tt["channel"].astype(object).to_numpy()[ok]})
-                         .dropna().drop_duplicates("c").set_index("c")["ch"])
+        need = [k for k in known if not (k in info.index and pd.notna(info["channel"].get(k)))]
+        touch_channel = pd.Series(dtype=object)
+        if need:  # campaigns without a channel in the campaigns table: the first touch's channel
+            ch_obj = tt["channel"].astype(object).to_numpy()[ok]
+            touch_channel = (pd.DataFrame({"c": cid, "ch": ch_obj}).dropna().drop_duplicates("c")
+                             .set_index("c")["ch"])
         meta = [("campaign", k, k,
                  info["campaign_name"].get(k) if k in info.index else None,
                  (info["channel"].get(k) if k in info.index and pd.notna(info["channel"].get(k))
                   else touch_channel.get(k))) for k in known]
         units.append((meta, ucode))
     if "channel" in by:
-        ch = tt["channel"].astype(object).to_numpy()[ok]
-        ucode = pd.Index(list(CHANNELS)).get_indexer(np.where(pd.isna(ch), "\0none", ch))
+        ucode = _category_codes(tt["channel"], CHANNELS)[ok]
         present = set(np.unique(ucode[ucode >= 0]))
         meta = [("channel", c, None, None, c) if i in present else None for i, c in enumerate(CHANNELS)]
         units.append((meta, ucode))
@@ -656,14 +678,20 @@ def campaign_influence(dataset: Dataset, *, exposure_days: float = 30, outcome_d
         y = y_all[risk_idx].astype(float)
         X, _, cov_notes = _design(cov.iloc[risk_idx]) if covariates else (None, [], [])
         base_rate = float(y.mean()) if len(y) else np.nan
-        warm = None
+        warm = warm_p = None
         if covariates and len(y) and 0 < y.sum() < len(y):
             try:  # covariates-only fit: every campaign's fit starts from it
-                b0 = logit_fit(y, np.column_stack([np.ones(len(y)), X]))[0]
+                D0 = np.column_stack([np.ones(len(y)), X])
+                b0 = logit_fit(y, D0)[0]
                 warm = np.r_[b0[0], 0.0, b0[1:]]
+                warm_p = _expit(_matvec(D0, b0))
             except (SeparationError, np.linalg.LinAlgError):
-                warm = None
-        base_med = km_median(days_all[risk_idx], ev_all[risk_idx])[0] if len(y) else np.nan
+                warm = warm_p = None
+        # at-risk days sorted once: every campaign's exposed / unexposed KM median
+        # works on sorted subsets (no sort per test)
+        km_order = np.argsort(days_all[risk_idx], kind="stable")
+        km_days, km_event = days_all[risk_idx][km_order], ev_all[risk_idx][km_order]
+        base_med = _km_median_sorted(km_days, km_event)[0] if len(y) else np.nan
         # Cox cohort: every account entering s, time from entry, follow-up capped
         horizon = exp_ns + out_ns
         cox_idx = np.flatnonzero(entered)
@@ -686,27 +714,36 @@ def campaign_influence(dataset: Dataset, *, exposure_days: float = 30, outcome_d
         in_win = (e_t != _INF) & (t_ns >= e_t) & (t_ns < e_t + exp_ns)
         for meta, ucode in units:
             m = in_win & (ucode >= 0)
-            # first exposure per (unit, account), as offset from entry
-            pair = pd.DataFrame({"u": ucode[m], "a": code[m], "off": t_ns[m] - e_t[m]})
-            first = pair.groupby(["u", "a"], sort=True)["off"].min().reset_index()
-            groups = dict(tuple(first.groupby("u")))
+            # first exposure per (unit, account), as offset from entry: sort by
+            # offset, keep the first row of each (unit, account) key
+            off = t_ns[m] - e_t[m]
+            o = np.argsort(off, kind="stable")
+            pair_keys, first_row = np.unique((ucode[m] * n_acc + code[m])[o], return_index=True)
+            pair_off = off[o][first_row]
+            unit_bounds = np.searchsorted(pair_keys, np.arange(len(meta) + 1) * n_acc)
             for ui, mt in enumerate(meta):
                 if mt is None:
                     continue
                 level, unit, cid_, name, chan = mt
-                exposed_full = np.zeros(n_acc, dtype=bool)
+                lo, hi = unit_bounds[ui], unit_bounds[ui + 1]
                 first_off = np.full(n_acc, _INF, dtype=np.int64)
-                g = groups.get(ui)
-                if g is not None:
-                    exposed_full[g["a"].to_numpy()] = True
-                    first_off[g["a"].to_numpy()] = g["off"].to_numpy()
+                first_off[pair_keys[lo:hi] - ui * n_acc] = pair_off[lo:hi]
+                exposed_full = first_off != _INF
                 t = exposed_full[risk_idx].astype(float)
                 notes = list(cov_notes)
                 if len(risk_idx) == 0:
                     notes.append(f"no account in stage {a} with a complete {exposure_days:g}+{outcome_days:g}-day window")
+                start = warm
+                if warm is not None:
+                    # one Newton step in the exposure coefficient alone from the
+                    # covariates-only fit: the full fit then needs ~1/3 fewer iterations
+                    info_t = float(np.sum(t * warm_p * (1 - warm_p)))
+                    if info_t > 0:
+                        start = warm.copy()
+                        start[1] = np.clip(np.sum(t * (y - warm_p)) / info_t, -10, 10)
                 r = _two_group_arrays(t, y, X if covariates else None, alpha=alpha, method=method,
                                       estimand=estimand, min_group_size=min_group_size, notes=notes,
-                                      adjust=bool(covariates), start=warm)
+                                      adjust=bool(covariates), start=start)
                 row = {"level": level, "unit": unit, "campaign_id": cid_, "campaign_name": name, "channel": chan,
                        "transition": lab, "from_stage": a, "to_stage": b, "n_at_risk": len(risk_idx)}
                 d = r.to_frame().iloc[0].to_dict()
@@ -714,9 +751,9 @@ def campaign_influence(dataset: Dataset, *, exposure_days: float = 30, outcome_d
                 hr = (np.nan,) * 4
                 med1 = med0 = np.nan
                 if r.n_treated > 0 and r.n_control > 0:
-                    ex_r = t == 1
-                    med1, _, _, n1note = km_median(days_all[risk_idx][ex_r], ev_all[risk_idx][ex_r])
-                    med0, _, _, n0note = km_median(days_all[risk_idx][~ex_r], ev_all[risk_idx][~ex_r])
+                    ex_r = t[km_order] == 1
+                    med1, n1note = _km_median_sorted(km_days[ex_r], km_event[ex_r])
+                    med0, n0note = _km_median_sorted(km_days[~ex_r], km_event[~ex_r])
                     if n1note:
                         extra.append(f"exposed median days: {n1note}")
                     if n0note:
@@ -768,6 +805,36 @@ def campaign_influence(dataset: Dataset, *, exposure_days: float = 30, outcome_d
                   covariate_notes=cov_missing,
                   data_end=str(end), z=z)
     return InfluenceResult(table, history, params)
+
+
+def _km_median_sorted(days: np.ndarray, event: np.ndarray) -> tuple[float, str]:
+    """Kaplan–Meier median and note of :func:`abmkit.progression.km_median`
+    (without its CI) for ``days`` sorted ascending: the same arithmetic as
+    statsmodels ``SurvfuncRight`` (so the same number), minus its sort and
+    standard errors, for the two medians of every campaign test."""
+    if len(days) == 0:
+        return np.nan, "no accounts"
+    if not event.any():
+        return np.nan, "no account progressed (median not reached)"
+    is_new = np.ones(len(days), dtype=bool)
+    is_new[1:] = days[1:] != days[:-1]
+    rtime = np.cumsum(is_new) - 1
+    utime = days[is_new]
+    ml = len(utime)
+    d = np.bincount(rtime, weights=event.astype(int), minlength=ml)
+    n = np.bincount(rtime, minlength=ml)
+    n = np.cumsum(n[::-1])[::-1]
+    keep = np.flatnonzero(d > 0)
+    d, n, utime = d[keep], n[keep], utime[keep]
+    sp = 1 - d / n.astype(np.float64)
+    zero = sp < 1e-16
+    sp[zero] = 1e-16
+    sp = np.exp(np.cumsum(np.log(sp)))
+    sp[zero] = 0
+    hit = np.flatnonzero(sp <= 0.5 + 1e-12)  # the first time S(t) <= 1/2, as km_median
+    if not len(hit):
+        return np.nan, "median not reached (fewer than half progressed before censoring)"
+    return float(utime[hit[0]]), ""
 
 
 def _cox_rows(idx, stop_ns, event, first_off, X_cohort, alpha, init=None):

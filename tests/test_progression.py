@@ -194,3 +194,26 @@ def test_stage_history_reproduces_generator_truth(small_sample):
     m = truth["stage_entries"].merge(h, on=["account_id", "stage"], how="outer", suffixes=("_true", "_est"))
     exact = (m["entered_at_true"] == m["entered_at_est"]).mean()
     assert exact >= 0.95, f"stage agreement {exact:.1%}"
+
+
+def test_window_steps_time_grid_equals_lexsort_path():
+    """The fast path (one argsort on integer time codes) gives exactly the
+    two-key lexsort result, with tied times, coinciding interval ends/starts
+    and touches exactly one window apart."""
+    from abmkit.progression import _first_at_least, _kth_in_window, _time_grid, _window_steps
+    rng = np.random.default_rng(4)
+    n, W = 4000, 10
+    acc = rng.integers(0, 60, n)
+    who = rng.integers(0, 8, n)
+    t = rng.integers(0, 200, n) * 5  # many ties; t + W lands on other touch times
+    g_t, g_tw, size = _time_grid(t, W)
+    assert (np.sign(np.subtract.outer(t[:300], t[:300] + W)) ==
+            np.sign(np.subtract.outer(g_t[:300], g_tw[:300]))).all()  # order-preserving merged grid
+    fast = _window_steps(acc, who, t, W, (g_t, g_tw, size))
+    slow = _window_steps(acc, who, t, W)
+    for a, b in zip(fast, slow):
+        np.testing.assert_array_equal(a, b)
+    for k in (1, 2, 3):
+        np.testing.assert_array_equal(_first_at_least(fast, k, 60), _first_at_least(slow, k, 60))
+        np.testing.assert_array_equal(_kth_in_window(acc, t, k, W, 60, (g_t, g_tw, size)),
+                                      _kth_in_window(acc, t, k, W, 60))

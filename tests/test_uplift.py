@@ -191,6 +191,21 @@ def test_planted_effects_recovered(default_sample, influence):
     assert qs.iloc[0]["channel_true"] == "direct_mail"
 
 
+def test_background_campaigns_match_their_zero_truth(default_sample, influence):
+    """Background campaigns have no effect (generator truth ``background_effects``):
+    exposure and at-risk sets equal the generator's exactly, and the adjusted 95% CI
+    of nearly every testable one covers 0 (5% may miss by chance)."""
+    bg = default_sample.truth["background_effects"]
+    t = influence.table
+    m = bg.merge(t[t.level == "campaign"], on=["campaign_id", "transition"], suffixes=("_true", ""))
+    assert len(m) == len(bg) == 60 and (m["att_diff"].dropna() == 0).all()
+    assert (m["n_at_risk"] == m["n_at_risk_true"]).all()
+    assert (m["n_treated"] == m["n_exposed_at_risk"]).all()
+    ok = m[m["adj_diff_low"].notna() & ~m["flag_reason"].str.contains("small group")]
+    assert len(ok) >= 20
+    assert ((ok["adj_diff_low"] <= 0) & (ok["adj_diff_high"] >= 0)).mean() >= 0.85
+
+
 def test_influence_table_contract(influence):
     t = influence.table
     for col in ["n_treated", "n_control", "rate_treated", "rate_control", "diff", "diff_low", "diff_high",
@@ -246,3 +261,20 @@ def test_notebook_04_executes_on_small_sample(small_sample_dir, tmp_path):
         assert (out_dir / "tables" / f"{name}.csv").exists(), name
     table = __import__("pandas").read_csv(out_dir / "tables" / "campaign_influence.csv")
     assert {"q_value", "adj_diff", "hazard_ratio"} <= set(table.columns)
+
+
+def test_sorted_km_median_equals_km_median():
+    """campaign_influence's per-test KM median (pre-sorted, no CI) is km_median's number and note."""
+    from abmkit.progression import km_median
+    from abmkit.uplift import _km_median_sorted
+    rng = np.random.default_rng(8)
+    for i in range(300):
+        n = int(rng.integers(0, 40))
+        days = np.round(rng.exponential(30, n)) * rng.choice([1.0, 0.5], n)
+        if i % 5 == 0:
+            days = np.minimum(days, 20)  # heavy ties
+        event = rng.random(n) < rng.random()
+        med, _, _, note = km_median(days, event)
+        o = np.argsort(days, kind="stable")
+        med2, note2 = _km_median_sorted(days[o], event[o])
+        assert (med == med2 or (np.isnan(med) and np.isnan(med2))) and note == note2

@@ -22,9 +22,22 @@ __all__ = ["stage_funnel_chart", "stage_distribution_chart", "velocity_curve_cha
 _STAGES = ("unaware", "aware", "engaged", "qualified", "sales_ready", "customer")
 
 
+def _nothing_to_show(title: str, figsize=(8, 3.6)):
+    """An empty figure that says why (no account in any stage yet, no test row), so a
+    report notebook never fails on a small or quiet period."""
+    fig, ax = plt.subplots(figsize=figsize)
+    ax.text(0.5, 0.5, "nothing to show for this period", ha="center", va="center", fontsize=10,
+            transform=ax.transAxes)
+    ax.set_axis_off()
+    ax.set_title(title)
+    return fig
+
+
 def stage_funnel_chart(accounts: pd.DataFrame, contacts: pd.DataFrame | None = None):
     """Horizontal funnel of accounts that entered each stage (``stage, count``),
     beside the contact funnel (``step, count``) when given (DualFunnel frames)."""
+    if accounts.empty and (contacts is None or contacts.empty):
+        return _nothing_to_show("Accounts that entered each stage")
     n = 2 if contacts is not None else 1
     fig, axes = plt.subplots(1, n, figsize=(5.5 * n, 3.6), squeeze=False)
     ax = axes[0, 0]
@@ -43,6 +56,8 @@ def stage_funnel_chart(accounts: pd.DataFrame, contacts: pd.DataFrame | None = N
 
 def stage_distribution_chart(distribution: pd.DataFrame):
     """Stacked shares of accounts per stage at each date (``as_of, stage, share``)."""
+    if distribution.empty or distribution["share"].isna().all():
+        return _nothing_to_show("Stage distribution over time")
     wide = distribution.pivot_table(index="as_of", columns="stage", values="share", aggfunc="sum")
     wide = wide.reindex(columns=[s for s in _STAGES if s in wide.columns])
     wide.index = [pd.Timestamp(i).strftime("%Y-%m-%d") for i in wide.index]
@@ -56,6 +71,8 @@ def stage_distribution_chart(distribution: pd.DataFrame):
 
 def progression_rate_chart(rates: pd.DataFrame, by: str | None = None):
     """Progression rate per transition (``transition, rate``), optionally one bar per segment."""
+    if rates.empty or rates["rate"].isna().all():
+        return _nothing_to_show("Share of accounts moving on to the next stage")
     fig, ax = plt.subplots(figsize=(8, 3.6))
     sns.barplot(data=rates, x="transition", y="rate", hue=by, ax=ax)
     ax.set(title="Share of accounts moving on to the next stage", ylabel="progression rate", xlabel="")
@@ -67,6 +84,8 @@ def progression_rate_chart(rates: pd.DataFrame, by: str | None = None):
 def velocity_curve_chart(curves: pd.DataFrame, hue: str = "transition"):
     """Kaplan–Meier curves: share still in stage s vs days since entering it
     (``transition, days, still_in_stage``)."""
+    if curves.empty:
+        return _nothing_to_show("Velocity: accounts still in the stage (Kaplan–Meier)", (7, 4))
     fig, ax = plt.subplots(figsize=(7, 4))
     for key, g in curves.groupby(hue, sort=False):
         ax.step(g["days"], g["still_in_stage"], where="post", label=str(key))
@@ -85,6 +104,8 @@ def uplift_forest_chart(table: pd.DataFrame, estimate: str = "adj_diff", truth: 
     (``significant``) in colour; optional ``truth`` frame with ``label`` and
     ``att_diff`` drawn as crosses."""
     t = table.dropna(subset=[estimate]).head(max_rows).iloc[::-1]
+    if t.empty:
+        return _nothing_to_show(f"Influence on progression: {estimate} with CI")
     labels = t[list(label_cols)].astype(str).agg("  ".join, axis=1).to_numpy()
     y = np.arange(len(t))
     fig, ax = plt.subplots(figsize=(8, 0.32 * len(t) + 1.4))
@@ -114,6 +135,12 @@ def naive_vs_adjusted_chart(table: pd.DataFrame, label_col: str = "unit"):
     from the diagonal are where confounding moved the estimate."""
     t = table.dropna(subset=["diff", "adj_diff"])
     fig, ax = plt.subplots(figsize=(5.5, 5))
+    if t.empty:  # small data: no row has both estimates (flagged in the table); say so, do not fail
+        ax.text(0.5, 0.5, "no row has both a naive and an adjusted difference\n(see flag_reason in the table)",
+                ha="center", va="center", fontsize=9, transform=ax.transAxes)
+        ax.set(xlabel="naive difference", ylabel="adjusted difference (ATT)", title="Naive vs adjusted")
+        fig.tight_layout()
+        return fig
     sns.scatterplot(data=t, x="diff", y="adj_diff", hue="transition", ax=ax, s=40)
     lim = [min(t["diff"].min(), t["adj_diff"].min(), 0) - 0.02, max(t["diff"].max(), t["adj_diff"].max(), 0) + 0.02]
     ax.plot(lim, lim, color="grey", lw=0.8, ls="--")
