@@ -64,6 +64,8 @@ def account_touches(dataset: Dataset, contact_accounts: pd.DataFrame | None = No
 from dataclasses import dataclass  # noqa: E402
 from functools import cached_property  # noqa: E402
 
+import ctypes  # noqa: E402
+
 import numpy as np  # noqa: E402
 
 MILESTONES = ("opportunity_created", "closed_won")
@@ -143,12 +145,107 @@ def conversions(dataset: Dataset, milestone: str = "opportunity_created", *, mqa
                            end=end if end is not None else "2200-01-01")
         out = out[p.contains(out["converted_at"]).to_numpy()]
     if mqa_dates is not None and len(mqa_dates):
-        first_mqa = (mqa_dates.dropna(subset=["mqa_at"]).assign(mqa_at=lambda d: _utc(d["mqa_at"]))
-                     .groupby("account_id")["mqa_at"].min())
-        out["mqa_at"] = out["account_id"].map(first_mqa)
+        out["mqa_at"] = _first_mqa(mqa_dates, out["account_id"])
     else:
         out["mqa_at"] = pd.Series(pd.NaT, index=out.index, dtype="datetime64[ns, UTC]")
     return out.reset_index(drop=True)
+
+
+def _first_mqa(mqa_dates: pd.DataFrame, account_ids: pd.Series) -> pd.Series:
+    """Earliest ``mqa_at`` of each of ``account_ids`` (NaT when none): integer codes and
+    ``np.minimum.at`` rather than a groupby on string ids (several times faster)."""
+    m = mqa_dates.dropna(subset=["mqa_at"])
+    at = _utc(m["mqa_at"]).array
+    unit = at.unit
+    codes, ids = pd.factorize(m["account_id"].to_numpy(dtype=object))
+    nat = np.iinfo(np.int64).min
+    first = np.full(len(ids) + 1, np.iinfo(np.int64).max)
+    ok = codes >= 0
+    np.minimum.at(first, codes[ok], at.asi8[ok])
+    first[-1] = nat  # accounts without an MQA index the extra slot
+    where = pd.Index(ids).get_indexer(account_ids.to_numpy(dtype=object)) if len(ids) else \
+        np.full(len(account_ids), -1)
+    vals = first[where].view(f"M8[{unit}]")
+    return pd.Series(pd.DatetimeIndex(vals).tz_localize("UTC"), index=account_ids.index)
+
+
+def _factorize_objects(values: np.ndarray):
+    """``pd.factorize`` of an object array (same codes and uniques, first-appearance
+    order, missing → -1), looking at every distinct *object* once.
+
+    Id columns repeat a few distinct string objects millions of times (Arrow/parquet
+    loads deduplicate them, as does any code that builds ids from a pool). Hashing the
+    contents of 10 M strings costs ~1 s; here the objects' addresses index a table
+    instead (~0.2 s), and only the distinct objects are factorized by value, so equal
+    strings held by different objects still share a code: the result never depends on
+    object identity. Falls back to ``pd.factorize`` when objects are not shared.
+    """
+    values = np.ascontiguousarray(values, dtype=object)
+    n = len(values)
+    if n < 200_000 or n >= 2**31 or values.dtype.itemsize != ctypes.sizeof(ctypes.c_ssize_t):
+        return pd.factorize(values)
+    # the object array's buffer holds one pointer per row: read it as integers (a view;
+    # ``values`` keeps the objects alive meanwhile)
+    addr = np.ctypeslib.as_array((ctypes.c_ssize_t * n).from_address(values.ctypes.data))
+    sample = slice(0, 100_000)
+    if len(pd.unique(addr[sample])) > 1.1 * len(pd.unique(values[sample])):
+        return pd.factorize(values)  # equal ids are mostly different objects (e.g. read from CSV)
+    # None (a missing id) lives far from the heap strings: its rows get the slot of the
+    # first non-None object while the table is built, and -1 at the end
+    missing = addr == id(None)
+    if missing.mean() > 0.5:
+        return pd.factorize(values)  # mostly missing: pandas skips None quickly
+    if missing.any():
+        present_rows = ~missing
+        stand_in = int(np.argmin(missing))
+    else:
+        missing = present_rows = None
+    lo = int(np.min(addr, where=present_rows, initial=np.iinfo(np.intp).max) if present_rows is not None
+             else addr.min())
+    hi = int(np.max(addr, where=present_rows, initial=0) if present_rows is not None else addr.max())
+    bits = int(np.bitwise_or.reduce(addr, where=present_rows, initial=0) if present_rows is not None
+               else np.bitwise_or.reduce(addr))
+    shift = (bits & -bits).bit_length() - 1 if bits else 0  # objects are aligned: drop the zero low bits
+    size = ((hi - lo) >> shift) + 1
+    if size > 2 * n + 1_000_000 or hi - lo >= 2**31:
+        return pd.factorize(values)  # objects spread over a wide address range
+    del present_rows
+    # blocks of rows with small reused buffers: fresh 10^7-row temporaries cost more in
+    # page faults than the arithmetic itself (a loop over ~10 blocks, not over rows)
+    block = 1 << 20
+    blocks = [(a, min(a + block, n)) for a in range(0, n, block)]
+
+    def slots(a, b):
+        out = np.empty(b - a, np.int32)
+        np.subtract(addr[a:b], lo, out=out, casting="unsafe")
+        np.right_shift(out, shift, out=out)
+        if missing is not None:
+            out[missing[a:b]] = (int(addr[stand_in]) - lo) >> shift
+        return out
+
+    first = np.full(size, n, np.int32)
+    for a, b in reversed(blocks):  # later rows first, so the first row of each object is written last
+        first[slots(a, b)[::-1]] = np.arange(b - 1, a - 1, -1, dtype=np.int32)
+    present = np.flatnonzero(first < n)
+    first_rows = first[present]
+    by_appearance = np.argsort(first_rows)
+    first_rows = first_rows[by_appearance]
+    if missing is not None:
+        first_rows[missing[first_rows]] = stand_in  # a None row stood in for the stand-in object
+    val_codes, uniques = pd.factorize(values[first_rows])
+    table = np.empty(size, np.int64)
+    table[present[by_appearance]] = val_codes
+    codes = np.empty(n, np.int64)
+    for a, b in blocks:
+        sl = slots(a, b)
+        # numpy does not promise which of repeated indices' values an assignment keeps:
+        # check every row saw its object's first row (else use the plain hash path)
+        if not np.all(first[sl] <= np.arange(a, b, dtype=np.int32)):
+            return pd.factorize(values)
+        np.take(table, sl, out=codes[a:b], mode="clip")  # "raise" would buffer a copy of out
+    if missing is not None:
+        codes[missing] = -1
+    return codes, uniques
 
 
 def resolve_touch_accounts(dataset: Dataset, contact_accounts: pd.DataFrame | None = None) -> np.ndarray:
@@ -172,10 +269,10 @@ def _touch_account_codes(dataset: Dataset, contact_accounts: pd.DataFrame | None
             return codes, uniques, None
         col = col.astype(object)
     own = col.to_numpy(dtype=object)
-    codes, uniques = pd.factorize(own)  # hashing is faster than pd.isna on object arrays
+    codes, uniques = _factorize_objects(own)  # hashing is faster than pd.isna on object arrays
     missing = codes < 0
     if not missing.any():
-        return codes.astype(np.int64), uniques, own
+        return codes.astype(np.int64, copy=False), uniques, own
     if contact_accounts is None:
         from .mapping import map_contacts
         contact_accounts = map_contacts(dataset.contacts, dataset.accounts)
@@ -184,8 +281,8 @@ def _touch_account_codes(dataset: Dataset, contact_accounts: pd.DataFrame | None
     out = own.copy()
     out[missing] = tp["contact_id"][missing].map(lookup).to_numpy(dtype=object)
     out[pd.isna(out)] = None
-    codes, uniques = pd.factorize(out)
-    return codes.astype(np.int64), uniques, out
+    codes, uniques = _factorize_objects(out)
+    return codes.astype(np.int64, copy=False), uniques, out
 
 
 @dataclass
@@ -244,6 +341,20 @@ class ConversionJourneys:
     milestone: str
     lookback_days: float
     n_unattributable: int
+
+    @cached_property
+    def conversion_channel_cells(self) -> np.ndarray:
+        """Cell ``conv * n_channels + channel`` of every journey touch in the conversion ×
+        channel matrix (computed once; every model's aggregation reuses it)."""
+        return self.conv.astype(np.int64) * len(self.channels) + self.channel
+
+    @cached_property
+    def conversion_amounts(self) -> np.ndarray:
+        """n_conversions × 3: 1, pipeline amount, revenue amount (weights that turn a
+        conversion × channel credit matrix into conversions, pipeline and revenue)."""
+        c = self.conversions
+        return np.column_stack([np.ones(len(c)), c["pipeline_amount"].to_numpy(dtype=float),
+                                c["revenue_amount"].to_numpy(dtype=float)])
 
     @cached_property
     def pipeline_per_touch(self) -> np.ndarray:
@@ -356,61 +467,130 @@ def conversion_journeys(dataset: Dataset, milestone: str = "opportunity_created"
     >>> cj.to_frame()[["touchpoint_id", "position", "n_touches"]].values.tolist()
     [['t1', 0, 2], ['t2', 1, 2]]
     """
+    return milestone_journeys(dataset, (milestone,), lookback_days=lookback_days, contact_accounts=contact_accounts,
+                              mqa_dates=mqa_dates, start=start, end=end, non_converting=non_converting,
+                              touch_accounts=touch_accounts)[milestone]
+
+
+def milestone_journeys(dataset: Dataset, milestones=MILESTONES, *, lookback_days: float = 365,
+                       contact_accounts: pd.DataFrame | None = None, mqa_dates: pd.DataFrame | None = None,
+                       start=None, end=None, non_converting: bool = True, touch_accounts=None) -> dict:
+    """Journeys of several milestones from one pass over the touches.
+
+    Same journeys as one :func:`conversion_journeys` call per milestone, but the
+    account ids are hashed and the touches inside any window are sorted once for all
+    milestones (pipeline and revenue attribution of a report share that work).
+
+    Parameters
+    ----------
+    dataset : Dataset
+    milestones : str or sequence of {"opportunity_created", "closed_won"}
+    lookback_days, contact_accounts, mqa_dates, start, end, non_converting, touch_accounts :
+        as in :func:`conversion_journeys`.
+
+    Returns
+    -------
+    dict
+        milestone → :class:`ConversionJourneys`.
+
+    Example
+    -------
+    >>> ds = Dataset.from_frames(
+    ...     touchpoints=pd.DataFrame({"touchpoint_id": ["t1", "t2"], "account_id": ["a1"] * 2,
+    ...         "occurred_at": ["2026-01-01", "2026-02-15"], "channel": ["email", "event"],
+    ...         "touch_type": ["email_click"] * 2}),
+    ...     opportunities=pd.DataFrame({"opportunity_id": ["o1"], "account_id": ["a1"], "created_at": ["2026-02-01"],
+    ...         "closed_at": ["2026-03-01"], "is_won": [True], "amount": [10.0]}))
+    >>> {m: cj.summary()["journey_touches"] for m, cj in milestone_journeys(ds).items()}
+    {'opportunity_created': 1, 'closed_won': 2}
+    """
+    milestones = [milestones] if isinstance(milestones, str) else list(dict.fromkeys(milestones))
     tp = dataset.touchpoints
-    conv = conversions(dataset, milestone, mqa_dates=mqa_dates, start=start, end=end)
+    convs = {m: conversions(dataset, m, start=start, end=end) for m in milestones}
+    if mqa_dates is not None and len(mqa_dates):  # one MQA lookup for every milestone
+        mqa_at = _first_mqa(mqa_dates, pd.concat([c["account_id"] for c in convs.values()], ignore_index=True))
+        cut = np.cumsum([0] + [len(c) for c in convs.values()])
+        for i, m in enumerate(milestones):
+            convs[m]["mqa_at"] = mqa_at.array[cut[i]:cut[i + 1]]  # .array keeps the tz-aware dtype
     acc_code, acc_uniques, acc_obj = touch_accounts if touch_accounts is not None else \
         _touch_account_codes(dataset, contact_accounts)
     n_unattr = int((acc_code < 0).sum())
     n_acc = len(acc_uniques)
-    conv_acc = pd.Index(acc_uniques).get_indexer(conv["account_id"]) if n_acc else np.full(len(conv), -1)
+    acc_index = pd.Index(acc_uniques)
     look_ns = min(int(round(lookback_days * _NS_PER_DAY)), 2**61)  # "forever" without int64 overflow
     t_all = _ns(tp["occurred_at"]) if len(tp) else np.array([], np.int64)
-    conv_t = _ns(conv["converted_at"])
 
     # 1. keep only touches that can be in some window (converting accounts) or that
     #    belong to non-converting accounts; sort just those
     # per-account arrays get one extra slot at the end: code -1 (unattributable) indexes
     # it, so every touch can be gathered without masking first
     big, small = np.iinfo(np.int64).max, np.iinfo(np.int64).min
-    has = conv_acc >= 0
     win_lo = np.full(n_acc + 1, big)
     win_hi = np.full(n_acc + 1, small)
-    np.minimum.at(win_lo, conv_acc[has], conv_t[has] - look_ns)
-    np.maximum.at(win_hi, conv_acc[has], conv_t[has])
-    converting_acc = np.zeros(n_acc + 1, bool)
-    converting_acc[-1] = True
-    all_conv_acc = pd.Index(acc_uniques).get_indexer(
-        conversions(dataset, milestone)["account_id"]) if n_acc else np.array([], int)
-    converting_acc[all_conv_acc[all_conv_acc >= 0]] = True
-    keep = (t_all >= win_lo[acc_code]) & (t_all <= win_hi[acc_code])
+    conv_acc, conv_t, converting_acc = {}, {}, {}
+    for m, conv in convs.items():
+        ca = acc_index.get_indexer(conv["account_id"]) if n_acc else np.full(len(conv), -1)
+        ct = _ns(conv["converted_at"])
+        has = ca >= 0
+        np.minimum.at(win_lo, ca[has], ct[has] - look_ns)
+        np.maximum.at(win_hi, ca[has], ct[has])
+        # accounts converting at any time (outside [start, end) too) are never non-converting
+        every = conv["account_id"] if start is None and end is None else conversions(dataset, m)["account_id"]
+        conv_any = np.zeros(n_acc + 1, bool)
+        conv_any[-1] = True
+        if n_acc:
+            every_acc = acc_index.get_indexer(pd.unique(every.to_numpy(dtype=object)))
+            conv_any[every_acc[every_acc >= 0]] = True
+        conv_acc[m], conv_t[m], converting_acc[m] = ca, ct, conv_any
+    # one gather buffer reused for every per-account bound (fresh 10^7-row arrays cost page
+    # faults); mode="wrap" keeps index -1 → the extra slot and, unlike "raise", does not
+    # buffer a copy of ``out``
+    bound_of_touch = np.take(win_lo, acc_code)
+    keep = t_all >= bound_of_touch
+    np.take(win_hi, acc_code, out=bound_of_touch, mode="wrap")
+    keep &= t_all <= bound_of_touch
     if non_converting and n_acc:
         # non-converting accounts: only their last lookback window is ever used
         last_t = np.full(n_acc + 1, small)
         np.maximum.at(last_t, acc_code, t_all)
-        nc_lo = np.where(converting_acc, big, last_t - look_ns)
-        keep |= t_all >= nc_lo[acc_code]
+        nc_lo = np.full(n_acc + 1, big)
+        for conv_any in converting_acc.values():
+            nc_lo = np.minimum(nc_lo, np.where(conv_any, big, last_t - look_ns))
+        np.take(nc_lo, acc_code, out=bound_of_touch, mode="wrap")
+        keep |= t_all >= bound_of_touch
+    del bound_of_touch
     idx = np.flatnonzero(keep)
+    del keep
     a_k, t_k = acc_code[idx], t_all[idx]
 
     # 2. one integer sort key: account * span + time offset in the coarsest exact unit
     t0 = int(t_k.min()) if len(t_k) else 0
-    rel = t_k - t0
+    rel = np.subtract(t_k, t0)
     span_ns = int(rel.max()) + 1 if len(rel) else 1
-    unit = 1
+    unit, time_key = (10**9 if len(rel) == 0 else 1), rel
+    quotient = remainder = None
     for u in (10**9, 10**6, 10**3):
-        if len(rel) == 0 or not np.any(rel % u):
-            unit = u
+        if len(rel) == 0 or np.any(rel[::997] % u):  # a strided sample rules most units out cheaply
+            continue
+        quotient, remainder = np.divmod(rel, u)  # one pass for the exactness check and the key
+        if not remainder.any():
+            unit, time_key = u, quotient
             break
+    del quotient, remainder
     span = span_ns // unit + 1
     if (n_acc + 1) * (span + 1) < 2**62:
-        time_key = rel // unit
         uniq_t = None
+        key = a_k  # in place: fresh 10^7-row temporaries cost page faults
+        key *= span + 1
+        key += time_key
     else:  # too wide for one int64: dense time ranks instead (exact, one more sort)
         uniq_t, time_key = np.unique(t_k, return_inverse=True)
         span = len(uniq_t)
-    key = a_k * (span + 1) + time_key
+        key = a_k * (span + 1) + time_key
+    del rel, time_key, a_k
     order = np.argsort(key)
     key_s = key[order]
+    del key
     tie = np.zeros(len(key_s), bool)
     if len(key_s) > 1:
         eq = key_s[1:] == key_s[:-1]
@@ -422,7 +602,8 @@ def conversion_journeys(dataset: Dataset, milestone: str = "opportunity_created"
                             "o": order[tpos]}).sort_values(["k", "id"], kind="stable")
         order[tpos] = sub["o"].to_numpy()
     rows = idx[order]  # dataset row of each sorted touch
-    t_s = t_all[rows]
+    t_s = t_k[order]   # its time
+    del order, idx, t_k, tie
 
     def bound(acc, ts, side):
         # searchsorted position of (acc, ts) in the sorted keys; ts inclusive
@@ -435,65 +616,74 @@ def conversion_journeys(dataset: Dataset, milestone: str = "opportunity_created"
                    else np.searchsorted(uniq_t, ts, "right") - 1)
         return np.searchsorted(key_s, acc * (span + 1) + off, side)
 
-    lo = np.zeros(len(conv), np.int64)
-    hi = np.zeros(len(conv), np.int64)
-    if has.any():
-        lo[has] = bound(conv_acc[has], conv_t[has] - look_ns, "left")
-        hi[has] = bound(conv_acc[has], conv_t[has], "right")
-    n_conv = hi - lo
-
-    # 3. expand windows into journey touches (run-length arithmetic)
-    total = int(n_conv.sum())
-    jconv = np.repeat(np.arange(len(conv)), n_conv)
-    starts = np.cumsum(n_conv) - n_conv
-    pos = np.arange(total) - np.repeat(starts, n_conv)
-    srow = np.repeat(lo, n_conv) + pos
-    drow = rows[srow]
-    n_rep = n_conv[jconv]
-
-    def last_at_or_before(ts):
-        p = np.full(len(conv), -1, np.int64)
-        ok = has & (n_conv > 0) & (ts != np.iinfo(np.int64).min) & (ts <= conv_t)  # min int64 = NaT
-        if ok.any():
-            m = bound(conv_acc[ok], ts[ok], "right") - 1
-            rel_p = m - lo[ok]
-            p[ok] = np.where(rel_p >= 0, rel_p, -1)
-        return p
-
-    mqa_t = _ns(conv["mqa_at"])
-    mqa_pos = last_at_or_before(mqa_t) if conv["mqa_at"].notna().any() else np.full(len(conv), -1, np.int64)
-    if milestone == "opportunity_created":
-        oc_pos = np.where(n_conv > 0, n_conv - 1, -1)
-        cw_pos = np.full(len(conv), -1, np.int64)
-    else:
-        oc_pos = last_at_or_before(_ns(conv["opportunity_created_at"]))
-        cw_pos = np.where(n_conv > 0, n_conv - 1, -1)
-    age = (conv_t[jconv] - t_all[drow]) / _NS_PER_DAY
-
-    # 4. non-converting journeys: the lookback window up to each account's last touch
+    channel_codes = tp["channel"].cat.codes.to_numpy()
+    touch_type_codes = tp["touch_type"].cat.codes.to_numpy()
+    channels = list(tp["channel"].cat.categories)
     if non_converting and len(key_s):
-        acc_s = a_k[order]
+        # account runs of the sorted touches (the key's high part is the account code)
+        acc_s = key_s // (span + 1)
         grp_start = np.flatnonzero(np.r_[True, acc_s[1:] != acc_s[:-1]])
         grp_end = np.r_[grp_start[1:], len(acc_s)]
-        g_acc = acc_s[grp_start]
-        nc = ~converting_acc[g_acc]
-        g_acc, g_end = g_acc[nc], grp_end[nc]
-        last_t = t_s[g_end - 1]
-        g_lo = bound(g_acc, last_t - look_ns, "left")
-        nc_len = g_end - g_lo
-        nc_off = np.concatenate([[0], np.cumsum(nc_len)]).astype(np.int64)
-        nc_rows = np.repeat(g_lo, nc_len) + (np.arange(nc_off[-1]) - np.repeat(nc_off[:-1], nc_len))
-        nc_channel = tp["channel"].cat.codes.to_numpy()[rows[nc_rows]]
-        nc_account = g_acc
-    else:
-        nc_off, nc_channel, nc_account = np.zeros(1, np.int64), np.array([], np.int16), np.array([], np.int64)
+        grp_acc = acc_s[grp_start]
+        del acc_s
+    out = {}
+    for milestone in milestones:
+        conv, ca, ct = convs[milestone], conv_acc[milestone], conv_t[milestone]
+        has = ca >= 0
+        lo = np.zeros(len(conv), np.int64)
+        hi = np.zeros(len(conv), np.int64)
+        if has.any():
+            lo[has] = bound(ca[has], ct[has] - look_ns, "left")
+            hi[has] = bound(ca[has], ct[has], "right")
+        n_conv = hi - lo
 
-    conv = conv.assign(n_touches=n_conv, account_index=conv_acc)
-    return ConversionJourneys(
-        conversions=conv, source=tp, source_accounts=acc_obj, conv=jconv, touch=drow, pos=pos, n=n_rep,
-        channel=tp["channel"].cat.codes.to_numpy()[drow].astype(np.int16),
-        touch_type=tp["touch_type"].cat.codes.to_numpy()[drow].astype(np.int16), age_days=age,
-        mqa_pos=mqa_pos, oc_pos=oc_pos, cw_pos=cw_pos, nc_account=nc_account,
-        nc_channel=np.asarray(nc_channel, np.int16), nc_offsets=nc_off, accounts=np.asarray(acc_uniques, dtype=object),
-        channels=list(tp["channel"].cat.categories), milestone=milestone, lookback_days=lookback_days,
-        n_unattributable=n_unattr)
+        # 3. expand windows into journey touches (run-length arithmetic)
+        total = int(n_conv.sum())
+        jconv = np.repeat(np.arange(len(conv)), n_conv)
+        starts = np.cumsum(n_conv) - n_conv
+        srow = np.repeat(lo - starts, n_conv) + np.arange(total)  # position in the sorted touches
+        pos = srow - np.repeat(lo, n_conv)
+        drow = rows[srow]
+        n_rep = np.repeat(n_conv, n_conv)
+
+        def last_at_or_before(ts, ca=ca, ct=ct, has=has, lo=lo, n_conv=n_conv, conv=conv):
+            p = np.full(len(conv), -1, np.int64)
+            ok = has & (n_conv > 0) & (ts != np.iinfo(np.int64).min) & (ts <= ct)  # min int64 = NaT
+            if ok.any():
+                m = bound(ca[ok], ts[ok], "right") - 1
+                rel_p = m - lo[ok]
+                p[ok] = np.where(rel_p >= 0, rel_p, -1)
+            return p
+
+        mqa_t = _ns(conv["mqa_at"])
+        mqa_pos = last_at_or_before(mqa_t) if conv["mqa_at"].notna().any() else np.full(len(conv), -1, np.int64)
+        if milestone == "opportunity_created":
+            oc_pos = np.where(n_conv > 0, n_conv - 1, -1)
+            cw_pos = np.full(len(conv), -1, np.int64)
+        else:
+            oc_pos = last_at_or_before(_ns(conv["opportunity_created_at"]))
+            cw_pos = np.where(n_conv > 0, n_conv - 1, -1)
+        age = (np.repeat(ct, n_conv) - t_s[srow]) / _NS_PER_DAY
+
+        # 4. non-converting journeys: the lookback window up to each account's last touch
+        if non_converting and len(key_s):
+            nc = ~converting_acc[milestone][grp_acc]
+            g_acc, g_end = grp_acc[nc], grp_end[nc]
+            g_lo = bound(g_acc, t_s[g_end - 1] - look_ns, "left")
+            nc_len = g_end - g_lo
+            nc_off = np.concatenate([[0], np.cumsum(nc_len)]).astype(np.int64)
+            nc_rows = np.repeat(g_lo - nc_off[:-1], nc_len) + np.arange(nc_off[-1])
+            nc_channel = channel_codes[rows[nc_rows]]
+            nc_account = g_acc
+        else:
+            nc_off, nc_channel, nc_account = np.zeros(1, np.int64), np.array([], np.int16), np.array([], np.int64)
+
+        out[milestone] = ConversionJourneys(
+            conversions=conv.assign(n_touches=n_conv, account_index=ca), source=tp, source_accounts=acc_obj,
+            conv=jconv, touch=drow, pos=pos, n=n_rep, channel=channel_codes[drow].astype(np.int16),
+            touch_type=touch_type_codes[drow].astype(np.int16), age_days=age,
+            mqa_pos=mqa_pos, oc_pos=oc_pos, cw_pos=cw_pos, nc_account=nc_account,
+            nc_channel=np.asarray(nc_channel, np.int16), nc_offsets=nc_off,
+            accounts=np.asarray(acc_uniques, dtype=object), channels=list(channels), milestone=milestone,
+            lookback_days=lookback_days, n_unattributable=n_unattr)
+    return out

@@ -13,7 +13,8 @@ with an opportunity, 12 channels, two years of history. For each size:
 - ChannelAttribution (GPL-3, bench-time peer only; requirements-peer.txt):
   heuristic_models and markov_model order 1, 2, 3 on the path table built once.
 
-Every row: tool, size, seconds, peak MB (RSS growth above the level before the step,
+Every row: tool, size, seconds (wall, and CPU seconds of this process, steadier on a
+shared machine), peak MB (RSS growth above the level before the step,
 sampled every 5 ms), ratio to its ChannelAttribution counterpart. Prints a table and
 writes bench/results/bench_attribution.json.
 
@@ -38,7 +39,7 @@ import psutil
 
 from abmkit.attribution import (compare_models, markov_attribution, read_paths, shapley_attribution, write_paths)
 from abmkit.attribution.engine import channel_credits_from, touch_credits
-from abmkit.journeys import conversion_journeys, touch_account_codes
+from abmkit.journeys import conversion_journeys, milestone_journeys
 from abmkit.schema import CHANNEL_DTYPE, TOUCH_TYPE_DTYPE, Dataset, empty_table
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -57,6 +58,7 @@ class Peak:
         self.thread = threading.Thread(target=self._watch, daemon=True)
         self.thread.start()
         self.t0 = time.perf_counter()
+        self.cpu0 = time.process_time()
         return self
 
     def _watch(self):
@@ -66,6 +68,7 @@ class Peak:
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.t0
+        self.cpu_seconds = time.process_time() - self.cpu0  # steadier than wall time on a shared machine
         self.stop = True
         self.thread.join()
         self.peak = max(self.peak, self.proc.memory_info().rss)
@@ -120,10 +123,10 @@ def generate(n_touch: int, seed: int = 0):
 
 
 def position_run(ds, mqa):
-    accounts = touch_account_codes(ds)  # hash the account ids once for both milestones
-    cj = conversion_journeys(ds, "opportunity_created", mqa_dates=mqa, non_converting=False, touch_accounts=accounts)
+    # both milestones' journeys from one pass (ids hashed once, touches sorted once)
+    js = milestone_journeys(ds, ("opportunity_created", "closed_won"), mqa_dates=mqa, non_converting=False)
+    cj, cw = js["opportunity_created"], js["closed_won"]
     out = [channel_credits_from(cj, touch_credits(cj, m)).assign(model=m) for m in POSITION]
-    cw = conversion_journeys(ds, "closed_won", mqa_dates=mqa, non_converting=False, touch_accounts=accounts)
     out.append(channel_credits_from(cw, touch_credits(cw, "full_path")).assign(model="full_path"))
     return pd.concat(out)
 
@@ -139,8 +142,10 @@ def run_size(n: int, peer, rows: list, notes: dict):
 
     def rec(tool, step, m, ratio_to=None, **extra):
         rows.append({"tool": tool, "step": step, "size": size, "seconds": round(m.seconds, 3),
+                     "cpu_seconds": round(m.cpu_seconds, 3),
                      "peak_mb": round(m.mb, 1), "ratio_to": ratio_to, **extra})
-        print(f"  {tool:<18} {step:<40} {size:>10,} {m.seconds:9.2f}s {m.mb:9.0f} MB", flush=True)
+        print(f"  {tool:<18} {step:<40} {size:>10,} {m.seconds:9.2f}s {m.cpu_seconds:8.2f}s cpu {m.mb:9.0f} MB",
+              flush=True)
 
     with Peak() as m:
         position_run(ds, mqa)
@@ -226,25 +231,33 @@ def main():
         load[n] = {"load_avg_1min_before": round(before, 2), "load_avg_1min_after": round(os.getloadavg()[0], 2)}
     df = pd.DataFrame(rows)
     # ratios to the side-by-side counterpart at the same size
-    ca = {(r["size"], {"heuristic_models": "ca heuristic_models", "markov o1": "ca markov o1",
-                       "markov o2": "ca markov o2", "markov o3": "ca markov o3"}.get(r["step"])): r["seconds"]
+    names = {"heuristic_models": "ca heuristic_models", "markov o1": "ca markov o1", "markov o2": "ca markov o2",
+             "markov o3": "ca markov o3"}
+    ca = {(r["size"], names.get(r["step"])): (r["seconds"], r["cpu_seconds"])
           for r in rows if r["tool"] == "ChannelAttribution"}
-    ratio = []
+    ratio, ratio_cpu = [], []
     for r in rows:
         if r.get("ratio") is not None and not pd.isna(r.get("ratio")):
             ratio.append(r["ratio"])
+            ratio_cpu.append(None)
         elif r["ratio_to"] and (r["size"], r["ratio_to"]) in ca:
-            ratio.append(round(r["seconds"] / ca[(r["size"], r["ratio_to"])], 3))
+            wall, cpu = ca[(r["size"], r["ratio_to"])]
+            ratio.append(round(r["seconds"] / wall, 3))
+            ratio_cpu.append(round(r["cpu_seconds"] / cpu, 3) if cpu > 0 else None)
         else:
             ratio.append(None)
+            ratio_cpu.append(None)
     df["ratio"] = ratio
-    cols = ["tool", "step", "size", "seconds", "peak_mb", "ratio", "ratio_to", "max_abs_removal_effect_diff"]
+    df["ratio_cpu"] = ratio_cpu
+    cols = ["tool", "step", "size", "seconds", "cpu_seconds", "peak_mb", "ratio", "ratio_cpu", "ratio_to",
+            "max_abs_removal_effect_diff"]
     df = df.reindex(columns=cols)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(df.to_string(index=False))
     RESULTS.mkdir(parents=True, exist_ok=True)
     meta = {"machine": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
             "note": "ratio = abmkit seconds / ChannelAttribution seconds for the named counterpart "
+                    "(ratio_cpu: the same with CPU seconds) "
                     "(compare_models: n_boot=1000 / n_boot=0); peak_mb = RSS growth during the step",
             "data": notes, "load": load,
             "contention": "the machine is shared (other jobs run in parallel); both tools run in the same "

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..journeys import ConversionJourneys, conversion_journeys, conversions
-from .compare import ComparisonResult, compare_models, comparison_findings, sensitivity
+from .compare import ComparisonResult, compare_models, comparison_findings, comparison_from_credits, sensitivity
 from .engine import (ALL_MODELS, DATA_DRIVEN_MODELS, DEFAULT_COMPARE_MODELS, aggregate_credits,
                      attribute_journeys, campaign_table, channel_credits_from, credit_matrix, journey_credits,
                      touch_credits)
@@ -36,7 +36,7 @@ from .paths import PATH_MODELS, PathSet, aggregate_paths, read_paths, write_path
 from .positions import POSITION_MODELS, bathtub
 from .shapley import shapley_attribution
 
-__all__ = ["attribute", "compare_models", "comparison_findings", "sensitivity", "ComparisonResult", "read_paths", "write_paths",
+__all__ = ["attribute", "compare_models", "comparison_findings", "comparison_from_credits", "sensitivity", "ComparisonResult", "read_paths", "write_paths",
            "path_attribution", "PathSet", "aggregate_paths", "markov_attribution", "transition_matrix",
            "shapley_attribution", "conversion_journeys", "conversions", "ConversionJourneys",
            "aggregate_credits", "campaign_table", "journey_credits", "channel_credits_from", "credit_matrix", "touch_credits", "attribute_journeys",

@@ -67,11 +67,13 @@ class ComparisonResult:
         other models, and whether credits were conserved."""
         rc = self.rank_correlation.copy()
         np.fill_diagonal(rc.values, np.nan)
-        top = self.shares.idxmax()
+        # per model (a handful of columns); a period without conversions has no channel rows
+        top = {m: (col.idxmax() if len(col) else None) for m, col in
+               ((m, self.shares[m].dropna()) for m in self.shares.columns)}
         return pd.DataFrame({
             "model": self.shares.columns,
-            "top_channel": top.values,
-            "top_share": [self.shares.loc[c, m] for m, c in top.items()],
+            "top_channel": [top[m] for m in self.shares.columns],
+            "top_share": [self.shares.loc[c, m] if c is not None else np.nan for m, c in top.items()],
             "mean_rank_correlation": rc.mean().reindex(self.shares.columns).values,
             "conserved": self.conservation.set_index("model")["ok"].reindex(self.shares.columns).values,
         })
@@ -162,12 +164,8 @@ def compare_models(dataset, models=DEFAULT_COMPARE_MODELS, n_boot: int = 1000, s
     # channels that got credit in some model or appear in journeys
     seen = np.bincount(cj.channel, minlength=k) > 0
     keep_ch = [c for i, c in enumerate(cj.channels) if seen[i]]
-    shares = credits.pivot(index="channel", columns="model", values="conversions").reindex(index=keep_ch,
-                                                                                             columns=models)
-    shares = shares / shares.sum()
-    shares.columns.name = "model"
 
-    low = pd.DataFrame(np.nan, index=shares.index, columns=models)
+    low = pd.DataFrame(np.nan, index=pd.Index(keep_ch, name="channel"), columns=models)
     high = low.copy()
     if n_boot and len(conv_rows):
         reps = {m: np.empty((n_boot, k)) for m in models}
@@ -216,12 +214,37 @@ def compare_models(dataset, models=DEFAULT_COMPARE_MODELS, n_boot: int = 1000, s
                 s = r / r.sum(axis=1, keepdims=True)
             low[m] = np.nanpercentile(s, 100 * alpha / 2, axis=0)
             high[m] = np.nanpercentile(s, 100 * (1 - alpha / 2), axis=0)
+    no_touch = conv[conv["n_touches"] == 0][["conversion_id", "account_id", "converted_at", "amount"]]
+    return comparison_from_credits(credits, models, pd.DataFrame(conservation), no_touch, cj.summary(), keep_ch,
+                                   low=low, high=high, n_boot=n_boot, seed=seed)
+
+
+def comparison_from_credits(credits: pd.DataFrame, models, conservation: pd.DataFrame, no_touch: pd.DataFrame,
+                            info: dict, channels, *, low: pd.DataFrame | None = None,
+                            high: pd.DataFrame | None = None, n_boot: int = 0, seed: int = 0) -> ComparisonResult:
+    """The comparison tables (shares, intervals, rank correlation, disagreement) from
+    channel credits already summed (``credits``: channel, model, conversions, pipeline,
+    revenue), e.g. over account partitions by :func:`abmkit.scale.compare_models`.
+
+    ``channels``: the rows of the share tables (channels seen in converting journeys);
+    ``low``/``high``: bootstrap bounds (channel × model), NaN when not given.
+    """
+    models = list(models)
+    shares = credits.pivot(index="channel", columns="model", values="conversions").reindex(index=list(channels),
+                                                                                             columns=models)
+    shares = shares / shares.sum()
+    shares.columns.name = "model"
+    low = pd.DataFrame(np.nan, index=shares.index, columns=models) if low is None else low.reindex(shares.index)
+    high = pd.DataFrame(np.nan, index=shares.index, columns=models) if high is None else high.reindex(shares.index)
     long = lambda df, name: df.rename_axis(index="channel", columns="model").reset_index().melt(  # noqa: E731
         id_vars="channel", var_name="model", value_name=name)
     intervals = long(shares, "share").merge(long(low, "low"), on=["channel", "model"]).merge(
         long(high, "high"), on=["channel", "model"])
-    rank_corr = shares.corr(method="spearman") if len(shares) > 1 else pd.DataFrame(np.nan, models, models)
-    ranks = shares.rank(ascending=False, method="min")
+    # exact ties (Shapley shares of channels present in every journey) differ in the
+    # last bits with summation order: rank on rounded shares so they stay ties
+    tied = shares.round(12)
+    rank_corr = tied.corr(method="spearman") if len(shares) > 1 else pd.DataFrame(np.nan, models, models)
+    ranks = tied.rank(ascending=False, method="min")
     disagreement = pd.DataFrame({
         "channel": shares.index, "mean_share": shares.mean(axis=1).values, "min_share": shares.min(axis=1).values,
         "max_share": shares.max(axis=1).values, "range": (shares.max(axis=1) - shares.min(axis=1)).values,
@@ -230,11 +253,10 @@ def compare_models(dataset, models=DEFAULT_COMPARE_MODELS, n_boot: int = 1000, s
         "model_min": shares.idxmin(axis=1).values if len(models) else None,
         "best_rank": ranks.min(axis=1).values, "worst_rank": ranks.max(axis=1).values,
     }).sort_values("range", ascending=False, ignore_index=True)
-    no_touch = conv[conv["n_touches"] == 0][["conversion_id", "account_id", "converted_at", "amount"]]
     return ComparisonResult(shares=shares, intervals=intervals, rank_correlation=rank_corr,
-                            disagreement=disagreement, credits=credits, conservation=pd.DataFrame(conservation),
+                            disagreement=disagreement, credits=credits, conservation=conservation,
                             no_touch=no_touch.reset_index(drop=True), n_boot=n_boot, seed=seed,
-                            info=cj.summary())
+                            info=dict(info))
 
 
 _JOURNEY_PARAMS = ("lookback_days", "milestone")

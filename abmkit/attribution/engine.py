@@ -32,8 +32,7 @@ DEFAULT_COMPARE_MODELS = ("first_touch", "last_touch", "linear", "time_decay", "
 
 def _channel_counts(cj) -> np.ndarray:
     k = len(cj.channels)
-    return np.bincount(cj.conv.astype(np.int64) * k + cj.channel, minlength=len(cj.conversions) * k
-                       ).reshape(len(cj.conversions), k)
+    return np.bincount(cj.conversion_channel_cells, minlength=len(cj.conversions) * k).reshape(len(cj.conversions), k)
 
 
 def markov_channel_effects(cj, order: int = 1) -> np.ndarray:
@@ -84,20 +83,18 @@ def attribute_journeys(cj, model: str, **params) -> pd.DataFrame:
 
 def channel_credits_from(cj, credit: np.ndarray) -> pd.DataFrame:
     """``channel, conversions, pipeline, revenue`` per channel (every taxonomy channel)."""
-    k = len(cj.channels)
-    return pd.DataFrame({
-        "channel": list(cj.channels),
-        "conversions": np.bincount(cj.channel, credit, k),
-        "pipeline": np.bincount(cj.channel, credit * cj.pipeline_per_touch, k),
-        "revenue": np.bincount(cj.channel, credit * cj.revenue_per_touch, k),
-    })
+    # one pass over the journey touches into the conversion × channel matrix, then the
+    # amounts are small matrix-vector products (not two more passes with weights)
+    totals = cj.conversion_amounts.T @ credit_matrix(cj, credit)
+    return pd.DataFrame({"channel": list(cj.channels), "conversions": totals[0], "pipeline": totals[1],
+                         "revenue": totals[2]})
 
 
 def credit_matrix(cj, credit: np.ndarray) -> np.ndarray:
     """Conversion × channel credit matrix (rows: ``cj.conversions`` rows)."""
     k = len(cj.channels)
-    return np.bincount(cj.conv.astype(np.int64) * k + cj.channel, credit,
-                       minlength=len(cj.conversions) * k).reshape(len(cj.conversions), k)
+    n = len(cj.conversions)
+    return np.bincount(cj.conversion_channel_cells, credit, minlength=n * k).reshape(n, k)
 
 
 def aggregate_credits(credits: pd.DataFrame, by: str | list = "channel", dataset=None) -> pd.DataFrame:
@@ -161,12 +158,21 @@ def journey_credits(cj, conversion_id=None, models=("first_touch", "linear", "ti
     """One conversion's journey with every model's credit per touch, for a timeline.
 
     ``conversion_id`` None picks the largest pipeline among journeys of 5-30 touches
-    (readable on a timeline), else the shortest journey. Columns: the journey columns of
+    (readable on a timeline), else the shortest journey (no journey at all: an empty
+    frame with the same columns). Columns: the journey columns of
     :meth:`ConversionJourneys.to_frame`, the conversion's converted_at, then one
     credit column per model.
     """
     conv = cj.conversions
     with_touch = conv[conv["n_touches"] > 0]
+    if with_touch.empty and conversion_id is None:
+        # a period without credited conversions (a quiet month): an empty journey, so a
+        # report notebook shows "nothing to draw" instead of failing
+        frame = cj.to_frame().iloc[:0].reset_index(drop=True)
+        frame["converted_at"] = pd.Series([], dtype="datetime64[ns, UTC]")
+        for m in models:
+            frame[m] = pd.Series([], dtype=float)
+        return frame
     if with_touch.empty:
         raise ValueError("no conversion has touches in its window: nothing to draw")
     if conversion_id is None:

@@ -100,6 +100,9 @@ def build_chain(paths: PathSet, order: int = 1, *, keep_paths: bool = True) -> C
     same = np.zeros(len(st), bool)
     same[1:] = (st[1:] == st[:-1]) & (sp_idx[1:] == sp_idx[:-1])
     st, sp_idx = st[~same], sp_idx[~same]
+    n_codes = base ** order
+    if not keep_paths and (n_codes + 1) * (n_codes + 2) <= 20_000_000:
+        return _summed_chain(st, sp_idx, paths, weight_path, order, k_ch)
     if base ** order <= 4_000_000:  # small code space: a lookup table beats sorting
         present = np.zeros(base ** order, bool)
         present[st] = True
@@ -146,6 +149,58 @@ def build_chain(paths: PathSet, order: int = 1, *, keep_paths: bool = True) -> C
                      np.zeros(len(types), np.int64), order, k_ch)
     nz = (w > 0) | (val > 0)
     return Chain(state_codes, members, src[nz], dst[nz], w[nz], val[nz], pth[nz], order, k_ch)
+
+
+def _summed_chain(st, sp_idx, paths: PathSet, weight_path, order: int, k_ch: int) -> Chain:
+    """:func:`build_chain` with ``keep_paths=False`` when the state codes are few: every
+    transition is summed straight into a (code × code) table with a few ``bincount``
+    passes over the path entries, then relabelled to state indices. Same chain, same
+    sums (each cell adds its entries in the same order), without materialising the
+    per-transition arrays."""
+    n_codes = (k_ch + 1) ** order
+    width = n_codes + 2           # raw destinations: codes, then conversion, null
+    start = n_codes * width       # raw row of the start state
+    size = (n_codes + 1) * width
+    n_e = len(st)
+    first = np.ones(n_e, bool)
+    first[1:] = sp_idx[1:] != sp_idx[:-1]
+    fi = np.flatnonzero(first)
+    li = np.r_[fi[1:] - 1, n_e - 1] if n_e else fi
+    st64 = st.astype(np.int64)
+    # state -> next state inside a path; pairs that cross a path boundary go to a spare bin
+    inner = st64[:-1] * width + st64[1:]
+    inner[li[:-1]] = size
+    w_raw = np.bincount(inner, weight_path[sp_idx[:-1]], size + 1)[:size] if n_e > 1 else np.zeros(size)
+    p_first, p_last = sp_idx[fi], sp_idx[li]
+    w_raw += np.bincount(start + st64[fi], weight_path[p_first], size)
+    w_raw += np.bincount(st64[li] * width + n_codes, paths.conversions[p_last], size)
+    w_raw += np.bincount(st64[li] * width + n_codes + 1, paths.null[p_last], size)
+    v_raw = np.bincount(st64[li] * width + n_codes, paths.value[p_last], size)
+    present = np.zeros(n_codes, bool)
+    present[st] = True
+    state_codes = np.flatnonzero(present)
+    n_s = len(state_codes)
+    lookup = np.cumsum(present) - 1
+    cells = np.flatnonzero((w_raw > 0) | (v_raw > 0))
+    rs, rd = cells // width, cells % width
+    src = np.where(rs == n_codes, 0, lookup[np.minimum(rs, n_codes - 1)] + 1)
+    dst = np.where(rd < n_codes, lookup[np.minimum(rd, n_codes - 1)] + 1, rd - n_codes + n_s + 1)
+    order_ = np.argsort(src * (n_s + 3) + dst, kind="stable")
+    return Chain(state_codes, _members(state_codes, order, k_ch), src[order_], dst[order_],
+                 w_raw[cells][order_], v_raw[cells][order_], np.zeros(len(cells), np.int64), order, k_ch)
+
+
+def _members(state_codes: np.ndarray, order: int, k_ch: int) -> np.ndarray:
+    """S x K: state contains channel."""
+    base = k_ch + 1
+    members = np.zeros((len(state_codes), k_ch), bool)
+    rem = np.asarray(state_codes, np.int64).copy()
+    for _ in range(order):
+        digit = rem % base
+        has = digit > 0
+        members[np.flatnonzero(has), digit[has] - 1] = True
+        rem //= base
+    return members
 
 
 def state_names(chain: Chain, channels) -> list[str]:
@@ -298,3 +353,51 @@ def transition_matrix(paths: PathSet, order: int = 1) -> pd.DataFrame:
     return pd.DataFrame({"channel_from": np.asarray(names, object)[df["src"]],
                          "channel_to": np.asarray(names, object)[df["dst"]],
                          "probability": df["probability"].to_numpy()})
+
+
+def chain_counts(chain: Chain) -> pd.DataFrame:
+    """Transition counts of ``chain`` keyed by state codes that do not depend on the
+    paths it was built from (start -1, conversion -2, null -3, else the state code):
+    ``src, dst, weight, value``. Counts of disjoint path sets (e.g. account partitions,
+    see :mod:`abmkit.scale`) concatenate and add up; :func:`chain_from_counts` turns
+    the sum back into a chain, so removal effects are solved once for all of them.
+
+    Example
+    -------
+    >>> from abmkit.attribution.paths import read_paths
+    >>> a = read_paths(pd.DataFrame({"path": ["x > y"], "total_conversions": [1]}))
+    >>> b = read_paths(pd.DataFrame({"path": ["x", "y"], "total_conversions": [0, 1], "total_null": [1, 0]}))
+    >>> both = pd.concat([chain_counts(build_chain(a)), chain_counts(build_chain(b))])
+    >>> removal_effects(chain_from_counts(both, 2))[0].round(3).tolist()
+    [0.5, 1.0]
+    """
+    codes = np.concatenate([[-1], np.asarray(chain.state_codes, np.int64), [-2, -3]])
+    df = pd.DataFrame({"src": codes[chain.src], "dst": codes[chain.dst], "weight": chain.weight,
+                       "value": chain.value})
+    return df.groupby(["src", "dst"], as_index=False, sort=True)[["weight", "value"]].sum()
+
+
+def chain_from_counts(counts: pd.DataFrame, n_channels: int, order: int = 1) -> Chain:
+    """The :class:`Chain` of summed :func:`chain_counts` (``n_channels`` channels in
+    the code order the counts were built with)."""
+    counts = counts.groupby(["src", "dst"], as_index=False, sort=True)[["weight", "value"]].sum()
+    src, dst = counts["src"].to_numpy(np.int64), counts["dst"].to_numpy(np.int64)
+    states = np.unique(np.concatenate([src, dst]))
+    states = states[states >= 0]
+    n_s = len(states)
+
+    def index(c):
+        out = np.searchsorted(states, c) + 1
+        out = np.where(c == -1, 0, out)
+        out = np.where(c == -2, n_s + 1, out)
+        return np.where(c == -3, n_s + 2, out)
+    base = n_channels + 1
+    members = np.zeros((n_s, n_channels), bool)
+    rem = states.copy()
+    for _ in range(order):
+        digit = rem % base
+        has = digit > 0
+        members[np.flatnonzero(has), digit[has] - 1] = True
+        rem //= base
+    return Chain(states, members, index(src), index(dst), counts["weight"].to_numpy(float),
+                 counts["value"].to_numpy(float), np.arange(len(counts)), order, n_channels)

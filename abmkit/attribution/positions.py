@@ -47,7 +47,10 @@ def _per_conversion_sum(cj, w):
 def normalise(cj, w: np.ndarray, *, fallback_equal: bool = True) -> np.ndarray:
     """Scale weights so each conversion's credits sum to 1 (equal split where all
     weights of a conversion are 0)."""
-    tot = _per_conversion_sum(cj, w)[cj.conv]
+    tot_c = _per_conversion_sum(cj, w)
+    if np.all(tot_c[_journey_bounds(cj)[2] > 0] > 0):  # the usual case: one division, no masks
+        return w / tot_c[cj.conv]
+    tot = tot_c[cj.conv]
     out = np.divide(w, tot, out=np.zeros_like(w, dtype=float), where=tot > 0)
     if fallback_equal:
         out = np.where(tot > 0, out, 1.0 / cj.n)
@@ -71,19 +74,49 @@ def bathtub(pos: np.ndarray, n: np.ndarray, first: float, middle: float, last: f
     return np.where(n == 1, 1.0, w)
 
 
+def _journey_bounds(cj):
+    """Per conversion: row of its first journey touch, of its last, and its length
+    (journey touches are grouped by conversion)."""
+    n_c = cj.conversions["n_touches"].to_numpy()
+    first = np.cumsum(n_c) - n_c
+    return first, first + n_c - 1, n_c
+
+
 def milestone_weights(cj, roles: dict, rest: float) -> np.ndarray:
     """Shares on milestone touches (merged when they coincide) and ``rest`` split over
     the other touches; renormalised per conversion."""
     pos_of = role_positions(cj)
-    w = np.zeros(len(cj.conv))
+    first, _, n_c = _journey_bounds(cj)
+    # per conversion arithmetic, then scatter the few milestone touches: no per-touch masks
+    role_rows = []
+    for role in roles:
+        ok = pos_of[role] >= 0
+        role_rows.append(first[ok] + pos_of[role][ok])
     is_role = np.zeros(len(cj.conv), bool)
-    for role, share in roles.items():
-        hit = cj.pos == pos_of[role][cj.conv]
-        w += np.where(hit, share, 0.0)
-        is_role |= hit
-    n_rest = cj.n - np.bincount(cj.conv, is_role, minlength=len(cj.conversions))[cj.conv]
-    w += np.where(~is_role, np.divide(rest, n_rest, out=np.zeros(len(w)), where=n_rest > 0), 0.0)
+    for rows in role_rows:
+        is_role[rows] = True
+    n_rest = n_c - np.bincount(cj.conv[np.flatnonzero(is_role)], minlength=len(n_c))
+    w = np.divide(rest, n_rest, out=np.zeros(len(n_c)), where=n_rest > 0)[cj.conv]
+    w[is_role] = 0.0
+    for rows, share in zip(role_rows, roles.values()):
+        w[rows] += share  # at most one touch per conversion and role: no repeated index
     return normalise(cj, w)
+
+
+def _bathtub_journeys(cj, first: float, middle: float, last: float) -> np.ndarray:
+    """``bathtub(cj.pos, cj.n, first, middle, last)`` (small-n rule "fixed"), computed
+    per conversion and scattered to the first and last touches."""
+    start, end, n_c = _journey_bounds(cj)
+    w = np.divide(middle, n_c - 2, out=np.zeros(len(n_c)), where=n_c > 2)[cj.conv]
+    has = n_c > 0
+    start, end, n_c = start[has], end[has], n_c[has]
+    w[end] = last
+    w[start] = first
+    two = n_c == 2
+    w[start[two]] = 0.5
+    w[end[two]] = 0.5
+    w[start[n_c == 1]] = 1.0
+    return w
 
 
 def role_positions(cj) -> dict:
@@ -177,12 +210,12 @@ def position_credits(cj, model: str, **params) -> np.ndarray:
     if model == "time_decay":
         return time_decay(cj, params.get("half_life_days", 7.0))
     if model in _SHAPES:
-        return bathtub(pos, n, *_SHAPES[model])
+        return _bathtub_journeys(cj, *_SHAPES[model])
     if model == "w_shaped":
         roles = role_positions(cj)
         w = milestone_weights(cj, {"first": 0.3, "mqa": 0.3, "opportunity_created": 0.3}, 0.1)
         three = _distinct(roles["first"], roles["mqa"], roles["opportunity_created"]) >= 3
-        return np.where(three[cj.conv], w, bathtub(pos, n, *_SHAPES["u_shaped"]))
+        return np.where(three[cj.conv], w, _bathtub_journeys(cj, *_SHAPES["u_shaped"]))
     if model == "full_path":
         if cj.milestone != "closed_won":
             raise ValueError("full_path credits the closed-won touch: use milestone='closed_won'")

@@ -19,11 +19,24 @@ __all__ = ["attribution_share_bars", "attribution_share_heatmap", "attribution_r
            "attribution_journey_timeline", "attribution_sensitivity_lines", "attribution_disagreement_bars"]
 
 
+def _nothing_to_show(title: str, figsize) -> plt.Figure:
+    """An empty figure that says why (a period without credited conversions), so a
+    report notebook never fails on a quiet period."""
+    fig, ax = plt.subplots(figsize=figsize)
+    ax.text(0.5, 0.5, "nothing to show: no credited conversion in this period", ha="center", va="center",
+            fontsize=10, transform=ax.transAxes)
+    ax.set_axis_off()
+    ax.set_title(title)
+    return fig
+
+
 def attribution_share_bars(intervals: pd.DataFrame, *, figsize=(13, 5)) -> plt.Figure:
     """Grouped bars: channel share by model, with the bootstrap interval as error bars.
 
     ``intervals``: channel, model, share, low, high (``ComparisonResult.intervals``).
     """
+    if intervals.empty or intervals["share"].isna().all():
+        return _nothing_to_show("Channel share by attribution model", figsize)
     channels = list(dict.fromkeys(intervals["channel"]))
     models = list(dict.fromkeys(intervals["model"]))
     fig, ax = plt.subplots(figsize=figsize)
@@ -46,6 +59,8 @@ def attribution_share_bars(intervals: pd.DataFrame, *, figsize=(13, 5)) -> plt.F
 
 def attribution_share_heatmap(shares: pd.DataFrame, *, figsize=(11, 6)) -> plt.Figure:
     """Heatmap of the channel × model share table (``ComparisonResult.shares``)."""
+    if shares.empty or shares.isna().all().all():
+        return _nothing_to_show("Channel share by model", figsize)
     fig, ax = plt.subplots(figsize=figsize)
     sns.heatmap(shares, annot=True, fmt=".0%", cmap="Blues", cbar_kws={"label": "share"}, ax=ax,
                 annot_kws={"fontsize": 8})
@@ -58,6 +73,8 @@ def attribution_share_heatmap(shares: pd.DataFrame, *, figsize=(11, 6)) -> plt.F
 
 def attribution_rank_correlation(rank_correlation: pd.DataFrame, *, figsize=(8, 6.5)) -> plt.Figure:
     """Spearman rank correlation between models (``ComparisonResult.rank_correlation``)."""
+    if rank_correlation.empty or rank_correlation.isna().all().all():
+        return _nothing_to_show("Do the models rank channels alike? (Spearman)", figsize)
     fig, ax = plt.subplots(figsize=figsize)
     sns.heatmap(rank_correlation, annot=True, fmt=".2f", cmap="RdBu_r", vmin=-1, vmax=1, ax=ax,
                 annot_kws={"fontsize": 8})
@@ -70,6 +87,8 @@ def attribution_rank_correlation(rank_correlation: pd.DataFrame, *, figsize=(8, 
 
 def attribution_disagreement_bars(disagreement: pd.DataFrame, *, figsize=(9, 5)) -> plt.Figure:
     """Per channel, the range of its share across models (min to max, mean marked)."""
+    if disagreement.empty:
+        return _nothing_to_show("How much the models disagree, by channel", figsize)
     d = disagreement.sort_values("range")
     fig, ax = plt.subplots(figsize=figsize)
     ax.hlines(d["channel"], d["min_share"], d["max_share"], color="#7570b3", lw=4, alpha=0.6)
@@ -85,6 +104,8 @@ def attribution_disagreement_bars(disagreement: pd.DataFrame, *, figsize=(9, 5))
 def attribution_journey_timeline(journey: pd.DataFrame, models=None, *, figsize=(13, 5)) -> plt.Figure:
     """One conversion's journey: touches over time by channel (top) and each model's
     credit per touch (bottom). ``journey`` from :func:`abmkit.attribution.journey_credits`."""
+    if journey.empty:
+        return _nothing_to_show("Journey of one conversion", figsize)
     models = list(models) if models is not None else [c for c in journey.columns if c not in _JOURNEY_COLS]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=figsize, sharex=False, height_ratios=[1.2, 1])
     chans = list(dict.fromkeys(journey.sort_values("position")["channel"].astype(str)))
@@ -118,6 +139,8 @@ _JOURNEY_COLS = {"conversion_id", "account_id", "touchpoint_id", "channel", "tou
 def attribution_sensitivity_lines(sweep: pd.DataFrame, *, top: int = 8, figsize=(9, 4.5)) -> plt.Figure:
     """Channel share against the swept parameter (``abmkit.attribution.sensitivity``
     output), for the ``top`` channels by mean share."""
+    if sweep.empty or sweep["share"].isna().all():
+        return _nothing_to_show("How shares move with the parameter", figsize)
     keep = sweep.groupby("channel")["share"].mean().nlargest(top).index
     d = sweep[sweep["channel"].isin(keep)]
     fig, ax = plt.subplots(figsize=figsize)
