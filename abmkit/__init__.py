@@ -1,10 +1,30 @@
 """abmkit: account-based marketing attribution, progression and KPIs in notebooks.
 
-Public API (DESIGN §8): :func:`load`, :class:`Dataset` and the modules
-``clean``, ``mapping``, ``engagement``, ``attribution``, ``progression``,
-``uplift``, ``kpis``, ``report``, ``plots``.
+Public API (DESIGN §8): :func:`load`, :func:`save`, :class:`Dataset`, :class:`SchemaError`
+and the modules ``clean``, ``mapping``, ``engagement``, ``journeys``, ``attribution``,
+``progression``, ``uplift``, ``kpis``, ``report``, ``outputs``, ``period``, ``sample``,
+``scale`` and ``plots`` (imported on first use, so ``import abmkit`` stays light).
+
+Example
+-------
+>>> import abmkit
+>>> abmkit.attribution.path_attribution     # doctest: +ELLIPSIS
+<function path_attribution at ...>
 """
+from __future__ import annotations
+
+import importlib
+
 from .schema import Dataset, SchemaError, load, save
 
 __version__ = "0.1.0"
-__all__ = ["Dataset", "SchemaError", "load", "save", "__version__"]
+_SUBMODULES = ("adapters", "attribution", "clean", "domains", "engagement", "journeys", "kpis", "mapping",
+               "outputs", "period", "plots", "progression", "report", "sample", "scale", "schema", "uplift")
+__all__ = ["Dataset", "SchemaError", "load", "save", "__version__", *_SUBMODULES]
+
+
+def __getattr__(name: str):
+    # submodules on first access: plots/scale pull matplotlib/dask, which a CLI call may not need
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'abmkit' has no attribute {name!r}")

@@ -1,0 +1,329 @@
+"""abmkit.scale: the Dask path gives the pandas path's numbers (issue 8).
+
+Every test compares against the kit's own pandas functions on the small sample
+(``small_sample`` fixture), run on a 2-worker LocalCluster (threads, to stay quick).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from abmkit import attribution, kpis, progression, scale, uplift
+from abmkit.journeys import account_touches
+from abmkit.mapping import map_contacts
+
+MODELS = ["first_touch", "last_touch", "linear", "time_decay", "u_shaped", "w_shaped", "j_shaped", "inverse_j",
+          "hubspot_u_shaped", "marketo_u_shaped", "markov", "shapley"]
+CUSTOM = {"channel_weights": {"email": 2.0, "webinar": 3.0}, "position_weights": (0.3, 0.4, 0.3)}
+RTOL = 1e-9
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with scale.client(n_workers=2, threads_per_worker=1, processes=False) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def ds(small_sample):
+    return small_sample.dataset
+
+
+@pytest.fixture(scope="module")
+def mapping(ds):
+    return map_contacts(ds.contacts, ds.accounts)
+
+
+@pytest.fixture(scope="module")
+def parts(ds, mapping, tmp_path_factory, cluster):
+    return scale.partition_by_account(ds, 3, tmp_path_factory.mktemp("parts") / "p", contact_accounts=mapping)
+
+
+def _close(a, b, what):
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    np.testing.assert_allclose(a, b, rtol=RTOL, atol=1e-9 * max(1.0, np.nanmax(np.abs(b)) if b.size else 1.0),
+                               err_msg=what)
+
+
+def test_partition_of_is_stable_and_in_range():
+    ids = np.array([f"acc{i}" for i in range(1000)], dtype=object)
+    p = scale.partition_of(ids, 7)
+    assert p.min() >= 0 and p.max() <= 6
+    assert (p == scale.partition_of(ids, 7)).all()
+    assert len(np.unique(p)) == 7  # 1000 ids spread over every partition
+
+
+def test_partition_keeps_every_row_and_whole_accounts(ds, parts):
+    m = parts.manifest
+    assert m["touchpoints_in"] == len(ds.touchpoints)
+    assert m["touchpoints_in"] == m["touchpoints_partitioned"] + m["touchpoints_unattributable"]
+    assert m["touchpoints_unattributable"] == len(parts.unattributable()) > 0  # unmapped contacts' touches
+    seen = {}
+    n_acc = n_opp = 0
+    for i in range(parts.npartitions):
+        d, _ = parts.load(i)
+        for a in pd.unique(d.touchpoints["account_id"]):
+            assert seen.setdefault(a, i) == i, f"account {a} split over partitions"
+        assert (scale.partition_of(d.accounts["account_id"], parts.npartitions) == i).all()
+        n_acc += len(d.accounts)
+        n_opp += len(d.opportunities)
+    assert n_acc == len(ds.accounts) and n_opp == len(ds.opportunities)
+
+
+def test_channel_credits_equal_pandas_every_model(ds, mapping, parts):
+    got = scale.channel_credits(parts, MODELS + ["custom"], **CUSTOM)
+    ref = attribution.compare_models(ds, MODELS + ["custom"], n_boot=0, contact_accounts=mapping, **CUSTOM)
+    m = ref.credits.merge(got.credits, on=["channel", "model"], suffixes=("_pd", "_dask"), how="outer")
+    assert len(m) == len(ref.credits) == len(got.credits)
+    for model, g in m.groupby("model"):
+        for col in ("conversions", "pipeline", "revenue"):
+            _close(g[f"{col}_dask"], g[f"{col}_pd"], f"{model} {col}")
+    assert got.conservation["ok"].all()
+    assert got.info["conversions"] == ref.info["conversions"]
+    assert got.info["journey_touches"] == ref.info["journey_touches"]
+    assert got.info["unattributable_touches"] == ref.info["unattributable_touches"]
+    # the Markov credits are not trivially equal shares
+    mk = got.credits[got.credits["model"] == "markov"]["conversions"]
+    assert mk.max() > 2 * mk[mk > 0].min()
+
+
+def test_closed_won_full_path_equal_pandas(ds, mapping, parts):
+    models = ["full_path", "w_shaped", "markov", "shapley"]
+    got = scale.channel_credits(parts, models, milestone="closed_won", lookback_days=180)
+    ref = attribution.compare_models(ds, models, n_boot=0, milestone="closed_won", lookback_days=180,
+                                     contact_accounts=mapping)
+    m = ref.credits.merge(got.credits, on=["channel", "model"], suffixes=("_pd", "_dask"))
+    for col in ("conversions", "pipeline", "revenue"):
+        _close(m[f"{col}_dask"], m[f"{col}_pd"], col)
+
+
+def test_touch_level_attribute_equal_pandas(ds, mapping, parts):
+    models = ["linear", "time_decay", "w_shaped", "markov", "shapley"]
+    got = scale.attribute(parts, models).compute()
+    ref = attribution.attribute(ds, models, contact_accounts=mapping)
+    key = ["model", "conversion_id", "touchpoint_id"]
+    m = ref.merge(got, on=key, suffixes=("_pd", "_dask"), how="outer", indicator=True)
+    assert (m["_merge"] == "both").all() and len(m) == len(ref)
+    for col in ("credit", "pipeline_credit", "revenue_credit"):
+        _close(m[f"{col}_dask"], m[f"{col}_pd"], col)
+
+
+def test_stage_history_equal_pandas(ds, mapping, parts):
+    key = ["account_id", "stage"]
+    for as_of in (None, "2026-06-30"):
+        got = scale.stage_history(parts, as_of=as_of).sort_values(key, ignore_index=True)
+        ref = progression.stage_history(ds, contact_accounts=mapping, as_of=as_of).sort_values(key, ignore_index=True)
+        pd.testing.assert_frame_equal(got, ref)
+        assert got.attrs["data_end"] == ref.attrs["data_end"]
+        assert got.attrs["touches_without_account"] == ref.attrs["touches_without_account"]
+
+
+def test_campaign_influence_counts_equal_pandas(ds, mapping, parts):
+    trans = ["aware->engaged", "qualified->sales_ready"]
+    got = scale.campaign_influence_counts(parts, transitions=trans)
+    ref = uplift.campaign_influence(ds, touches=account_touches(ds, mapping), covariates=None, cox=False,
+                                    transitions=trans).table
+    key = ["level", "unit", "transition"]
+    m = ref.merge(got, on=key, suffixes=("_pd", "_dask"), how="outer", indicator=True)
+    assert (m["_merge"] == "both").all() and len(m) == len(ref)
+    for col in ("n_at_risk", "n_treated", "n_control"):
+        assert (m[f"{col}_dask"] == m[f"{col}_pd"]).all(), col
+    assert m["n_treated_pd"].sum() > 0
+    for col in ("rate_treated", "rate_control", "diff", "diff_low", "diff_high", "ratio", "p_value", "q_value"):
+        _close(m[f"{col}_dask"], m[f"{col}_pd"], col)
+
+
+def test_kpi_aggregates_equal_pandas(ds, mapping, parts):
+    got = scale.kpi_aggregates(parts, quarter="2026Q2")
+    ref = kpis.kpi_table(ds, quarter="2026Q2", segments=(), contact_accounts=mapping).overall
+    m = ref.merge(got, on="kpi", suffixes=("_pd", "_dask"))
+    assert len(m) == len(scale.ADDITIVE_KPIS)
+    for col in ("value", "numerator", "previous"):
+        _close(m[f"{col}_dask"], m[f"{col}_pd"], col)
+    with pytest.raises(ValueError, match="not additive"):
+        scale.kpi_aggregates(parts, quarter="2026Q2", kpis=["roi"])
+
+
+def test_dask_dataframe_source_equal_pandas(ds, mapping, cluster):
+    import dask.dataframe as dd
+    # a touch frame whose partitions hold whole accounts (accounts sorted, split at account bounds)
+    tp = ds.touchpoints.assign(_acc=account_touches(ds, mapping)["account_id"].fillna("~"))
+    tp = tp.sort_values("_acc", kind="stable").drop(columns="_acc").reset_index(drop=True)
+    ddf = dd.from_pandas(tp, npartitions=1)
+    got = scale.channel_credits(ddf, ["linear", "markov"], dataset=ds, contact_accounts=mapping)
+    ref = attribution.compare_models(ds, ["linear", "markov"], n_boot=0, contact_accounts=mapping)
+    m = ref.credits.merge(got.credits, on=["channel", "model"], suffixes=("_pd", "_dask"))
+    _close(m["conversions_dask"], m["conversions_pd"], "conversions")
+    # partitions that split an account are refused with a clear message
+    bad = dd.from_pandas(ds.touchpoints.sample(frac=1.0, random_state=0), npartitions=3)
+    with pytest.raises(ValueError, match="not partitioned by account"):
+        scale.channel_credits(bad, "linear", dataset=ds, contact_accounts=mapping)
+
+
+def test_folder_source_is_partitioned_on_the_fly(small_sample_dir, cluster):
+    import abmkit
+    canonical = small_sample_dir / "canonical"
+    ds = abmkit.load(canonical)
+    got = scale.channel_credits(str(canonical), ["first_touch", "shapley"])
+    ref = attribution.compare_models(ds, ["first_touch", "shapley"], n_boot=0)
+    m = ref.credits.merge(got.credits, on=["channel", "model"], suffixes=("_pd", "_dask"))
+    _close(m["conversions_dask"], m["conversions_pd"], "conversions")
+
+
+def test_markov_counts_roundtrip():
+    from abmkit.attribution.markov import build_chain, removal_effects
+    from abmkit.attribution.paths import read_paths
+    t = pd.DataFrame({"path": ["a > b > c", "a > c", "b", "c > a", "b > c"], "total_conversions": [2, 1, 0, 1, 0],
+                      "total_conversion_value": [20.0, 5.0, 0, 7.0, 0], "total_null": [1, 2, 3, 0, 2]})
+    whole = read_paths(t)
+    halves = [read_paths(t.iloc[:2]), read_paths(t.iloc[2:])]
+    for order in (1, 2):
+        ref = removal_effects(build_chain(whole, order))
+        counts = pd.concat([scale.markov_counts(build_chain(h, order)) for h in halves], ignore_index=True)
+        # the halves name channels differently (a,b,c vs a,b,c: same here), so codes agree
+        got = removal_effects(scale.chain_from_counts(counts, len(whole.channels), order))
+        for r, g in zip(ref, got):
+            np.testing.assert_allclose(g, r, rtol=1e-12)
+
+
+def test_bad_inputs(ds, tmp_path):
+    with pytest.raises(ValueError, match="npartitions"):
+        scale.partition_by_account(ds, 0, tmp_path / "x")
+    (tmp_path / "y").mkdir()
+    (tmp_path / "y" / "f").write_text("x")
+    with pytest.raises(FileExistsError, match="not empty"):
+        scale.partition_by_account(ds, 2, tmp_path / "y")
+    with pytest.raises(FileNotFoundError, match="abmkit_partitions.json"):
+        scale.PartitionedDataset.open(tmp_path)
+    with pytest.raises(ValueError, match="unknown model"):
+        scale.channel_credits(ds, "nope")
+
+
+def test_campaign_sensitivity_and_example_equal_pandas(ds, mapping, parts):
+    models = ["linear", "markov"]
+    got = attribution.campaign_table(scale.campaign_credits(parts, models), ds.campaigns)
+    ref = attribution.campaign_table(attribution.attribute(ds, models, contact_accounts=mapping), ds.campaigns)
+    m = ref.merge(got, on="campaign_id", suffixes=("_pd", "_dask"))
+    assert len(m) == len(ref) == len(got)
+    for model in models:
+        _close(m[f"{model}_dask"], m[f"{model}_pd"], model)
+    sweep = scale.sensitivity(parts, "time_decay", "half_life_days", [3, 30])
+    sref = attribution.sensitivity(ds, "time_decay", "half_life_days", [3, 30], contact_accounts=mapping)
+    ms = sref.merge(sweep, on=["value", "channel"], suffixes=("_pd", "_dask"))
+    assert len(ms) == len(sref) == len(sweep)
+    _close(ms["share_dask"], ms["share_pd"], "share")
+    ex = scale.journey_credits(parts)
+    cj = attribution.journeys_for(ds, ["first_touch", "linear", "time_decay", "w_shaped", "markov"],
+                                  contact_accounts=mapping)
+    exref = attribution.journey_credits(cj)
+    assert list(ex["touchpoint_id"]) == list(exref["touchpoint_id"])
+    for model in ("linear", "w_shaped", "markov"):
+        _close(ex[model], exref[model], model)
+
+
+def test_compare_models_equal_pandas_without_bootstrap(ds, mapping, parts):
+    models = ["first_touch", "linear", "w_shaped", "markov", "shapley"]
+    got = scale.compare_models(parts, models)
+    ref = attribution.compare_models(ds, models, n_boot=0, contact_accounts=mapping)
+    pd.testing.assert_index_equal(got.shares.index, ref.shares.index)
+    _close(got.shares.to_numpy(), ref.shares.to_numpy(), "shares")
+    # Shapley gives exactly tied shares that differ in the last bits with summation
+    # order: both paths rank them as ties (comparison_from_credits)
+    _close(got.rank_correlation.to_numpy(), ref.rank_correlation.to_numpy(), "rank correlation")
+    _close(got.disagreement["range"], ref.disagreement["range"], "disagreement range")
+    for col in ("best_rank", "worst_rank"):
+        assert got.disagreement[col].tolist() == ref.disagreement[col].tolist(), col
+    _close(got.summary()["top_share"], ref.summary()["top_share"], "top share")
+    assert got.summary().set_index("model").loc[["first_touch", "linear", "w_shaped", "markov"], "top_channel"].equals(
+        ref.summary().set_index("model").loc[["first_touch", "linear", "w_shaped", "markov"], "top_channel"])
+    assert got.conservation["ok"].all()
+
+
+def test_campaign_influence_full_table_equal_pandas(ds, mapping, parts):
+    got = scale.campaign_influence(parts).table
+    ref = uplift.campaign_influence(ds, touches=account_touches(ds, mapping)).table
+    key = ["level", "unit", "transition"]
+    m = ref.merge(got, on=key, suffixes=("_pd", "_dask"), how="outer", indicator=True)
+    assert (m["_merge"] == "both").all() and len(m) == len(ref)
+    for col in ("n_at_risk", "n_treated", "n_control"):
+        assert (m[f"{col}_dask"] == m[f"{col}_pd"]).all(), col
+    for col in ("diff", "p_value", "q_value", "adj_diff", "adj_diff_low", "hazard_ratio", "acceleration_days",
+                "median_days_exposed"):
+        a, b = m[f"{col}_dask"].astype(float), m[f"{col}_pd"].astype(float)
+        assert (a.isna() == b.isna()).all(), col
+        np.testing.assert_allclose(a[a.notna()], b[b.notna()], rtol=1e-9, err_msg=col)
+
+
+def test_transition_baseline_exact_when_it_fits_and_sampled_otherwise(ds, mapping, parts):
+    ref = progression.transition_baseline(ds, progression.stage_history(ds, contact_accounts=mapping),
+                                          touches=account_touches(ds, mapping))
+    got = scale.transition_baseline(parts)
+    assert got.sample["exact"]
+    pd.testing.assert_frame_equal(got.summary_table, ref.summary_table)
+    pd.testing.assert_frame_equal(got.channel_mix.sort_values(["transition", "channel"], ignore_index=True),
+                                  ref.channel_mix.sort_values(["transition", "channel"], ignore_index=True))
+    part = scale.transition_baseline(parts, max_touches=1)
+    assert part.sample["partitions_used"] == 1 and not part.sample["exact"]
+    assert part.summary_table["accounts"].sum() < ref.summary_table["accounts"].sum()
+
+
+def test_campaign_influence_with_given_history_as_notebook_04(ds, mapping, parts):
+    hist = scale.stage_history(parts, as_of="2026-09-30")
+    got = scale.campaign_influence(parts, history=hist, transitions=["aware->engaged"]).table
+    tt = account_touches(ds, mapping)
+    ref = uplift.campaign_influence(ds, touches=tt, transitions=["aware->engaged"],
+                                    history=progression.stage_history(ds, touches=tt, as_of="2026-09-30")).table
+    m = ref.merge(got, on=["level", "unit", "transition"], suffixes=("_pd", "_dask"))
+    assert len(m) == len(ref) == len(got)
+    assert (m["n_treated_dask"] == m["n_treated_pd"]).all()
+    a, b = m["adj_diff_dask"].astype(float), m["adj_diff_pd"].astype(float)
+    np.testing.assert_allclose(a[a.notna()], b[b.notna()], rtol=1e-9)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stem, tables", [
+    ("03_attribution_model_comparison", ["attribution_campaigns", "attribution_sensitivity_half_life",
+                                         "attribution_conservation"]),
+    ("04_campaign_influence_on_progression", ["campaign_influence", "transition_baseline", "dual_funnel",
+                                              "stage_distribution"]),
+])
+def test_notebook_engine_dask_saves_the_pandas_tables(stem, tables, small_sample_dir, tmp_path):
+    import shutil
+    from pathlib import Path
+
+    import papermill as pm
+    nb = Path(__file__).parent.parent / "notebooks" / f"{stem}.ipynb"
+    if "engine" not in pm.inspect_notebook(str(nb)):
+        pytest.skip(f"{nb.name} does not declare engine")
+    data = tmp_path / "canonical"
+    shutil.copytree(Path(small_sample_dir) / "canonical", data)
+    out = {}
+    for engine in ("pandas", "dask"):
+        params = {"data_dir": str(data), "quarter": "2026Q3", "output_dir": str(tmp_path / engine), "engine": engine}
+        if stem.startswith("03"):
+            params["n_boot"] = 0
+        pm.execute_notebook(str(nb), str(tmp_path / f"{engine}.ipynb"), parameters=params, kernel_name="python3",
+                            cwd=str(nb.parent), progress_bar=False)
+        out[engine] = {t: pd.read_csv(tmp_path / engine / "tables" / f"{t}.csv") for t in tables}
+    for t in tables:
+        a, b = out["dask"][t], out["pandas"][t]
+        assert a.shape == b.shape, t
+        for c in a.columns:
+            if a[c].dtype.kind == "f":
+                np.testing.assert_allclose(a[c], b[c], rtol=1e-9, atol=1e-6, err_msg=f"{t}.{c}")
+            else:
+                assert a[c].equals(b[c]), f"{t}.{c}"
+
+
+def test_folder_with_bad_values_raises_schema_error(small_sample, tmp_path):
+    import abmkit
+    from abmkit.schema import SchemaError
+    ds = small_sample.dataset
+    abmkit.schema.save(ds, tmp_path / "ok")
+    tp = pd.read_parquet(tmp_path / "ok" / "touchpoints.parquet")
+    tp["channel"] = tp["channel"].astype(object)
+    tp.loc[5, "channel"] = "carrier_pigeon"
+    tp.to_parquet(tmp_path / "ok" / "touchpoints.parquet", index=False)
+    with pytest.raises(SchemaError, match="channel"):
+        scale.partition_by_account(tmp_path / "ok", 2, tmp_path / "parts")
