@@ -151,6 +151,27 @@ def find_file(raw_dir: Path, names: Iterable[str]) -> Path | None:
     return None
 
 
+def first_reason(index: pd.Index):
+    """A reason column where the first failing check wins, and its ``fail(mask, text)``.
+
+    ``text`` may be a function of the failing rows' mask, so messages are built only for
+    them. Checks run in order; a later check only fills rows still without a reason.
+
+    >>> reason, fail = first_reason(pd.RangeIndex(3))
+    >>> fail(pd.Series([True, False, True]), "a"); fail(pd.Series([True, True, False]), "b")
+    >>> reason.tolist()
+    ['a', 'b', 'a']
+    """
+    reason = pd.Series([None] * len(index), index=index, dtype=object)
+
+    def fail(mask, text) -> None:
+        new = mask & reason.isna()
+        if new.any():
+            reason[new] = text(new) if callable(text) else text
+
+    return reason, fail
+
+
 def blank_to_none(s: pd.Series) -> pd.Series:
     """Strip whitespace; empty strings become None (exports write nulls as "").
 

@@ -47,7 +47,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from . import (ExportFile, blank_to_none, concat_ledgers, find_file, ledger,
+from . import (first_reason, ExportFile, blank_to_none, concat_ledgers, find_file, ledger,
                load_picklist, map_labels, raw_frame, read_export, unknown_counts, warn_unknown)
 from .salesforce import _describe, _first, _truthy
 
@@ -329,14 +329,7 @@ def _touches(obj, ef: ExportFile, contact_ids, email_to_contact, tables, unknown
     # exports of events carry no id of their own: file name + row number is stable for a file
     tid = _first(event_id, pd.Series(np.char.add(f"{ef.name}:", rows.astype(str)).astype(object), index=d.index))
 
-    reason = pd.Series([None] * n, index=d.index, dtype=object)
-
-    def fail(mask, text):
-        """First failing check names the reason; ``text`` may be a function of the rows it
-        applies to (messages are built only for failing rows)."""
-        new = mask & reason.isna()
-        if new.any():
-            reason[new] = text(new) if callable(text) else text
+    reason, fail = first_reason(d.index)
 
     who = _first(ref, _pick(d, "email")).fillna("(empty)")
     etype_raw = _pick(d, "event_type").fillna("")

@@ -61,7 +61,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import (DISABLES, ExportFile, blank_to_none, concat_ledgers, describe_frame, empty_ledger, filled_share,
+from . import (first_reason, DISABLES, ExportFile, blank_to_none, concat_ledgers, describe_frame, empty_ledger, filled_share,
                find_file, ledger, load_picklist, map_labels, raw_frame, read_export, unknown_counts, warn_unknown)
 
 PRESET = "salesforce"
@@ -448,14 +448,7 @@ def _member_touches(member, camp, camp_channel, lead_person, person_ids, tables,
     occurred = _first(_col(mem, "FirstRespondedDate").where(responded, None), _col(mem, "CreatedDate"))
 
     # first failing check names the reason (vectorised: later checks only fill still-empty reasons)
-    reason = pd.Series([None] * n, index=mem.index, dtype=object)
-
-    def fail(mask, text):
-        """First failing check names the reason; ``text`` may be a function of the rows it
-        applies to (messages are built only for failing rows)."""
-        new = mask & reason.isna()
-        if new.any():
-            reason[new] = text(new) if callable(text) else text
+    reason, fail = first_reason(mem.index)
 
     fail(person.isna(), "no_person: CampaignMember has neither ContactId nor LeadId")
     fail(contact_id.notna() & ~contact_id.isin(person_ids),
@@ -532,14 +525,7 @@ def _activity_touches(obj, activity, lead_person, person_ids, tables, unknown):
         occurred = _first(_col(act, "StartDateTime"), _col(act, "ActivityDateTime"), _col(act, "ActivityDate"))
         open_task = pd.Series(False, index=act.index)
 
-    reason = pd.Series([None] * n, index=act.index, dtype=object)
-
-    def fail(mask, text):
-        """First failing check names the reason; ``text`` may be a function of the rows it
-        applies to (messages are built only for failing rows)."""
-        new = mask & reason.isna()
-        if new.any():
-            reason[new] = text(new) if callable(text) else text
+    reason, fail = first_reason(act.index)
 
     type_label = _col(act, "Type").fillna("") + "/" + _col(act, sub_field).fillna("")
     fail(touch.isna(), lambda m: f"not_a_touch: {obj} Type/{sub_field} " + type_label[m].map(repr) +

@@ -33,7 +33,7 @@ from .engine import (ALL_MODELS, DATA_DRIVEN_MODELS, DEFAULT_COMPARE_MODELS, agg
                      touch_credits)
 from .markov import markov_attribution, transition_matrix
 from .paths import PATH_MODELS, PathSet, aggregate_paths, read_paths, write_paths
-from .positions import POSITION_MODELS, bathtub
+from .positions import POSITION_MODELS, SHAPES, bathtub, simple_position_credits
 from .shapley import shapley_attribution
 
 __all__ = ["attribute", "compare_models", "comparison_findings", "comparison_from_credits", "sensitivity", "ComparisonResult", "read_paths", "write_paths",
@@ -142,14 +142,9 @@ def attribute(dataset, model, *, milestone: str = "opportunity_created", lookbac
 
 def _path_position_credits(ps: PathSet, model: str) -> np.ndarray:
     pos, n = ps.position, ps.lengths[ps.path_index]
-    if model == "first_touch":
-        return (pos == 0).astype(float)
-    if model == "last_touch":
-        return (pos == n - 1).astype(float)
-    if model == "linear":
-        return 1.0 / n
-    shapes = {"u_shaped": (0.4, 0.2, 0.4), "j_shaped": (0.2, 0.2, 0.6), "inverse_j": (0.6, 0.2, 0.2)}
-    return bathtub(pos, n, *shapes[model])
+    if model in SHAPES:
+        return bathtub(pos, n, *SHAPES[model])
+    return simple_position_credits(pos, n, model)
 
 
 def path_attribution(paths, models=("first_touch", "last_touch", "linear", "markov", "shapley"), order: int = 1,

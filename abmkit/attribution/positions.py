@@ -36,7 +36,9 @@ from ..schema import CHANNELS, TOUCH_TYPES
 
 POSITION_MODELS = ("first_touch", "last_touch", "linear", "time_decay", "u_shaped", "w_shaped", "full_path",
                    "j_shaped", "inverse_j", "custom", "hubspot_u_shaped", "marketo_u_shaped")
-_SHAPES = {"u_shaped": (0.4, 0.2, 0.4), "j_shaped": (0.2, 0.2, 0.6), "inverse_j": (0.6, 0.2, 0.2)}
+#: first / middle / last shares of the bathtub-shaped models (DESIGN §3)
+SHAPES = {"u_shaped": (0.4, 0.2, 0.4), "j_shaped": (0.2, 0.2, 0.6), "inverse_j": (0.6, 0.2, 0.2)}
+SIMPLE_MODELS = ("first_touch", "last_touch", "linear")
 MILESTONE_ROLES = ("first", "mqa", "opportunity_created", "closed_won", "last")
 
 
@@ -198,24 +200,36 @@ def custom(cj, *, position_weights=None, milestone_weights_=None, channel_weight
     return normalise(cj, w)
 
 
-def position_credits(cj, model: str, **params) -> np.ndarray:
-    """Credit of every journey touch under a rule model (see module docstring)."""
-    pos, n = cj.pos, cj.n
+def simple_position_credits(pos: np.ndarray, n, model: str) -> np.ndarray:
+    """first_touch / last_touch / linear credit of touches at position ``pos`` of journeys
+    of length ``n`` (shared by touch journeys and aggregated path tables).
+
+    >>> simple_position_credits(np.array([0, 1, 2]), np.array([3, 3, 3]), "last_touch").tolist()
+    [0.0, 0.0, 1.0]
+    """
     if model == "first_touch":
         return (pos == 0).astype(float)
     if model == "last_touch":
         return (pos == n - 1).astype(float)
     if model == "linear":
         return 1.0 / n
+    raise ValueError(f"{model!r} is not one of {SIMPLE_MODELS}")
+
+
+def position_credits(cj, model: str, **params) -> np.ndarray:
+    """Credit of every journey touch under a rule model (see module docstring)."""
+    pos, n = cj.pos, cj.n
+    if model in SIMPLE_MODELS:
+        return simple_position_credits(pos, n, model)
     if model == "time_decay":
         return time_decay(cj, params.get("half_life_days", 7.0))
-    if model in _SHAPES:
-        return _bathtub_journeys(cj, *_SHAPES[model])
+    if model in SHAPES:
+        return _bathtub_journeys(cj, *SHAPES[model])
     if model == "w_shaped":
         roles = role_positions(cj)
         w = milestone_weights(cj, {"first": 0.3, "mqa": 0.3, "opportunity_created": 0.3}, 0.1)
         three = _distinct(roles["first"], roles["mqa"], roles["opportunity_created"]) >= 3
-        return np.where(three[cj.conv], w, _bathtub_journeys(cj, *_SHAPES["u_shaped"]))
+        return np.where(three[cj.conv], w, _bathtub_journeys(cj, *SHAPES["u_shaped"]))
     if model == "full_path":
         if cj.milestone != "closed_won":
             raise ValueError("full_path credits the closed-won touch: use milestone='closed_won'")
