@@ -64,7 +64,7 @@ from .schema import CHANNEL_DTYPE, ENGAGEMENT_TOUCH_TYPES, TABLES, Dataset, coer
 MANIFEST = "abmkit_partitions.json"
 #: tables split by account; campaigns are small and go to every partition whole
 _ACCOUNT_TABLES = ("accounts", "contacts", "opportunities", "revenue")
-_FORMAT = 1
+_FORMAT = 2
 
 __all__ = ["partition_of", "partition_by_account", "PartitionedDataset", "partitions", "client",
            "attribute", "channel_credits", "ChannelCredits", "markov_counts", "chain_from_counts",
@@ -75,18 +75,20 @@ __all__ = ["partition_of", "partition_by_account", "PartitionedDataset", "partit
 
 # --------------------------------------------------------------------------- partitioning
 def partition_of(account_ids, npartitions: int) -> np.ndarray:
-    """Partition number of every account id: a fixed-key hash (identical in every
-    process and run, unlike Python's ``hash``) modulo ``npartitions``.
+    """Partition number of every account id: a fixed-key hash of the id's UTF-8 bytes
+    (:func:`abmkit.hashing.string_hash`, identical in every process and run, unlike
+    Python's ``hash``) modulo ``npartitions``.
 
     Example
     -------
     >>> partition_of(["a1", "a2", "a1"], 4).tolist() == partition_of(["a1", "a2", "a1"], 4).tolist()
     True
     """
+    from .hashing import string_hash
     ids = np.asarray(account_ids, dtype=object)
     if not len(ids):
         return np.array([], np.int64)
-    return (pd.util.hash_array(ids.astype(str).astype(object)) % np.uint64(npartitions)).astype(np.int64)
+    return (string_hash(ids.astype(str).astype(object)) % np.uint64(npartitions)).astype(np.int64)
 
 
 @dataclass
@@ -134,7 +136,9 @@ class PartitionedDataset:
         ds = Dataset(**{t: self._read(t, i) for t in ("touchpoints",) + _ACCOUNT_TABLES},
                      campaigns=_canonical(pd.read_parquet(self.root / "campaigns.parquet"), "campaigns",
                                           trusted=True))
-        ca_path = self.root / "contact_accounts" / f"part-{i:05d}.parquet"
+        ca_path = self.root / "contact_accounts" / f"part-{i:05d}"
+        if not ca_path.exists():  # folders written before format 2 kept one file per partition
+            ca_path = ca_path.with_suffix(".parquet")
         ca = pd.read_parquet(ca_path) if ca_path.exists() else pd.DataFrame(columns=["contact_id", "account_id"])
         return ds, ca
 
@@ -203,7 +207,8 @@ def _read_table(path: Path, name: str) -> pd.DataFrame:
         if name == "revenue":
             return empty_table(name)
         raise FileNotFoundError(f"{f} missing: a canonical dataset folder has one <table>.parquet per table")
-    return coerce_table(pd.read_parquet(f), name, source=str(f))
+    # columns already at their canonical dtype are kept as they are (10^6 contacts)
+    return _canonical(pd.read_parquet(f), name, source=str(f))
 
 
 def _touch_batches(source, batch_rows: int):
@@ -298,46 +303,49 @@ def partition_by_account(source, npartitions: int, out_dir, *, dataset: Dataset 
     lookup = lookup[["contact_id", "account_id"]].reset_index(drop=True)
     lookup_s = lookup.set_index("contact_id")["account_id"]
 
-    def write(table: str, df: pd.DataFrame, part: np.ndarray, name: str):
-        df = _plain(df)
-        for p, rows in pd.Series(part).groupby(part).indices.items():  # one pass, not one mask per partition
-            folder = out / table / f"part-{p:05d}"
-            folder.mkdir(parents=True, exist_ok=True)
-            df.iloc[rows].to_parquet(folder / f"{name}.parquet", index=False)
+    (out / "unattributable").mkdir(exist_ok=True)
+    known = pd.Index(small["accounts"]["account_id"].dropna().unique())
+    chunks = _row_group_chunks(source, batch_rows) if not isinstance(source, Dataset) and not _is_dask(source) \
+        else None
+    pending = None
+    if chunks is not None:
+        # folder source: every chunk of row groups is a task (parallel on the active
+        # dask scheduler / cluster); the id tables are built once and shipped once.
+        # Started now, so the workers split touches while this process writes the
+        # account tables below.
+        import dask
+        shared = _share(_Resolver.build(lookup, known, npartitions))
+        pending = _submit([dask.delayed(_partition_chunk, pure=True)(f, rgs, b, shared, str(out))
+                           for b, (f, rgs) in enumerate(chunks)])
+
+    def write(table: str, df: pd.DataFrame, key):
+        import pyarrow as pa
+
+        from .hashing import as_arrow_strings, string_hash
+        # = partition_of(key), hashed from Arrow strings; one conversion, one block shuffle
+        part = (string_hash(as_arrow_strings(key)) % np.uint64(npartitions)).astype(np.int64)
+        _write_by_partition(pa.Table.from_pandas(_plain(df), preserve_index=False), part,
+                            np.ones(len(df), bool), npartitions, out / table, "all.parquet")
 
     counts = {}
     for t in _ACCOUNT_TABLES:
         df = small[t]
         if t == "contacts":  # a contact lives with its mapped account; unmapped ones aside
             acc = df["contact_id"].map(lookup_s)
-            (out / "unattributable").mkdir(exist_ok=True)
             _plain(df[acc.isna().to_numpy()]).to_parquet(out / "unattributable" / "contacts.parquet", index=False)
             df, acc = df[acc.notna().to_numpy()], acc[acc.notna()]
             key = acc.to_numpy(dtype=object)
         else:
             key = df["account_id"].to_numpy(dtype=object)
-        write(t, df, partition_of(key, npartitions), "all")
+        write(t, df, key)
         counts[t] = len(df)
-    ca_part = partition_of(lookup["account_id"].to_numpy(dtype=object), npartitions)
-    (out / "contact_accounts").mkdir(exist_ok=True)
-    for p, rows in pd.Series(ca_part).groupby(ca_part).indices.items():
-        lookup.iloc[rows].to_parquet(out / "contact_accounts" / f"part-{p:05d}.parquet", index=False)
+    write("contact_accounts", lookup, lookup["account_id"].to_numpy(dtype=object))
     _plain(small["campaigns"]).to_parquet(out / "campaigns.parquet", index=False)
     # the source's account order, so account-level results can be put back in it
     small["accounts"][["account_id"]].to_parquet(out / "account_order.parquet", index=False)
 
-    (out / "unattributable").mkdir(exist_ok=True)
-    known = pd.Index(small["accounts"]["account_id"].dropna().unique())
-    chunks = _row_group_chunks(source, batch_rows) if not isinstance(source, Dataset) and not _is_dask(source) \
-        else None
-    if chunks is not None:
-        # folder source: every chunk of row groups is a task (parallel on the active
-        # dask scheduler / cluster); the lookups are shipped once
-        import dask
-        lk = dask.delayed(lookup_s, pure=True, traverse=False)
-        kn = dask.delayed(known, pure=True, traverse=False)
-        done = list(dask.compute(*[dask.delayed(_partition_chunk, pure=True)(f, rgs, b, lk, kn, npartitions, str(out))
-                                   for b, (f, rgs) in enumerate(chunks)]))
+    if pending is not None:
+        done = _gather(pending, "partition touches", progress)
     else:
         bar = tqdm(desc="partition touches", unit=" rows", disable=None if progress is None else not progress,
                    leave=False)
@@ -372,7 +380,7 @@ def _partition_touches(tp: pd.DataFrame, b: int, lookup: pd.Series, known: pd.In
     ok = ~pd.isna(own)
     t = tp["occurred_at"].array.asi8
     t_ok = ok & tp["occurred_at"].notna().to_numpy()
-    t_known = t_ok & known.get_indexer(np.where(ok, own, None)) >= 0 if len(known) else np.zeros(len(tp), bool)
+    t_known = t_ok & (known.get_indexer(np.where(ok, own, None)) >= 0) if len(known) else np.zeros(len(tp), bool)
     ext = {"t_all_max": int(t[t_ok].max()) if t_ok.any() else None,
            "t_min": int(t[t_known].min()) if t_known.any() else None,
            "t_max": int(t[t_known].max()) if t_known.any() else None}
@@ -390,18 +398,160 @@ def _partition_touches(tp: pd.DataFrame, b: int, lookup: pd.Series, known: pd.In
     return len(tp), int(ok.sum()), int((~ok).sum()), ext
 
 
-def _partition_chunk(path: str, row_groups: list, b: int, lookup: pd.Series, known: pd.Index, npartitions: int,
-                     out: str):
+@dataclass
+class _Resolver:
+    """The id tables every partitioning task needs, keyed by 64-bit hashes of the ids
+    (:func:`abmkit.hashing.string_hash`) and sorted, so a look-up is a binary search
+    of sorted hashes plus one exact string comparison: no Python objects per touch
+    and no hash table whose per-row cost grows with the number of ids. Built once on
+    the driver, shipped once to every worker (:func:`_share`).
+
+    ``contact_*``: contacts mapped to an account (their account id and partition);
+    ``known_*``: the ids of the accounts table (the data span counts their touches).
+    """
+    npartitions: int
+    contact_salt: int
+    contact_hash: np.ndarray
+    contact_ids: object        # pyarrow string arrays, in hash order
+    contact_account: object
+    contact_part: np.ndarray
+    known_salt: int
+    known_hash: np.ndarray
+    known_ids: object
+
+    @classmethod
+    def build(cls, lookup: pd.DataFrame, known: pd.Index, npartitions: int) -> "_Resolver":
+        import pyarrow as pa
+
+        from .hashing import as_arrow_strings, string_hash
+        contacts = as_arrow_strings(lookup["contact_id"].to_numpy(dtype=object))
+        accounts = as_arrow_strings(lookup["account_id"].to_numpy(dtype=object))
+        known_ids = as_arrow_strings(known.to_numpy(dtype=object))
+        c_salt, c_hash, c_order = _sorted_hashes(contacts)
+        k_salt, k_hash, k_order = _sorted_hashes(known_ids)
+        accounts = accounts.take(pa.array(c_order))
+        # = partition_of(accounts), without a detour through Python strings
+        part = (string_hash(accounts) % np.uint64(npartitions)).astype(np.int64)
+        return cls(npartitions, c_salt, c_hash, contacts.take(pa.array(c_order)), accounts, part,
+                   k_salt, k_hash, known_ids.take(pa.array(k_order)))
+
+    def contacts(self, ids) -> np.ndarray:
+        """Row of every contact id in the contact table (-1: not mapped)."""
+        return _find(self.contact_hash, self.contact_ids, self.contact_salt, ids)
+
+    def is_known(self, ids) -> np.ndarray:
+        return _find(self.known_hash, self.known_ids, self.known_salt, ids) >= 0
+
+    def lookup_series(self) -> pd.Series:
+        """contact_id → account_id (the pandas path's form of the same table)."""
+        return pd.Series(self.contact_account.to_numpy(zero_copy_only=False),
+                         index=pd.Index(self.contact_ids.to_numpy(zero_copy_only=False), name="contact_id"),
+                         name="account_id")
+
+    def known_index(self) -> pd.Index:
+        return pd.Index(self.known_ids.to_numpy(zero_copy_only=False))
+
+
+def _sorted_hashes(ids) -> tuple:
+    """(salt, sorted hashes, order) of distinct ids, re-hashed with the next salt in
+    the (~1e-7 at 10^6 ids) event that two ids share a hash."""
+    from .hashing import string_hash
+    for salt in range(1, 64):
+        h = string_hash(ids, salt)
+        order = np.argsort(h, kind="stable")
+        h = h[order]
+        if not (h[1:] == h[:-1]).any():
+            return salt, h, order
+    raise ValueError("the id table has repeated ids; deduplicate it first")  # distinct ids never get here
+
+
+def _find(sorted_hash: np.ndarray, sorted_ids, salt: int, query) -> np.ndarray:
+    """Position of every query id in a :func:`_sorted_hashes` table, -1 when absent
+    (a hash match is confirmed by comparing the strings)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from .hashing import as_arrow_strings, string_hash
+    query = as_arrow_strings(query)
+    out = np.full(len(query), -1, np.int64)
+    if not len(query) or not len(sorted_hash):
+        return out
+    qh = string_hash(query, salt)
+    order = np.argsort(qh)  # sorted probes walk the table in order: cache-friendly
+    pos = np.empty(len(qh), np.int64)
+    pos[order] = np.searchsorted(sorted_hash, qh[order])
+    np.minimum(pos, len(sorted_hash) - 1, out=pos)
+    cand = np.flatnonzero(sorted_hash[pos] == qh)
+    if len(cand):
+        same = pc.equal(sorted_ids.take(pa.array(pos[cand])), query.take(pa.array(cand)))
+        ok = pc.fill_null(same, False).to_numpy(zero_copy_only=False)
+        out[cand[ok]] = pos[cand[ok]]
+    return out
+
+
+def _share(obj):
+    """``obj`` for tasks: scattered once to every worker of the active distributed
+    client (not embedded in the task graph), else a delayed constant."""
+    import dask
+    try:
+        from distributed import get_client
+        return get_client().scatter(obj, broadcast=True, hash=False)
+    except (ImportError, ValueError):
+        return dask.delayed(obj, pure=True, traverse=False)
+
+
+def _submit(tasks: list):
+    """Start ``tasks`` on the active distributed client (futures; this process goes on)
+    or, without one, keep them for :func:`_gather` to run."""
+    try:
+        from distributed import get_client
+        return get_client().compute(tasks)
+    except (ImportError, ValueError):
+        return tasks
+
+
+def _gather(pending: list, desc: str, progress: bool | None = None) -> list:
+    """Results of :func:`_submit`, in task order, with a progress bar (tqdm: quiet
+    when not on a terminal unless ``progress=True``)."""
+    import dask
+    from tqdm import tqdm
+    disable = None if progress is None else not progress
+    bar = tqdm(total=len(pending), desc=desc, unit=" task", disable=disable, leave=False)
+    try:
+        if pending and type(pending[0]).__name__ == "Future":
+            from distributed import as_completed
+            for _ in as_completed(pending):
+                bar.update(1)
+            return [f.result() for f in pending]
+        from dask.callbacks import Callback
+        top = {t.key for t in pending}
+
+        class _Tick(Callback):
+            def _posttask(self, key, result, dsk, state, worker_id):
+                if key in top:
+                    bar.update(1)
+        with _Tick():
+            return list(dask.compute(*pending))
+    finally:
+        bar.close()
+
+
+def _compute(tasks: list, desc: str, progress: bool | None = None) -> list:
+    """``dask.compute(*tasks)`` with a progress bar; results in task order."""
+    return _gather(_submit(tasks), desc, progress)
+
+
+def _partition_chunk(path: str, row_groups: list, b: int, resolver: _Resolver, out: str):
     import pyarrow.parquet as pq
     table = pq.ParquetFile(path).read_row_groups(row_groups)
     if _arrow_ready(table):
-        done = _partition_arrow(table, b, lookup, known, npartitions, out)
+        done = _partition_arrow(table, b, resolver, out)
         if done is not None:
             return done
     # not canonical yet (or values outside the taxonomies): the pandas path coerces,
     # or raises abmkit.schema.SchemaError naming the column and rows
     tp = _canonical(table.to_pandas(), "touchpoints", source=path)
-    return _partition_touches(tp, b, lookup, known, npartitions, out)
+    return _partition_touches(tp, b, resolver.lookup_series(), resolver.known_index(), resolver.npartitions, out)
 
 
 def _arrow_ready(table) -> bool:
@@ -430,14 +580,43 @@ def _arrow_ready(table) -> bool:
     return True
 
 
-def _partition_arrow(table, b: int, lookup: pd.Series, known: pd.Index, npartitions: int, out):
-    """:func:`_partition_touches` on an Arrow table (same files, same counts)."""
+def _known_extreme(t_ns: np.ndarray, rows: np.ndarray, accounts, resolver: _Resolver, largest: bool):
+    """Earliest (or latest) time among ``rows`` whose account is in the accounts
+    table. Checks the 256 extreme rows first: if one of them is known, the extreme
+    known row is among them (every other row is further from the extreme), so the
+    full look-up runs only when none is."""
+    import pyarrow as pa
+    if not len(rows):
+        return None
+    key = -t_ns[rows] if largest else t_ns[rows]
+    k = min(256, len(rows))
+    cand = rows[np.argpartition(key, k - 1)[:k]] if k < len(rows) else rows
+    known = resolver.is_known(accounts.take(pa.array(cand)))
+    if not known.any() and k < len(rows):
+        cand = rows
+        known = resolver.is_known(accounts.take(pa.array(cand)))
+    if not known.any():
+        return None
+    vals = t_ns[cand[known]]
+    return int(vals.max() if largest else vals.min())
+
+
+#: parquet dictionary pages for the columns that repeat within a partition (unique
+#: touchpoint ids would only pay for a dictionary they overflow)
+_DICT_COLUMNS = ["channel", "touch_type", "account_id", "contact_id", "campaign_id"]
+
+
+def _partition_arrow(table, b: int, resolver: _Resolver, out):
+    """:func:`_partition_touches` on an Arrow table (same files, same counts), at a
+    cost per row that does not depend on the number of accounts or contacts."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    from .hashing import string_hash
     from .schema import CHANNELS, TOUCH_TYPES
     out = Path(out)
+    npartitions = resolver.npartitions
     for name, allowed in (("channel", CHANNELS), ("touch_type", TOUCH_TYPES)):
         col = table[name]
         if pa.types.is_dictionary(col.type):
@@ -461,40 +640,70 @@ def _partition_arrow(table, b: int, lookup: pd.Series, known: pd.Index, npartiti
     if t_col.type.unit != "ns" or t_col.type.tz != "UTC":
         table = table.set_column(table.column_names.index("occurred_at"), "occurred_at",
                                  t_col.cast(pa.timestamp("ns", tz="UTC")))
-
-    def uniques(arr):
-        enc = pc.dictionary_encode(arr)
-        enc = enc.combine_chunks() if hasattr(enc, "combine_chunks") else enc
-        return enc.dictionary.to_numpy(zero_copy_only=False).astype(object), enc.indices
-    con_u, con_i = uniques(table["contact_id"])
-    via_u = pa.array(lookup.reindex(con_u).to_numpy(dtype=object), pa.string(), from_pandas=True) if len(con_u) \
-        else pa.array([], pa.string())
-    resolved = pc.coalesce(table["account_id"].combine_chunks(), pc.take(via_u, con_i))
-    ok = pc.is_valid(resolved)
-    ok_np = ok.to_numpy(zero_copy_only=False)
-    acc_u, acc_i = uniques(resolved)
-    idx = pc.fill_null(acc_i, 0).to_numpy(zero_copy_only=False)
-    part = partition_of(acc_u, npartitions)[idx] if len(acc_u) else np.zeros(len(idx), np.int64)
-    is_known = (known.get_indexer(acc_u) >= 0)[idx] if len(acc_u) else np.zeros(len(idx), bool)
-    t = table["occurred_at"].combine_chunks()
+    table = table.combine_chunks()
+    n = table.num_rows
+    own = table["account_id"].chunk(0) if table["account_id"].num_chunks else pa.array([], pa.string())
+    contact = table["contact_id"].chunk(0) if table["contact_id"].num_chunks else pa.array([], pa.string())
+    own_ok = own.is_valid().to_numpy(zero_copy_only=False)
+    # the touch's own account decides its partition: hashed per row, no table involved
+    part = np.where(own_ok, (string_hash(own) % np.uint64(npartitions)).astype(np.int64), -1)
+    resolved = own
+    need = np.flatnonzero(~own_ok & contact.is_valid().to_numpy(zero_copy_only=False))
+    if len(need):  # contact-only touches: the contact's mapped account
+        pos = resolver.contacts(contact.take(pa.array(need)))
+        hit = pos >= 0
+        if hit.any():
+            part[need[hit]] = resolver.contact_part[pos[hit]]
+            src = np.zeros(n, np.int64)
+            src[need[hit]] = pos[hit]
+            via_rows = np.zeros(n, bool)
+            via_rows[need[hit]] = True
+            via = resolver.contact_account.take(pa.array(src, mask=~via_rows))
+            resolved = pc.if_else(pa.array(own_ok), own, via)
+    ok_np = part >= 0
+    t = table["occurred_at"].chunk(0) if n else pa.array([], pa.timestamp("ns", tz="UTC"))
     t_valid = t.is_valid().to_numpy(zero_copy_only=False)
     t_ns = pc.fill_null(t.cast(pa.int64()), 0).to_numpy(zero_copy_only=False)
-    t_ok, t_known = ok_np & t_valid, ok_np & t_valid & is_known
-    ext = {"t_all_max": int(t_ns[t_ok].max()) if t_ok.any() else None,
-           "t_min": int(t_ns[t_known].min()) if t_known.any() else None,
-           "t_max": int(t_ns[t_known].max()) if t_known.any() else None}
+    rows = np.flatnonzero(ok_np & t_valid)
+    ext = {"t_all_max": int(t_ns[rows].max()) if len(rows) else None,
+           "t_min": _known_extreme(t_ns, rows, resolved, resolver, largest=False),
+           "t_max": _known_extreme(t_ns, rows, resolved, resolver, largest=True)}
+    kept = table.set_column(table.column_names.index("account_id"), "account_id", resolved)
     if not ok_np.all():
-        pq.write_table(table.filter(pc.invert(ok)), out / "unattributable" / f"touches-{b:05d}.parquet")
-    kept = table.set_column(table.column_names.index("account_id"), "account_id", resolved).filter(ok)
-    part = part[ok_np]
-    order = np.argsort(part, kind="stable")
-    kept, part = kept.take(pa.array(order)), part[order]
-    bounds = np.flatnonzero(np.r_[True, part[1:] != part[:-1], True]) if len(part) else np.array([0])
-    for s_, e_ in zip(bounds[:-1], bounds[1:]):
-        folder = out / "touchpoints" / f"part-{part[s_]:05d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        pq.write_table(kept.slice(s_, e_ - s_), folder / f"batch-{b:05d}.parquet")
-    return table.num_rows, int(ok_np.sum()), int((~ok_np).sum()), ext
+        pq.write_table(table.filter(pa.array(~ok_np)), out / "unattributable" / f"touches-{b:05d}.parquet")
+    _write_by_partition(kept, part, ok_np, npartitions, out / "touchpoints", f"batch-{b:05d}.parquet")
+    return n, int(ok_np.sum()), int((~ok_np).sum()), ext
+
+
+#: rows per block of the partition shuffle: a block's rows stay in the CPU cache while
+#: they are reordered, so the gather costs the same for 10 or 1,000 partitions
+_SHUFFLE_BLOCK = 1 << 15
+
+
+def _write_by_partition(table, part: np.ndarray, keep: np.ndarray, npartitions: int, folder: Path, name: str):
+    """Write the ``keep`` rows of ``table`` to ``folder/part-NNNNN/name``, one file per
+    partition present. Rows are grouped by partition within blocks of
+    :data:`_SHUFFLE_BLOCK` rows (one gather, each block read while it is in cache; a
+    whole-table gather by partition reads every block once per partition) and each
+    file is written from its blocks' slices, in input order."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    rows = np.flatnonzero(keep)
+    if not len(rows):
+        return
+    # at least ~1,000 rows per partition and block: the writer pays per slice
+    block = max(_SHUFFLE_BLOCK, 1024 * npartitions)
+    n_blocks = -(-len(rows) // block)
+    key = (np.arange(len(rows)) // block).astype(np.int64) * npartitions + part[rows]
+    order = np.argsort(key, kind="stable")
+    shuffled = table.take(pa.array(rows[order]))
+    counts = np.bincount(key, minlength=n_blocks * npartitions).reshape(n_blocks, npartitions)
+    starts = (np.cumsum(counts.ravel()) - counts.ravel()).reshape(n_blocks, npartitions)
+    for p in np.flatnonzero(counts.sum(axis=0)):
+        blocks = np.flatnonzero(counts[:, p])
+        pieces = pa.concat_tables([shuffled.slice(starts[k, p], counts[k, p]) for k in blocks])
+        (folder / f"part-{p:05d}").mkdir(parents=True, exist_ok=True)
+        pq.write_table(pieces, folder / f"part-{p:05d}" / name, use_dictionary=_DICT_COLUMNS)
 
 
 def _row_group_chunks(source, batch_rows: int) -> list:
@@ -667,12 +876,14 @@ def _loaders(parts) -> list:
     return out
 
 
-def _map(parts, fn, *args, **kwargs) -> list:
+def _map(parts, fn, *args, _progress: tuple = (None, None), **kwargs) -> list:
     """Run ``fn((dataset, contact_accounts), *args, **kwargs)`` on every partition;
-    results gathered (they are small: counts, sums, per-account rows)."""
+    results gathered (they are small: counts, sums, per-account rows), with a
+    progress bar named ``_progress[0]`` (on a terminal, or forced by ``_progress[1]``)."""
     import dask
     tasks = [dask.delayed(fn, pure=True)(load, *args, **kwargs) for load in _loaders(parts)]
-    return list(dask.compute(*tasks))
+    desc, progress = _progress
+    return _compute(tasks, desc or getattr(fn, "__name__", "partitions").strip("_").replace("_", " "), progress)
 
 
 def client(scheduler: str | None = None, *, n_workers: int = 2, threads_per_worker: int = 1,
@@ -852,18 +1063,46 @@ def _journeys(part, models, span, journey_kw, params):
     return journeys_for(ds, models, contact_accounts=ca, mqa_dates=mqa, **kw, **params)
 
 
-def _part_channel_credits(part, models, span, journey_kw, params):
+def _part_channel_credits(part, models, span, journey_kw, params, boot=None):
+    """One partition's channel credits per model, Markov chain counts, and with
+    ``boot = (n_boot, seed)`` its share of every Poisson bootstrap replicate (credit
+    sums per model; Markov: re-weighted transition counts keyed by state codes)."""
+    return _credits_from_journeys(_journeys(part, models, span, journey_kw, params), models, params, boot)
+
+
+def _credits_from_journeys(cj, models, params, boot=None) -> dict:
+    """:func:`_part_channel_credits` on journeys already built."""
+    from .attribution.compare import _replicable, poisson_weights
     from .attribution.engine import channel_credits_from, touch_credits
-    from .attribution.markov import build_chain
-    cj = _journeys(part, models, span, journey_kw, params)
+    from .attribution.markov import build_chain, transition_type_codes
     conv = cj.conversions
     with_touch = conv["n_touches"].to_numpy() > 0
-    rows = []
-    for m in models:
-        if m == "markov":
-            continue
-        c = channel_credits_from(cj, touch_credits(cj, m, **params))
-        rows.append(c.assign(model=m))
+    rule = [m for m in models if m != "markov"]
+    boot_out = None
+    if boot is not None:
+        n_boot, seed = boot
+        rep = _replicable(cj, rule + (["markov"] if "markov" in models else []), n_boot, params,
+                          markov_credits=False)
+        credits = rep.credits[rep.credits["model"].isin(rule)] if rule else None
+        k = len(cj.channels)
+        sums = {m: np.zeros((n_boot, k)) for m in rule}
+        mk = None
+        if rep.markov_chain is not None:
+            types = rep.incidence[0]
+            mk = [*transition_type_codes(rep.markov_chain, types), np.zeros((n_boot, len(types)))]
+        step = max(1, min(n_boot, int(2e7 // max(rep.n_groups, 1))))
+        for first in range(0, n_boot if rep.n_groups else 0, step):
+            b = min(step, n_boot - first)
+            got = rep.replicate_sums(poisson_weights(rep.group_accounts, seed, first, b), models)
+            for m, v in got.items():
+                if m == "markov":
+                    mk[2][first:first + b] = v
+                else:
+                    sums[m][first:first + b] = v
+        boot_out = {"sums": sums, "markov": mk}
+    else:
+        credits = pd.concat([channel_credits_from(cj, touch_credits(cj, m, **params)).assign(model=m)
+                             for m in rule], ignore_index=True) if rule else None
     counts = None
     if "markov" in models:
         order = params.get("order", 1)
@@ -871,13 +1110,40 @@ def _part_channel_credits(part, models, span, journey_kw, params):
                             for k, v in (("pipeline", "pipeline_amount"), ("revenue", "revenue_amount"))],
                            ignore_index=True)
     s = cj.summary()
-    return {"credits": pd.concat(rows, ignore_index=True) if rows else None, "markov": counts,
+    return {"credits": credits, "markov": counts, "boot": boot_out,
             "seen": np.bincount(cj.channel, minlength=len(cj.channels)) > 0,
             "channels": list(cj.channels),
             "given": (float(with_touch.sum()), float(conv["pipeline_amount"].to_numpy()[with_touch].sum()),
                       float(conv["revenue_amount"].to_numpy()[with_touch].sum())),
             "summary": {k: v for k, v in s.items() if k not in ("milestone", "lookback_days")},
             "no_touch": cj.no_touch[["conversion_id", "account_id", "converted_at", "amount"]]}
+
+
+def _boot_replicates(res: list, models, k: int, order: int, n_boot: int) -> dict:
+    """Every model's replicate credit sums over all partitions (replicates x
+    channels); Markov replicates solved once from the summed transition counts."""
+    from .attribution.compare import markov_replicates
+    from .attribution.markov import transition_type_codes
+    reps = {m: np.sum([r["boot"]["sums"][m] for r in res], axis=0) if res else np.zeros((n_boot, k))
+            for m in models if m != "markov"}
+    if "markov" in models:
+        counts = pd.concat([r["markov"] for r in res], ignore_index=True)
+        sub = counts[counts["kind"] == "pipeline"]
+        if not len(sub):
+            reps["markov"] = np.zeros((n_boot, k))
+            return reps
+        chain = chain_from_counts(sub, k, order)
+        n = chain.n_states + 1
+        types = chain.src * (n + 2) + chain.dst
+        src, dst = transition_type_codes(chain, types)
+        where = pd.Series(np.arange(len(types)), index=pd.MultiIndex.from_arrays([src, dst]))
+        tw = np.zeros((n_boot, len(types)))
+        for r in res:
+            mk = r["boot"]["markov"]
+            if mk is not None and len(mk[0]):
+                tw[:, where.loc[list(zip(mk[0], mk[1]))].to_numpy()] += mk[2]
+        reps["markov"] = markov_replicates(chain, types, tw)
+    return reps
 
 
 @dataclass
@@ -899,6 +1165,9 @@ class ChannelCredits:
         global Markov removal effects (conversions), per taxonomy channel.
     channels_seen : list
         channels that occur in converting journeys (the rows of the share tables).
+    low, high : DataFrame or None
+        with ``n_boot``: percentile bounds of each model's channel shares (channel ×
+        model) over Poisson bootstrap replicates of accounts.
     """
     credits: pd.DataFrame
     conservation: pd.DataFrame
@@ -906,6 +1175,8 @@ class ChannelCredits:
     info: dict
     removal_effects: np.ndarray | None = None
     channels_seen: list = field(default_factory=list)
+    low: pd.DataFrame | None = None
+    high: pd.DataFrame | None = None
 
     def to_frame(self) -> pd.DataFrame:
         return self.credits
@@ -930,6 +1201,7 @@ def channel_credits(source, model=("first_touch", "last_touch", "linear", "time_
                                    "j_shaped", "inverse_j", "markov", "shapley"), *,
                     milestone: str = "opportunity_created", lookback_days: float = 365, mqa_dates=None,
                     start=None, end=None, dataset: Dataset | None = None, contact_accounts=None,
+                    n_boot: int = 0, seed: int = 0, alpha: float = 0.05, progress: bool | None = None,
                     **params) -> ChannelCredits:
     """Channel credits of every model over all partitions (DESIGN §3).
 
@@ -938,16 +1210,37 @@ def channel_credits(source, model=("first_touch", "last_touch", "linear", "time_
     :func:`abmkit.attribution.engine.touch_credits`); position models and Shapley are
     summed; Markov transition counts are summed and the chain solved once.
 
+    ``n_boot``: bootstrap intervals in the same pass. Accounts are resampled with
+    Poisson(1) weights that depend only on (seed, replicate, account id)
+    (:func:`abmkit.attribution.compare.poisson_weights`), so each partition adds its
+    share of every replicate: credit sums per model, re-weighted transition counts
+    for Markov (the replicate chains are solved once, on the driver).
+
     Returns
     -------
     ChannelCredits
-        ``credits`` equals ``abmkit.attribution.compare_models(ds, models, n_boot=0).credits``.
+        ``credits`` equals ``abmkit.attribution.compare_models(ds, models, n_boot=0).credits``;
+        ``low``/``high`` equal ``compare_models(ds, models, n_boot, seed, bootstrap="poisson")``'s.
     """
     models = _models(model)
     parts = partitions(source, dataset=dataset, contact_accounts=contact_accounts)
     span = _global_span(parts)
     res = _map(parts, _part_channel_credits, models, span,
-               _journey_kw(milestone, lookback_days, mqa_dates, start, end), params)
+               _journey_kw(milestone, lookback_days, mqa_dates, start, end), params,
+               (n_boot, seed) if n_boot else None, _progress=("attribution", progress))
+    cc = _reduce_credits(res, models, params, {"milestone": milestone, "lookback_days": lookback_days}, parts)
+    if n_boot and cc.conservation["conversions_given"].sum() > 0:
+        from .attribution.compare import percentile_bounds
+        channels = res[0]["channels"]
+        reps = _boot_replicates(res, models, len(channels), params.get("order", 1), n_boot)
+        cc.low, cc.high = percentile_bounds(reps, models, channels, cc.channels_seen, alpha)
+        cc.info["bootstrap"] = "poisson"
+    return cc
+
+
+def _reduce_credits(res: list, models, params, info: dict, parts) -> ChannelCredits:
+    """Sum the partitions' :func:`_part_channel_credits` results into ChannelCredits
+    (Markov: summed transition counts, chain solved once)."""
     channels = res[0]["channels"] if res else list(CHANNEL_DTYPE.categories)
     k = len(channels)
     given = np.sum([r["given"] for r in res], axis=0) if res else np.zeros(3)
@@ -975,7 +1268,7 @@ def channel_credits(source, model=("first_touch", "last_touch", "linear", "time_
                              "pipeline_given": given[1], "pipeline_credited": got[1],
                              "revenue_given": given[2], "revenue_credited": got[2],
                              "ok": bool(np.allclose(given, got, rtol=1e-9, atol=1e-6))})
-    info = {"milestone": milestone, "lookback_days": lookback_days}
+    info = dict(info)
     for key in (res[0]["summary"] if res else {}):
         info[key] = sum(r["summary"][key] for r in res)
     info["partitions"] = len(res)
@@ -1059,17 +1352,43 @@ def campaign_credits(source, model, *, milestone: str = "opportunity_created", l
                            ignore_index=True)
 
 
+_JOURNEY_PARAMS = ("lookback_days", "milestone")
+
+
+def _part_sensitivity(part, model, param, values, span, journey_kw, params) -> list:
+    """One partition's credits for every value of ``param``: journeys are built
+    once (per value only when ``param`` changes the journeys)."""
+    out, cj = [], None
+    for v in values:
+        jkw, mp = dict(journey_kw), dict(params)
+        if param in _JOURNEY_PARAMS:
+            jkw[param] = v
+            cj_v = _journeys(part, [model], span, jkw, mp)
+        else:
+            mp[param] = v
+            cj = cj if cj is not None else _journeys(part, [model], span, jkw, mp)
+            cj_v = cj
+        out.append(_credits_from_journeys(cj_v, [model], mp))
+    return out
+
+
 def sensitivity(source, model: str, param: str, values, *, milestone: str = "opportunity_created",
                 lookback_days: float = 365, mqa_dates=None, start=None, end=None, dataset: Dataset | None = None,
-                contact_accounts=None, **params) -> pd.DataFrame:
-    """:func:`abmkit.attribution.sensitivity` on partitions: one :func:`channel_credits`
-    run per value. Columns param, value, channel, share, conversions."""
+                contact_accounts=None, progress: bool | None = None, **params) -> pd.DataFrame:
+    """:func:`abmkit.attribution.sensitivity` on partitions, in one pass over them:
+    each partition computes the model for every value. Columns param, value,
+    channel, share, conversions."""
     parts = partitions(source, dataset=dataset, contact_accounts=contact_accounts)
+    span = _global_span(parts)
+    base = {"milestone": milestone, "lookback_days": lookback_days}
+    res = _map(parts, _part_sensitivity, model, param, list(values), span,
+               _journey_kw(milestone, lookback_days, mqa_dates, start, end), params,
+               _progress=(f"sensitivity {param}", progress))
     rows = []
-    for v in values:
-        kw = dict(milestone=milestone, lookback_days=lookback_days, **params)
-        kw[param] = v
-        c = channel_credits(parts, [model], mqa_dates=mqa_dates, start=start, end=end, **kw).credits
+    for i, v in enumerate(values):
+        mp = {**params, **({} if param in _JOURNEY_PARAMS else {param: v})}
+        c = _reduce_credits([r[i] for r in res], [model], mp, {**base, **({param: v} if param in base else {})},
+                            parts).credits
         tot = c["conversions"].sum()
         rows.append(pd.DataFrame({"param": param, "value": v, "channel": c["channel"],
                                   "share": c["conversions"] / tot if tot > 0 else np.nan,
@@ -1161,25 +1480,29 @@ _COUNT_COLS = ["n_at_risk", "n_treated", "n_control", "events_treated", "events_
 
 
 def _part_influence(part, history_kw, influence_kw):
+    """Per partition: the treated counts per unit × transition, and the at-risk cohort
+    per transition counted apart (a partition may have at-risk accounts but no unit
+    rows, e.g. accounts that entered their stages by opportunities alone)."""
     from .journeys import account_touches
     from .progression import stage_history as _sh
-    from .uplift import campaign_influence
+    from .uplift import at_risk_counts, campaign_influence
     ds, ca = part
     tt = account_touches(ds, ca)
     hist = _sh(ds, history_kw["rules"], touches=tt, as_of=history_kw["as_of"], data_start=history_kw["data_start"])
     hist.attrs["data_end"] = history_kw["data_end"]
+    cohort = at_risk_counts(hist, ds.accounts["account_id"], exposure_days=influence_kw["exposure_days"],
+                            outcome_days=influence_kw["outcome_days"], transitions=influence_kw["transitions"],
+                            as_of=history_kw["as_of"])
     # covariates/Cox off: only the counts are kept (they are additive over accounts)
     table = campaign_influence(ds, touches=tt, history=hist, covariates=None, cox=False, min_group_size=0,
                                as_of=history_kw["as_of"], progress=False, **influence_kw).table
     cols = ["level", "unit", "campaign_id", "campaign_name", "channel", "transition", "from_stage", "to_stage",
-            "n_at_risk", "n_treated", "events_treated", "events_at_risk"]
+            "n_treated", "events_treated"]
     if table.empty:
-        return pd.DataFrame(columns=cols)
-    t = table[cols[:-3] + ["n_treated"]].copy()
+        return pd.DataFrame(columns=cols), cohort
+    t = table[cols[:-1]].copy()
     t["events_treated"] = np.rint(table["rate_treated"].fillna(0) * table["n_treated"]).astype(np.int64)
-    t["events_at_risk"] = t["events_treated"] + np.rint(
-        table["rate_control"].fillna(0) * table["n_control"]).astype(np.int64)
-    return t[cols]
+    return t[cols], cohort
 
 
 def campaign_influence_counts(source, *, exposure_days: float = 30, outcome_days: float = 90, transitions=None,
@@ -1201,16 +1524,17 @@ def campaign_influence_counts(source, *, exposure_days: float = 30, outcome_days
     span = _global_span(parts, as_of)
     hist_kw = {"rules": rules, "as_of": as_of, "data_start": _data_start(span), "data_end": _data_end(span)}
     infl_kw = {"exposure_days": exposure_days, "outcome_days": outcome_days, "transitions": transitions, "by": by}
-    res = [r.assign(_part=i) for i, r in enumerate(_map(parts, _part_influence, hist_kw, infl_kw)) if len(r)]
-    if not res:
+    res = _map(parts, _part_influence, hist_kw, infl_kw)
+    at_risk = pd.concat([r[1] for r in res], ignore_index=True).groupby("transition", sort=False)[
+        ["n_at_risk", "events_at_risk"]].sum()
+    units = [r[0] for r in res if len(r[0])]
+    if not units:
         return pd.DataFrame(columns=["level", "unit", "transition", *_COUNT_COLS])
-    allr = pd.concat(res, ignore_index=True)
+    allr = pd.concat(units, ignore_index=True)
     keys = ["level", "unit", "transition"]
     info = allr.drop_duplicates(keys)[keys + ["campaign_id", "campaign_name", "channel", "from_stage", "to_stage"]]
     # a partition without some unit (a channel it never saw) has every at-risk account
-    # of the transition in that unit's control group: take controls as at-risk minus treated
-    per_part = allr.drop_duplicates(["_part", "transition"])
-    at_risk = per_part.groupby("transition")[["n_at_risk", "events_at_risk"]].sum()
+    # of the transition in that unit's control group: controls are at-risk minus treated
     out = info.merge(allr.groupby(keys, sort=False)[["n_treated", "events_treated"]].sum().reset_index(), on=keys)
     out["n_at_risk"] = out["transition"].map(at_risk["n_at_risk"]).astype(np.int64)
     out["n_control"] = out["n_at_risk"] - out["n_treated"]
@@ -1434,15 +1758,19 @@ def kpi_aggregates(source, quarter=None, start=None, end=None, *, kpis=ADDITIVE_
 # --------------------------------------------------------------------------- comparison
 def compare_models(source, models=None, *, milestone: str = "opportunity_created", lookback_days: float = 365,
                    mqa_dates=None, start=None, end=None, dataset: Dataset | None = None, contact_accounts=None,
+                   n_boot: int = 1000, seed: int = 0, alpha: float = 0.05, progress: bool | None = None,
                    **params):
     """:class:`abmkit.attribution.ComparisonResult` from the distributed channel
     credits: shares, rank correlation, disagreement, conservation, no_touch, equal to
-    ``abmkit.attribution.compare_models(..., n_boot=0)``. No bootstrap intervals
-    (``low``/``high`` are NaN): resampling accounts needs the account × channel
-    matrices on one machine."""
+    ``abmkit.attribution.compare_models(..., n_boot=0)``; bootstrap intervals from the
+    same pass over the partitions, equal to ``compare_models(..., n_boot, seed,
+    bootstrap="poisson")`` (accounts weighted by Poisson(1) counts that do not depend
+    on the partitioning; see :func:`channel_credits`). ``n_boot=0``: no intervals."""
     from .attribution import DEFAULT_COMPARE_MODELS
     models = list(DEFAULT_COMPARE_MODELS if models is None else ([models] if isinstance(models, str) else models))
     cc = channel_credits(source, models, milestone=milestone, lookback_days=lookback_days, mqa_dates=mqa_dates,
-                         start=start, end=end, dataset=dataset, contact_accounts=contact_accounts, **params)
+                         start=start, end=end, dataset=dataset, contact_accounts=contact_accounts, n_boot=n_boot,
+                         seed=seed, alpha=alpha, progress=progress, **params)
     from .attribution.compare import comparison_from_credits
-    return comparison_from_credits(cc.credits, models, cc.conservation, cc.no_touch, cc.info, cc.channels_seen)
+    return comparison_from_credits(cc.credits, models, cc.conservation, cc.no_touch, cc.info, cc.channels_seen,
+                                   low=cc.low, high=cc.high, n_boot=n_boot if cc.low is not None else 0, seed=seed)

@@ -44,7 +44,7 @@ from .progression import (TRANSITIONS, _INF, _DAY_NS, _account_codes, _ns, data_
 from .schema import CHANNELS, Dataset
 
 __all__ = ["two_group", "TwoGroupResult", "campaign_influence", "InfluenceResult", "covariate_frame",
-           "compare_to_truth", "logit_fit", "cox_breslow", "DEFAULT_COVARIATES"]
+           "compare_to_truth", "logit_fit", "cox_breslow", "DEFAULT_COVARIATES", "at_risk_counts"]
 
 #: adjustment set of campaign_influence: size, ABM tier and industry (who gets
 #: targeted), ICP fit (part of the qualified rule) and the target-account flag
@@ -571,6 +571,45 @@ def _parse_transitions(transitions):
     return out
 
 
+def _landmark(E: np.ndarray, N: np.ndarray, end_ns: int, exp_ns: int, out_ns: int) -> tuple:
+    """The landmark design of one transition s→s+1, per account (entry times into s
+    and s+1 in ns, ``_INF`` = never): entered s, the landmark ``L``, at risk at ``L``
+    (entered with a complete window and still in s), outcome (s+1 in ``(L, L + out]``)."""
+    entered = (E != _INF) & (E <= end_ns)
+    complete = entered & (E <= end_ns - exp_ns - out_ns)
+    L = np.where(entered, E + exp_ns, _INF)
+    at_risk = complete & (N > L)
+    y_all = (N > L) & (N <= L + out_ns)
+    return entered, L, at_risk, y_all
+
+
+def at_risk_counts(history: pd.DataFrame, account_ids, *, exposure_days: float = 30, outcome_days: float = 90,
+                   transitions=None, as_of=None) -> pd.DataFrame:
+    """Per transition, the accounts at risk at the landmark and how many reach the next
+    stage in the outcome window: the cohort of :func:`campaign_influence` before any
+    campaign splits it (its ``n_at_risk``; exposed + unexposed events). Sums over
+    disjoint sets of accounts, e.g. account partitions.
+
+    Returns
+    -------
+    DataFrame
+        transition, from_stage, to_stage, n_at_risk, events_at_risk.
+
+    Example
+    -------
+    >>> at_risk_counts(stage_history(ds), ds.accounts["account_id"])   # doctest: +SKIP
+    """
+    end_ns = data_end(history, as_of).value
+    wide = stage_wide(history).reindex(np.asarray(account_ids, dtype=object))
+    exp_ns, out_ns = int(round(exposure_days * _DAY_NS)), int(round(outcome_days * _DAY_NS))
+    rows = []
+    for a, b in _parse_transitions(transitions):
+        _, _, at_risk, y_all = _landmark(_ns(wide[a]), _ns(wide[b]), end_ns, exp_ns, out_ns)
+        rows.append({"transition": transition_label(a, b), "from_stage": a, "to_stage": b,
+                     "n_at_risk": int(at_risk.sum()), "events_at_risk": int((at_risk & y_all).sum())})
+    return pd.DataFrame(rows, columns=["transition", "from_stage", "to_stage", "n_at_risk", "events_at_risk"])
+
+
 def campaign_influence(dataset: Dataset, *, exposure_days: float = 30, outcome_days: float = 90,
                        transitions=None, by=("campaign", "channel"),
                        covariates=DEFAULT_COVARIATES, min_group_size: int = 20,
@@ -666,11 +705,7 @@ def campaign_influence(dataset: Dataset, *, exposure_days: float = 30, outcome_d
         lab = transition_label(a, b)
         E = _ns(wide[a])
         N = _ns(wide[b])
-        entered = (E != _INF) & (E <= end_ns)
-        complete = entered & (E <= end_ns - exp_ns - out_ns)
-        L = np.where(entered, E + exp_ns, _INF)
-        at_risk = complete & (N > L)
-        y_all = (N > L) & (N <= L + out_ns)
+        entered, L, at_risk, y_all = _landmark(E, N, end_ns, exp_ns, out_ns)
         # days from entry to s+1 (censored at the data end) for acceleration
         days_all = (np.minimum(N, end_ns) - np.minimum(E, end_ns)) / _DAY_NS
         ev_all = N <= end_ns

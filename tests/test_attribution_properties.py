@@ -3,6 +3,7 @@ results do not depend on the order of input rows."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import pandas as pd
 from attribution_helpers import BASE
 from hypothesis import HealthCheck, given, settings
@@ -98,7 +99,7 @@ def test_bootstrap_replicate_equals_rerun_on_resampled_accounts():
     from abmkit.attribution import journeys_for
     from abmkit.attribution.compare import _account_groups
     cj = journeys_for(ds, ["linear", "markov"])
-    conv_rows, conv_group, nc_group, g = _account_groups(cj)
+    conv_rows, conv_group, nc_group, g, _ = _account_groups(cj)
     accs = np.unique(np.concatenate([cj.conversions["account_index"].to_numpy()[conv_rows], cj.nc_account]))
     w = np.zeros(g)
     w[0], w[-1] = 2, 1  # account 0 drawn twice, last once
@@ -133,6 +134,74 @@ def test_bootstrap_replicate_equals_rerun_on_resampled_accounts():
     cj2 = journeys_for(ds2, ["markov"])
     re_2 = removal_effects(build_chain(cj2.paths(), 1))[0]
     np.testing.assert_allclose(re_w, re_2, atol=1e-10)
+
+
+def test_poisson_weights_are_poisson_and_independent_of_order():
+    from abmkit.attribution.compare import poisson_weights
+    ids = np.array([f"acc{i}" for i in range(4000)], dtype=object)
+    w = poisson_weights(ids, seed=9, first=0, count=50)
+    assert w.shape == (50, 4000) and (w >= 0).all() and (w == np.round(w)).all()
+    # Poisson(1): P(0) = P(1) = e^-1, P(2) = e^-1 / 2, mean 1, variance 1 (200k draws)
+    freq = np.bincount(w.astype(int).ravel(), minlength=4)[:3] / w.size
+    np.testing.assert_allclose(freq, np.exp(-1) * np.array([1, 1, 0.5]), atol=0.005)
+    assert abs(w.mean() - 1) < 0.01 and abs(w.var() - 1) < 0.02
+    # a replicate's weight of an account depends on (seed, replicate, id) only
+    perm = np.random.default_rng(0).permutation(4000)
+    np.testing.assert_array_equal(poisson_weights(ids[perm], 9, 0, 50), w[:, perm])
+    np.testing.assert_array_equal(poisson_weights(ids, 9, 20, 5), w[20:25])
+    assert not np.array_equal(poisson_weights(ids, 10, 0, 50), w)
+    # replicates are not copies of each other: accounts' weights are uncorrelated across replicates
+    assert abs(np.corrcoef(w[0], w[1])[0, 1]) < 0.06
+
+
+def test_poisson_replicate_equals_rerun_on_copied_accounts():
+    """A Poisson replicate (rule model sums and Markov transition counts) equals
+    attributing a dataset in which every account is copied as often as its weight."""
+    from abmkit.attribution import journeys_for
+    from abmkit.attribution.compare import _replicable, markov_replicates, poisson_weights
+    from abmkit.attribution.markov import build_chain, removal_effects
+    ds, _ = random_dataset(11, n_acc=6, n_touch=80)
+    cj = journeys_for(ds, ["linear", "markov"])
+    rep = _replicable(cj, ["linear", "markov"], 1, {})
+    # a replicate that drops one account and copies another
+    r = next(r for r in range(200) if {0, 2} <= set(poisson_weights(rep.group_accounts, 4, r, 1)[0].tolist()))
+    w = poisson_weights(rep.group_accounts, 4, r, 1)[0]
+    tps, opps = [], []
+    for aid, times in zip(rep.group_accounts, w):
+        for c in range(int(times)):
+            t = ds.touchpoints[ds.touchpoints["account_id"] == aid].copy()
+            t["touchpoint_id"] += f"_{c}"
+            t["account_id"] = f"{aid}_{c}"
+            o = ds.opportunities[ds.opportunities["account_id"] == aid].copy()
+            o["opportunity_id"] += f"_{c}"
+            o["account_id"] = f"{aid}_{c}"
+            tps.append(t)
+            opps.append(o)
+    tp, op = pd.concat(tps, ignore_index=True), pd.concat(opps, ignore_index=True)
+    ds2 = Dataset.from_frames(touchpoints=tp, opportunities=op,
+                              accounts=pd.DataFrame({"account_id": tp["account_id"].unique(), "account_name": "x"}))
+    sums = rep.replicate_sums(w[None, :], ["linear", "markov"])
+    rerun = attribute(ds2, "linear").groupby("channel", observed=True)["credit"].sum()
+    np.testing.assert_allclose(pd.Series(sums["linear"][0], index=cj.channels).reindex(rerun.index).to_numpy(),
+                               rerun.to_numpy())
+    re_w = markov_replicates(rep.markov_chain, rep.incidence[0], sums["markov"])[0]
+    re_2 = removal_effects(build_chain(journeys_for(ds2, ["markov"]).paths(), 1))[0]
+    np.testing.assert_allclose(re_w, re_2, atol=1e-10)
+
+
+def test_poisson_and_multinomial_bootstraps_agree_in_width():
+    ds, mqa = random_dataset(7, n_acc=60, n_touch=900)
+    models = ["first_touch", "linear", "markov"]
+    width = {}
+    for scheme in ("multinomial", "poisson"):
+        res = compare_models(ds, models, n_boot=400, seed=1, mqa_dates=mqa, bootstrap=scheme)
+        iv = res.intervals.dropna()
+        width[scheme] = (iv["high"] - iv["low"]).to_numpy()
+        assert res.info["bootstrap"] == scheme
+    ratio = width["poisson"].mean() / width["multinomial"].mean()
+    assert 0.8 < ratio < 1.25, ratio
+    with pytest.raises(ValueError, match="bootstrap"):
+        compare_models(ds, models, n_boot=10, bootstrap="jackknife")
 
 
 def test_sensitivity_half_life_and_lookback():

@@ -134,6 +134,47 @@ def test_campaign_influence_counts_equal_pandas(ds, mapping, parts):
         _close(m[f"{col}_dask"], m[f"{col}_pd"], col)
 
 
+def test_influence_counts_keep_at_risk_accounts_of_partitions_without_units(ds, mapping, cluster):
+    """Accounts that reach sales_ready by an open opportunity and never have a touch
+    are at risk for sales_ready->customer, yet their partition (a Dask DataFrame
+    source puts touchless accounts in a partition of their own) has no channel unit:
+    they must still count, as controls of every channel."""
+    import dask.dataframe as dd
+
+    import abmkit
+    n = 40
+    ids = [f"quiet-{i}" for i in range(n)]
+    start = ds.touchpoints["occurred_at"].min() + pd.Timedelta(days=30)
+    quiet_acc = ds.accounts.iloc[:n].copy().assign(account_id=ids, account_name=[f"Quiet {i}" for i in range(n)],
+                                                   parent_account_id=None)
+    created = [start + pd.Timedelta(days=i) for i in range(n)]
+    won = np.arange(n) % 2 == 0  # half win 60 days after the landmark window opens
+    quiet_opp = ds.opportunities.iloc[:n].copy().assign(
+        opportunity_id=[f"quiet-opp-{i}" for i in range(n)], account_id=ids, created_at=created,
+        closed_at=[c + pd.Timedelta(days=60) if w else pd.NaT for c, w in zip(created, won)], is_won=won)
+    big = abmkit.schema.Dataset(
+        accounts=pd.concat([ds.accounts, quiet_acc], ignore_index=True), contacts=ds.contacts,
+        touchpoints=ds.touchpoints, campaigns=ds.campaigns,
+        opportunities=pd.concat([ds.opportunities, quiet_opp], ignore_index=True), revenue=ds.revenue)
+    tt = account_touches(big, mapping)
+    trans = ["sales_ready->customer"]
+    ref = uplift.campaign_influence(big, touches=tt, covariates=None, cox=False, transitions=trans,
+                                    by="channel").table
+    per_account = tt.sort_values("account_id")
+    ddf = dd.from_pandas(per_account, npartitions=1)
+    got = scale.campaign_influence_counts(ddf, transitions=trans, by=("channel",), dataset=big,
+                                          contact_accounts=mapping)
+    m = ref.merge(got, on=["level", "unit", "transition"], suffixes=("_pd", "_dask"))
+    assert len(m) == len(ref) > 0
+    hist = progression.stage_history(big, touches=tt)
+    quiet_at_risk = uplift.at_risk_counts(hist, ids, transitions=trans)
+    assert quiet_at_risk["n_at_risk"].iloc[0] == n  # the planted accounts are all in the cohort
+    assert quiet_at_risk["events_at_risk"].iloc[0] == n // 2
+    for col in ("n_at_risk", "n_treated", "n_control"):
+        assert (m[f"{col}_dask"] == m[f"{col}_pd"]).all(), col
+    _close(m["rate_control_dask"], m["rate_control_pd"], "rate_control")
+
+
 def test_kpi_aggregates_equal_pandas(ds, mapping, parts):
     got = scale.kpi_aggregates(parts, quarter="2026Q2")
     ref = kpis.kpi_table(ds, quarter="2026Q2", segments=(), contact_accounts=mapping).overall
@@ -224,7 +265,7 @@ def test_campaign_sensitivity_and_example_equal_pandas(ds, mapping, parts):
 
 def test_compare_models_equal_pandas_without_bootstrap(ds, mapping, parts):
     models = ["first_touch", "linear", "w_shaped", "markov", "shapley"]
-    got = scale.compare_models(parts, models)
+    got = scale.compare_models(parts, models, n_boot=0)
     ref = attribution.compare_models(ds, models, n_boot=0, contact_accounts=mapping)
     pd.testing.assert_index_equal(got.shares.index, ref.shares.index)
     _close(got.shares.to_numpy(), ref.shares.to_numpy(), "shares")
@@ -238,6 +279,24 @@ def test_compare_models_equal_pandas_without_bootstrap(ds, mapping, parts):
     assert got.summary().set_index("model").loc[["first_touch", "linear", "w_shaped", "markov"], "top_channel"].equals(
         ref.summary().set_index("model").loc[["first_touch", "linear", "w_shaped", "markov"], "top_channel"])
     assert got.conservation["ok"].all()
+
+
+def test_compare_models_bootstrap_equals_pandas_poisson(ds, mapping, parts, tmp_path):
+    """Intervals from one pass over the partitions equal the pandas path's Poisson
+    bootstrap, whatever the number of partitions."""
+    models = ["first_touch", "linear", "time_decay", "markov", "shapley"]
+    ref = attribution.compare_models(ds, models, n_boot=150, seed=5, bootstrap="poisson", contact_accounts=mapping)
+    got = scale.compare_models(parts, models, n_boot=150, seed=5)
+    assert got.n_boot == 150 and got.info["bootstrap"] == "poisson"
+    m = ref.intervals.merge(got.intervals, on=["channel", "model"], suffixes=("_pd", "_dask"))
+    assert len(m) == len(ref.intervals) and m["low_pd"].notna().all()
+    for col in ("share", "low", "high"):
+        _close(m[f"{col}_dask"], m[f"{col}_pd"], col)
+    assert (m["high_pd"] - m["low_pd"] > 0).mean() > 0.5  # real intervals, not points
+    other = scale.partition_by_account(ds, 2, tmp_path / "two", contact_accounts=mapping)
+    again = scale.compare_models(other, models, n_boot=150, seed=5)
+    _close(again.intervals["low"], got.intervals["low"], "low, 2 partitions")
+    assert not scale.compare_models(parts, models, n_boot=150, seed=6).intervals["low"].equals(got.intervals["low"])
 
 
 def test_campaign_influence_full_table_equal_pandas(ds, mapping, parts):
@@ -327,3 +386,66 @@ def test_folder_with_bad_values_raises_schema_error(small_sample, tmp_path):
     tp.to_parquet(tmp_path / "ok" / "touchpoints.parquet", index=False)
     with pytest.raises(SchemaError, match="channel"):
         scale.partition_by_account(tmp_path / "ok", 2, tmp_path / "parts")
+
+
+def test_arrow_partitioning_equals_pandas_partitioning(ds, mapping, tmp_path, cluster):
+    """The folder path (Arrow, hashed ids, block shuffle) writes the same partitions,
+    unattributable rows and data span as the Dataset path (pandas), including touches
+    of accounts missing from the accounts table at both ends of the time range (the
+    span must skip them: 300 earliest ones defeat the 256-row shortcut)."""
+    import abmkit
+    tp = ds.touchpoints
+    first, last = tp["occurred_at"].min(), tp["occurred_at"].max()
+    ghosts = tp.iloc[:301].copy()
+    ghosts["touchpoint_id"] = [f"ghost-{i}" for i in range(301)]
+    ghosts["account_id"] = [f"no-such-account-{i % 7}" for i in range(301)]
+    ghosts["contact_id"] = None
+    ghosts["occurred_at"] = [first - pd.Timedelta(days=1 + i) for i in range(300)] + [last + pd.Timedelta(days=3)]
+    big = abmkit.schema.Dataset(**{**{t: getattr(ds, t) for t in ("accounts", "contacts", "campaigns",
+                                                                  "opportunities", "revenue")},
+                                   "touchpoints": pd.concat([tp, ghosts], ignore_index=True)})
+    folder = tmp_path / "canonical"
+    abmkit.schema.save(big, folder)
+    whole = pd.read_parquet(folder / "touchpoints.parquet")
+    (folder / "touchpoints.parquet").unlink()
+    (folder / "touchpoints").mkdir()
+    for i, rows in enumerate(np.array_split(np.arange(len(whole)), 3)):
+        whole.iloc[rows].to_parquet(folder / "touchpoints" / f"f{i}.parquet", index=False, row_group_size=4000)
+    arrow = scale.partition_by_account(folder, 4, tmp_path / "arrow", contact_accounts=mapping, batch_rows=9000)
+    pandas_ = scale.partition_by_account(big, 4, tmp_path / "pandas", contact_accounts=mapping, batch_rows=9000)
+    for key in ("touchpoints_in", "touchpoints_partitioned", "touchpoints_unattributable", "span"):
+        assert arrow.manifest[key] == pandas_.manifest[key], key
+    span = arrow.manifest["span"]
+    known = tp["account_id"].isin(ds.accounts["account_id"]) | tp["contact_id"].map(
+        mapping.set_index("contact_id")["account_id"]).isin(ds.accounts["account_id"])
+    assert span["t_min"] == tp.loc[known, "occurred_at"].min().value
+    assert span["t_all_max"] == (last + pd.Timedelta(days=3)).value > span["t_max"]
+    cols = ["touchpoint_id", "account_id", "contact_id", "campaign_id", "channel", "touch_type", "occurred_at"]
+    for i in range(4):
+        a = arrow.load(i)[0].touchpoints.sort_values("touchpoint_id", ignore_index=True)[cols]
+        b = pandas_.load(i)[0].touchpoints.sort_values("touchpoint_id", ignore_index=True)[cols]
+        pd.testing.assert_frame_equal(a, b)
+        assert (scale.partition_of(a["account_id"], 4) == i).all()
+    ua = arrow.unattributable().sort_values("touchpoint_id", ignore_index=True)[cols]
+    ub = pandas_.unattributable().sort_values("touchpoint_id", ignore_index=True)[cols]
+    pd.testing.assert_frame_equal(ua, ub)
+
+
+def test_resolver_finds_exact_ids_only(mapping):
+    from abmkit.scale import _find, _Resolver
+    lookup = mapping.dropna(subset=["account_id"]).drop_duplicates("contact_id")[["contact_id", "account_id"]]
+    known = pd.Index(lookup["account_id"].unique())
+    r = _Resolver.build(lookup, known, 5)
+    probe = list(lookup["contact_id"].iloc[::7]) + ["nobody", None, ""]
+    pos = r.contacts(np.array(probe, dtype=object))
+    assert (pos[-3:] == -1).all()
+    got = r.contact_account.take(pos[:-3]).to_pylist()
+    assert got == list(lookup["account_id"].iloc[::7])
+    assert r.contact_part.tolist() == scale.partition_of(r.contact_account.to_pylist(), 5).tolist()
+    # a hash match is not enough: the strings are compared
+    import pyarrow as pa
+    from abmkit.hashing import string_hash
+    fake = np.array([string_hash(["impostor"], 3)[0]], np.uint64)
+    assert _find(fake, pa.array(["someone else"]), 3, ["impostor"]).tolist() == [-1]
+    assert _find(fake, pa.array(["impostor"]), 3, ["impostor"]).tolist() == [0]
+    assert r.is_known(np.array([known[0], "ghost"], dtype=object)).tolist() == [True, False]

@@ -22,7 +22,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from .engine import (DEFAULT_COMPARE_MODELS, credit_matrix, touch_credits)
-from .markov import batch_incidence, build_chain, removal_effects, removal_effects_batch
+from .markov import batch_incidence, build_chain, removal_effects, removal_effects_from_types
 
 
 @dataclass
@@ -80,11 +80,42 @@ class ComparisonResult:
 
 
 def _account_groups(cj):
-    """Resampling units: every account with a converting or non-converting journey."""
+    """Resampling units: every account with a converting or non-converting journey.
+    Returns converting rows, their group, the non-converting journeys' group, the
+    number of groups and each group's account id."""
     conv_rows = np.flatnonzero(cj.conversions["n_touches"].to_numpy() > 0)
     conv_acc = cj.conversions["account_index"].to_numpy()[conv_rows]
     accs, inv = np.unique(np.concatenate([conv_acc, cj.nc_account]), return_inverse=True)
-    return conv_rows, inv[:len(conv_rows)], inv[len(conv_rows):], len(accs)
+    return conv_rows, inv[:len(conv_rows)], inv[len(conv_rows):], len(accs), np.asarray(cj.accounts)[accs]
+
+
+#: bootstrap schemes of :func:`compare_models`
+BOOTSTRAPS = ("multinomial", "poisson")
+#: P(Poisson(1) <= k), k = 0..19: the inverse CDF of the Poisson bootstrap weights
+_POISSON1_CDF = np.cumsum(np.exp(-1.0) / np.cumprod(np.r_[1.0, np.arange(1, 20)]))
+
+
+def poisson_weights(account_ids, seed: int, first: int, count: int) -> np.ndarray:
+    """Poisson(1) bootstrap weights (``count`` x accounts) of replicates ``first ..
+    first + count - 1``. Each weight is a function of (seed, replicate, account id)
+    alone, so it is the same whatever the order of the accounts and however they are
+    split over partitions: replicate sums computed per partition and added up equal
+    the whole-data replicate (what :func:`abmkit.scale.compare_models` relies on).
+
+    Example
+    -------
+    >>> w = poisson_weights(["a", "b", "c"], seed=0, first=0, count=4)
+    >>> w.shape, bool((poisson_weights(["c", "a"], 0, 0, 4) == w[:, [2, 0]]).all())
+    ((4, 3), True)
+    """
+    from ..hashing import _mix, string_hash
+    h = string_hash(np.asarray(account_ids, dtype=object))
+    rep = np.arange(first, first + count, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        key = _mix(rep * np.uint64(0xD1B54A32D192ED03) + np.uint64(seed % 2**64))
+        x = _mix(h[None, :] ^ key[:, None])
+    u = (x >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    return np.searchsorted(_POISSON1_CDF, u, side="right").astype(np.float64)
 
 
 def _markov_credits(cj, order: int):
@@ -100,10 +131,113 @@ def _markov_credits(cj, order: int):
     return out
 
 
+@dataclass
+class _Replicable:
+    """What a bootstrap replicate needs of one set of journeys: per model the
+    group (account) x channel credit matrix (rule models) or the chain with its
+    group incidence (Markov)."""
+    credits: pd.DataFrame
+    conservation: list
+    acc_mats: dict
+    markov_chain: object
+    incidence: object
+    n_groups: int
+    group_accounts: np.ndarray
+    channels: list
+    seen: np.ndarray
+
+    def replicate_sums(self, w: np.ndarray, models) -> dict:
+        """Per rule model, the (b x channels) credit sums of the replicates whose
+        group weights are the rows of ``w``; for Markov, the re-weighted transition
+        counts (b x transition types)."""
+        out = {}
+        if self.acc_mats:
+            nz = {m: np.flatnonzero(g.any(axis=1)) for m, g in self.acc_mats.items()}
+            rows = np.unique(np.concatenate(list(nz.values())))
+            # accounts without a conversion add nothing to rule-model credits: multiply
+            # only the rows that do (their weights are still drawn over every account)
+            stacked = np.hstack([self.acc_mats[m][rows] for m in models if m in self.acc_mats])
+            prod = w[:, rows] @ stacked
+            k = len(self.channels)
+            for j, m in enumerate([m for m in models if m in self.acc_mats]):
+                out[m] = prod[:, j * k:(j + 1) * k]
+        if self.markov_chain is not None:
+            types, inc = self.incidence
+            out["markov"] = np.asarray((inc.T @ w.T).T)
+        return out
+
+
+def _replicable(cj, models, n_boot: int, params, *, markov_credits: bool = True) -> _Replicable:
+    """``markov_credits=False``: leave Markov's credits out (a partition's chain alone
+    does not give them; :mod:`abmkit.scale` solves the summed chain) but still build
+    its chain and incidence for the bootstrap."""
+    k = len(cj.channels)
+    conv = cj.conversions
+    conv_rows, conv_group, nc_group, n_groups, group_accounts = _account_groups(cj)
+    pipe = conv["pipeline_amount"].to_numpy()
+    rev = conv["revenue_amount"].to_numpy()
+    credit_rows, acc_mats, markov_chain, incidence = [], {}, None, None
+    conservation = []
+    for m in models:
+        if m == "markov":
+            if n_boot:
+                markov_chain = build_chain(cj.paths(), params.get("order", 1))
+                incidence = batch_incidence(markov_chain, np.concatenate([conv_group, nc_group]), n_groups)
+            if not markov_credits:
+                continue
+            mc = _markov_credits(cj, params.get("order", 1))
+            c_conv, c_pipe, c_rev = mc["conversions"], mc["pipeline"], mc["revenue"]
+        else:
+            credit = touch_credits(cj, m, **params)
+            mat = credit_matrix(cj, credit)[conv_rows]
+            c_conv = mat.sum(axis=0)
+            c_pipe = (mat * pipe[conv_rows, None]).sum(axis=0)
+            c_rev = (mat * rev[conv_rows, None]).sum(axis=0)
+            if n_boot:
+                g = np.zeros((n_groups, k))
+                np.add.at(g, conv_group, mat)
+                acc_mats[m] = g
+        credit_rows.append(pd.DataFrame({"channel": cj.channels, "model": m, "conversions": c_conv,
+                                         "pipeline": c_pipe, "revenue": c_rev}))
+        given = (float(len(conv_rows)), float(pipe[conv_rows].sum()), float(rev[conv_rows].sum()))
+        got = (float(c_conv.sum()), float(c_pipe.sum()), float(c_rev.sum()))
+        conservation.append({"model": m, "conversions_given": given[0], "conversions_credited": got[0],
+                             "pipeline_given": given[1], "pipeline_credited": got[1],
+                             "revenue_given": given[2], "revenue_credited": got[2],
+                             "ok": bool(np.allclose(given, got, rtol=1e-9, atol=1e-6))})
+    seen = np.bincount(cj.channel, minlength=k) > 0
+    return _Replicable(pd.concat(credit_rows, ignore_index=True), conservation, acc_mats, markov_chain, incidence,
+                       n_groups if len(conv_rows) else 0, group_accounts, list(cj.channels), seen)
+
+
+def percentile_bounds(reps: dict, models, channels, keep_ch, alpha: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Percentile interval of each model's channel shares over bootstrap replicates
+    (``reps[m]``: replicates x channels credit sums)."""
+    low = pd.DataFrame(np.nan, index=pd.Index(keep_ch, name="channel"), columns=list(models))
+    high = low.copy()
+    idx = [channels.index(c) for c in keep_ch]
+    for m in models:
+        r = reps[m][:, idx]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            s = r / r.sum(axis=1, keepdims=True)
+        low[m] = np.nanpercentile(s, 100 * alpha / 2, axis=0)
+        high[m] = np.nanpercentile(s, 100 * (1 - alpha / 2), axis=0)
+    return low, high
+
+
+def markov_replicates(chain, types: np.ndarray, tw: np.ndarray) -> np.ndarray:
+    """Removal effects of every replicate from its transition counts, in sub-batches
+    (dense batched solves hold b x states^2 floats: kept under ~200 MB)."""
+    n_st = chain.n_states + 1
+    sub = max(1, int(2.5e7 // (n_st * n_st)))
+    return np.vstack([removal_effects_from_types(chain, types, tw[s0:s0 + sub]) for s0 in range(0, len(tw), sub)]) \
+        if len(tw) else np.zeros((0, chain.n_channels))
+
+
 def compare_models(dataset, models=DEFAULT_COMPARE_MODELS, n_boot: int = 1000, seed: int = 0, *,
                    milestone: str = "opportunity_created", lookback_days: float = 365, contact_accounts=None,
                    mqa_dates=None, start=None, end=None, alpha: float = 0.05, journeys=None,
-                   progress: bool | None = None, **params) -> ComparisonResult:
+                   progress: bool | None = None, bootstrap: str = "multinomial", **params) -> ComparisonResult:
     """Run several models on the same journeys and compare them.
 
     Parameters
@@ -114,6 +248,13 @@ def compare_models(dataset, models=DEFAULT_COMPARE_MODELS, n_boot: int = 1000, s
     n_boot : int
         bootstrap replicates (accounts resampled with replacement); 0 = no intervals.
     seed : int
+    bootstrap : {"multinomial", "poisson"}
+        how a replicate resamples accounts. ``multinomial``: n accounts drawn with
+        replacement (the classic bootstrap). ``poisson``: every account weighted by an
+        independent Poisson(1) count that depends only on (seed, replicate, account
+        id) (:func:`poisson_weights`): the same replicates however the data is split,
+        which is what :func:`abmkit.scale.compare_models` computes partition by
+        partition. Both estimate the same sampling distribution.
     alpha : float
         intervals are the (alpha/2, 1 − alpha/2) percentiles.
     journeys : ConversionJourneys, optional
@@ -126,60 +267,20 @@ def compare_models(dataset, models=DEFAULT_COMPARE_MODELS, n_boot: int = 1000, s
     ComparisonResult
     """
     from . import journeys_for
+    if bootstrap not in BOOTSTRAPS:
+        raise ValueError(f"bootstrap must be one of {BOOTSTRAPS}, not {bootstrap!r}")
     models = [models] if isinstance(models, str) else list(models)
     cj = journeys if journeys is not None else journeys_for(
         dataset, models, milestone=milestone, lookback_days=lookback_days, contact_accounts=contact_accounts,
         mqa_dates=mqa_dates, start=start, end=end, **params)
+    rep = _replicable(cj, models, n_boot, params)
     k = len(cj.channels)
-    conv = cj.conversions
-    conv_rows, conv_group, nc_group, n_groups = _account_groups(cj)
-    pipe = conv["pipeline_amount"].to_numpy()
-    rev = conv["revenue_amount"].to_numpy()
-    credit_rows, acc_mats, markov_chain = [], {}, None
-    conservation = []
-    for m in models:
-        if m == "markov":
-            mc = _markov_credits(cj, params.get("order", 1))
-            c_conv, c_pipe, c_rev = mc["conversions"], mc["pipeline"], mc["revenue"]
-            if n_boot:
-                markov_chain = build_chain(cj.paths(), params.get("order", 1))
-        else:
-            credit = touch_credits(cj, m, **params)
-            mat = credit_matrix(cj, credit)[conv_rows]
-            c_conv = mat.sum(axis=0)
-            c_pipe = (mat * pipe[conv_rows, None]).sum(axis=0)
-            c_rev = (mat * rev[conv_rows, None]).sum(axis=0)
-            g = np.zeros((n_groups, k))
-            np.add.at(g, conv_group, mat)
-            acc_mats[m] = g
-        credit_rows.append(pd.DataFrame({"channel": cj.channels, "model": m, "conversions": c_conv,
-                                         "pipeline": c_pipe, "revenue": c_rev}))
-        given = (float(len(conv_rows)), float(pipe[conv_rows].sum()), float(rev[conv_rows].sum()))
-        got = (float(c_conv.sum()), float(c_pipe.sum()), float(c_rev.sum()))
-        conservation.append({"model": m, "conversions_given": given[0], "conversions_credited": got[0],
-                             "pipeline_given": given[1], "pipeline_credited": got[1],
-                             "revenue_given": given[2], "revenue_credited": got[2],
-                             "ok": bool(np.allclose(given, got, rtol=1e-9, atol=1e-6))})
-    credits = pd.concat(credit_rows, ignore_index=True)
-    # channels that got credit in some model or appear in journeys
-    seen = np.bincount(cj.channel, minlength=k) > 0
-    keep_ch = [c for i, c in enumerate(cj.channels) if seen[i]]
-
-    low = pd.DataFrame(np.nan, index=pd.Index(keep_ch, name="channel"), columns=models)
-    high = low.copy()
-    if n_boot and len(conv_rows):
+    keep_ch = [c for i, c in enumerate(cj.channels) if rep.seen[i]]
+    low = high = None
+    if n_boot and rep.n_groups:
+        n_groups = rep.n_groups
         reps = {m: np.empty((n_boot, k)) for m in models}
-        stacked = np.hstack([acc_mats[m] for m in models if m in acc_mats]) if acc_mats else None
-        # accounts without a conversion add nothing to rule-model credits: multiply only the
-        # rows that do (their multinomial counts are still drawn over every account)
-        credit_rows_idx = np.flatnonzero(stacked.any(axis=1)) if stacked is not None else None
-        if stacked is not None:
-            stacked = stacked[credit_rows_idx]
         rng = np.random.default_rng(seed)
-        inc = None
-        if markov_chain is not None:
-            path_group = np.concatenate([conv_group, nc_group])
-            inc = batch_incidence(markov_chain, path_group, n_groups)
         batch = max(1, min(n_boot, int(2e7 // max(n_groups, 1))))
         # disable=None: tqdm stays quiet when not on a terminal
         bar = tqdm(total=n_boot, desc="bootstrap", disable=(not progress) if progress is not None else None,
@@ -187,39 +288,30 @@ def compare_models(dataset, models=DEFAULT_COMPARE_MODELS, n_boot: int = 1000, s
         done = 0
         while done < n_boot:
             b = min(batch, n_boot - done)
-            draws = rng.integers(0, n_groups, size=(b, n_groups))
-            # one bincount per replicate: ~6x faster than a single bincount over offset codes
-            # (which needs a b x n_groups temporary), same counts
-            w = np.empty((b, n_groups))
-            for r in range(b):
-                w[r] = np.bincount(draws[r], minlength=n_groups)
-            del draws
-            if stacked is not None:
-                prod = w[:, credit_rows_idx] @ stacked
-                j = 0
-                for m in models:
-                    if m in acc_mats:
-                        reps[m][done:done + b] = prod[:, j * k:(j + 1) * k]
-                        j += 1
-            if markov_chain is not None:
-                # dense batched solves hold b x states^2 floats: keep that under ~200 MB
-                n_st = markov_chain.n_states + 1
-                sub = max(1, int(2.5e7 // (n_st * n_st)))
-                for s0 in range(0, b, sub):
-                    reps["markov"][done + s0:done + min(b, s0 + sub)] = removal_effects_batch(
-                        markov_chain, w[s0:s0 + sub], inc)
+            if bootstrap == "poisson":
+                w = poisson_weights(rep.group_accounts, seed, done, b)
+            else:
+                draws = rng.integers(0, n_groups, size=(b, n_groups))
+                # one bincount per replicate: ~6x faster than a single bincount over offset
+                # codes (which needs a b x n_groups temporary), same counts
+                w = np.empty((b, n_groups))
+                for r in range(b):
+                    w[r] = np.bincount(draws[r], minlength=n_groups)
+                del draws
+            sums = rep.replicate_sums(w, models)
+            for m, v in sums.items():
+                if m == "markov":
+                    reps[m][done:done + b] = markov_replicates(rep.markov_chain, rep.incidence[0], v)
+                else:
+                    reps[m][done:done + b] = v
             done += b
             bar.update(b)
         bar.close()
-        idx = [cj.channels.index(c) for c in keep_ch]
-        for m in models:
-            r = reps[m][:, idx]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                s = r / r.sum(axis=1, keepdims=True)
-            low[m] = np.nanpercentile(s, 100 * alpha / 2, axis=0)
-            high[m] = np.nanpercentile(s, 100 * (1 - alpha / 2), axis=0)
+        low, high = percentile_bounds(reps, models, list(cj.channels), keep_ch, alpha)
+    conv = cj.conversions
     no_touch = conv[conv["n_touches"] == 0][["conversion_id", "account_id", "converted_at", "amount"]]
-    return comparison_from_credits(credits, models, pd.DataFrame(conservation), no_touch, cj.summary(), keep_ch,
+    info = {**cj.summary(), "bootstrap": bootstrap if n_boot else None}
+    return comparison_from_credits(rep.credits, models, pd.DataFrame(rep.conservation), no_touch, info, keep_ch,
                                    low=low, high=high, n_boot=n_boot, seed=seed)
 
 

@@ -283,15 +283,30 @@ def removal_effects_batch(chain: Chain, weights: np.ndarray, incidence=None) -> 
     :func:`batch_incidence` (bootstrap by account). Dense batched solves: meant for
     chains with few states (order 1, small order 2). Returns (B, K).
     """
-    n = chain.n_states + 1
     if incidence is None:
         incidence = batch_incidence(chain, np.arange(weights.shape[1]), weights.shape[1])
     types, inc = incidence
-    tw = np.asarray((inc.T @ weights.T).T)  # B x transition types
+    return removal_effects_from_types(chain, types, np.asarray((inc.T @ weights.T).T))
+
+
+def transition_type_codes(chain: Chain, types: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(src, dst) state codes of :func:`batch_incidence` transition types, in the
+    path-independent coding of :func:`chain_counts` (start -1, conversion -2, null -3),
+    so type weights of chains built on disjoint paths can be matched and added."""
+    n = chain.n_states + 1
+    codes = np.concatenate([[-1], np.asarray(chain.state_codes, np.int64), [-2, -3]])
+    return codes[types // (n + 2)], codes[types % (n + 2)]
+
+
+def removal_effects_from_types(chain: Chain, types: np.ndarray, tw: np.ndarray) -> np.ndarray:
+    """:func:`removal_effects_batch` from the re-weighted transition counts themselves:
+    ``tw`` is (B, len(types)), the weight of every transition type (``src * (S + 3) +
+    dst`` in ``chain``'s state indices) in each of B replicates. Returns (B, K)."""
+    n = chain.n_states + 1
     src, dst = types // (n + 2), types % (n + 2)
     trans = dst <= chain.n_states
     to_conv = dst == chain.n_states + 1
-    b = weights.shape[0]
+    b = tw.shape[0]
     counts = np.zeros((b, n, n))
     counts[:, src[trans], dst[trans]] = tw[:, trans]
     r = np.zeros((b, n))
