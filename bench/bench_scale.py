@@ -8,7 +8,9 @@ For each size the bench
 2. partitions it by account with :func:`abmkit.scale.partition_by_account`;
 3. runs :func:`abmkit.scale.channel_credits` with every position model that applies
    to the ``opportunity_created`` milestone (full_path needs closed_won; custom
-   runs with channel weights) and Markov,
+   runs with channel weights) and Markov;
+4. with ``--n-boot N``: the same models again with N Poisson bootstrap replicates
+   (intervals in the same pass over the partitions),
 on a fresh ``LocalCluster`` (2 worker processes x 1 thread). It records wall time
 per step and the peak RSS of every worker process (``VmHWM`` from
 ``/proc/<pid>/status``, read in each worker) and of the driver. Prints a table and
@@ -17,7 +19,7 @@ writes ``bench/results/bench_scale.json``.
 Targets (issue 8): 10^8 finishes on 2 cores / 24 GB with peak memory < 8 GB per
 worker, and time grows no worse than linearly from 10^7 to 10^8.
 
-Usage: ``python bench/bench_scale.py [--sizes 10000000 100000000] [--work /work/bench_scale]``
+Usage: ``python bench/bench_scale.py [--sizes 10000000 100000000] [--work /work/bench_scale] [--n-boot 200]``
 """
 from __future__ import annotations
 
@@ -147,7 +149,7 @@ def _dir_gb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e9
 
 
-def run_size(n_touches: int, work: Path, chunk: int, per_partition: int, keep: bool) -> dict:
+def run_size(n_touches: int, work: Path, chunk: int, per_partition: int, keep: bool, n_boot: int = 0) -> dict:
     import dask
     base = work / str(n_touches)
     if base.exists():
@@ -194,9 +196,20 @@ def run_size(n_touches: int, work: Path, chunk: int, per_partition: int, keep: b
         row["non_converting_journeys"] = int(res.info["non_converting_journeys"])
         row["all_conserved"] = bool(res.conservation["ok"].all())
         row["attribution_worker_peak_mb"] = [round(v, 0) for v in c.run(_peak_rss_mb).values()]
-    row["worker_peak_mb"] = [max(a, b, c_) for a, b, c_ in zip(row["generate_worker_peak_mb"],
-                                                             row["partition_worker_peak_mb"],
-                                                             row["attribution_worker_peak_mb"])]
+        if n_boot:
+            # the same models with Poisson bootstrap intervals in the same pass
+            c.run(_reset_peak)
+            cpu2 = _workers_cpu(c) + _cpu_s()
+            t0 = time.perf_counter()
+            boot = scale.channel_credits(parts, MODELS, channel_weights=CHANNEL_WEIGHTS, n_boot=n_boot)
+            row["n_boot"] = n_boot
+            row["bootstrap_s"] = round(time.perf_counter() - t0, 1)
+            row["bootstrap_cpu_s"] = round(_workers_cpu(c) + _cpu_s() - cpu2, 1)
+            row["bootstrap_worker_peak_mb"] = [round(v, 0) for v in c.run(_peak_rss_mb).values()]
+            row["bootstrap_intervals"] = int(boot.low.notna().sum().sum())
+    row["worker_peak_mb"] = [max(vals) for vals in zip(*(row[k] for k in (
+        "generate_worker_peak_mb", "partition_worker_peak_mb", "attribution_worker_peak_mb",
+        "bootstrap_worker_peak_mb") if k in row))]
     row["driver_peak_mb"] = round(_peak_rss_mb(), 0)
     row["total_s"] = round(row["partition_s"] + row["attribution_s"], 1)
     if not keep:
@@ -211,13 +224,15 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=5_000_000, help="rows per generated file / partition batch")
     ap.add_argument("--per-partition", type=int, default=1_000_000, help="touches per account partition")
     ap.add_argument("--keep", action="store_true", help="keep the generated data")
+    ap.add_argument("--n-boot", type=int, default=0,
+                    help="also time channel_credits with this many bootstrap replicates (0: skip)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "bench_scale.json")
     args = ap.parse_args()
     out = args.out
     previous = json.loads(out.read_text()) if out.exists() else {}
     rows = {r["touchpoints"]: r for r in previous.get("rows", [])}
     for n in args.sizes:
-        r = run_size(n, args.work, args.chunk, args.per_partition, args.keep)
+        r = run_size(n, args.work, args.chunk, args.per_partition, args.keep, args.n_boot)
         rows[n] = r
         print(json.dumps(r), flush=True)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -231,12 +246,13 @@ def main() -> None:
                "rows": [rows[k] for k in sorted(rows)]}
         out.write_text(json.dumps(res, indent=1))
     print(f"\n{'touches':>12} {'parts':>6} {'gen s':>7} {'part s':>7} {'attr s':>7} {'total s':>8} "
-          f"{'part peak MB/worker':>22} {'attr peak MB/worker':>22} {'driver MB':>9}")
+          f"{'part peak MB/worker':>22} {'attr peak MB/worker':>22} {'driver MB':>9} {'boot s':>7}")
     for k in sorted(rows):
         r = rows[k]
         print(f"{r['touchpoints']:>12,} {r['partitions']:>6} {r['generate_s']:>7} {r['partition_s']:>7} "
               f"{r['attribution_s']:>7} {r['total_s']:>8} {str(r.get('partition_worker_peak_mb')):>22} "
-              f"{str(r.get('attribution_worker_peak_mb')):>22} {r['driver_peak_mb']:>9}")
+              f"{str(r.get('attribution_worker_peak_mb')):>22} {r['driver_peak_mb']:>9} "
+              f"{str(r.get('bootstrap_s', '-')):>7}")
 
 
 if __name__ == "__main__":
