@@ -211,6 +211,19 @@ def _read_table(path: Path, name: str) -> pd.DataFrame:
     return _canonical(pd.read_parquet(f), name, source=str(f))
 
 
+def _account_ids(root: Path) -> pd.Index:
+    """The distinct canonical ids of ``root/accounts.parquet``, reading that column
+    alone (the whole table, with its checks, is read by :func:`_read_table`)."""
+    from .schema import _coerce_column
+    f = root / "accounts.parquet"
+    try:
+        ids = pd.read_parquet(f, columns=["account_id"])["account_id"]
+    except Exception:  # noqa: BLE001 - let the full read raise its own, precise error
+        ids = _read_table(root, "accounts")["account_id"]
+    ids = _coerce_column(ids, TABLES["accounts"].column("account_id"), "accounts", str(f))
+    return pd.Index(ids.dropna().unique())
+
+
 def _touch_batches(source, batch_rows: int):
     """Touchpoints in batches (never the whole table in memory for a folder source)."""
     if isinstance(source, Dataset):
@@ -247,76 +260,16 @@ def _plain(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(**{c: df[c].astype(object) for c in cats}) if cats else df
 
 
-def partition_by_account(source, npartitions: int, out_dir, *, dataset: Dataset | None = None,
-                         contact_accounts: pd.DataFrame | None = None, batch_rows: int = 2_000_000,
-                         overwrite: bool = False, progress: bool | None = None) -> PartitionedDataset:
-    """Write a dataset split into ``npartitions`` partitions of whole accounts.
-
-    Touches are resolved to their account first (the touch's own account_id, else
-    its contact's mapped account: :func:`abmkit.journeys.account_touches` rules), then
-    every table goes to ``partition_of(account_id)``. Touches read in batches of
-    ``batch_rows``, so the touch table is never held in memory whole.
-
-    Parameters
-    ----------
-    source : str, Path, Dataset or dask DataFrame
-        a canonical folder (``touchpoints.parquet`` or a ``touchpoints/`` folder of
-        parquet files, plus the other ``<table>.parquet``), a Dataset, or a Dask
-        DataFrame of touchpoints (then pass the other tables as ``dataset``).
-    npartitions : int
-        aim for 0.2-2 million touches per partition (docs/scale.md).
-    out_dir : folder to write (must be empty or absent unless ``overwrite``).
-    contact_accounts : DataFrame, optional
-        contact_id → account_id (``abmkit.mapping.map_contacts``); default rules when None.
-
-    Returns
-    -------
-    PartitionedDataset
-        nothing is lost: touches without any account go to ``unattributable/`` and
-        ``manifest["touchpoints_in"] == touchpoints_partitioned + touchpoints_unattributable``.
-    """
+def _write_tables(out: Path, small, source, lookup: pd.DataFrame, known: pd.Index, npartitions: int, pending,
+                  batch_rows: int, progress) -> tuple:
+    """Write the account tables here and the touches (``pending`` chunk tasks, or
+    batches partitioned here). Returns the per-batch results of
+    :func:`_partition_touches`, the rows written per account table and the tables."""
     from tqdm import tqdm
-
-    if npartitions < 1:
-        raise ValueError(f"npartitions must be >= 1, got {npartitions}")
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise FileExistsError(f"{out} is not empty; pass overwrite=True or choose another folder")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    if isinstance(source, Dataset):
-        small = {t: getattr(source, t) for t in _ACCOUNT_TABLES + ("campaigns",)}
-    elif _is_dask(source):
-        if dataset is None:
-            raise ValueError("a Dask DataFrame holds only touchpoints: pass the other tables as dataset=")
-        small = {t: getattr(dataset, t) for t in _ACCOUNT_TABLES + ("campaigns",)}
-    else:
+    if small is None:
         root = Path(source)
-        if not root.is_dir():
-            raise FileNotFoundError(f"{root} is not a folder")
         small = {t: _read_table(root, t) for t in _ACCOUNT_TABLES + ("campaigns",)}
-    if contact_accounts is None:
-        from .mapping import map_contacts
-        contact_accounts = map_contacts(small["contacts"], small["accounts"])
-    lookup = contact_accounts.dropna(subset=["account_id"]).drop_duplicates("contact_id")
-    lookup = lookup[["contact_id", "account_id"]].reset_index(drop=True)
     lookup_s = lookup.set_index("contact_id")["account_id"]
-
-    (out / "unattributable").mkdir(exist_ok=True)
-    known = pd.Index(small["accounts"]["account_id"].dropna().unique())
-    chunks = _row_group_chunks(source, batch_rows) if not isinstance(source, Dataset) and not _is_dask(source) \
-        else None
-    pending = None
-    if chunks is not None:
-        # folder source: every chunk of row groups is a task (parallel on the active
-        # dask scheduler / cluster); the id tables are built once and shipped once.
-        # Started now, so the workers split touches while this process writes the
-        # account tables below.
-        import dask
-        shared = _share(_Resolver.build(lookup, known, npartitions))
-        pending = _submit([dask.delayed(_partition_chunk, pure=True)(f, rgs, b, shared, str(out))
-                           for b, (f, rgs) in enumerate(chunks)])
 
     def write(table: str, df: pd.DataFrame, key):
         import pyarrow as pa
@@ -354,6 +307,104 @@ def partition_by_account(source, npartitions: int, out_dir, *, dataset: Dataset 
             done.append(_partition_touches(tp, b, lookup_s, known, npartitions, out))
             bar.update(done[-1][0])
         bar.close()
+    return done, counts, small
+
+
+def partition_by_account(source, npartitions: int, out_dir, *, dataset: Dataset | None = None,
+                         contact_accounts: pd.DataFrame | None = None, batch_rows: int = 2_000_000,
+                         overwrite: bool = False, progress: bool | None = None) -> PartitionedDataset:
+    """Write a dataset split into ``npartitions`` partitions of whole accounts.
+
+    Touches are resolved to their account first (the touch's own account_id, else
+    its contact's mapped account: :func:`abmkit.journeys.account_touches` rules), then
+    every table goes to ``partition_of(account_id)``. Touches read in batches of
+    ``batch_rows``, so the touch table is never held in memory whole.
+
+    Parameters
+    ----------
+    source : str, Path, Dataset or dask DataFrame
+        a canonical folder (``touchpoints.parquet`` or a ``touchpoints/`` folder of
+        parquet files, plus the other ``<table>.parquet``), a Dataset, or a Dask
+        DataFrame of touchpoints (then pass the other tables as ``dataset``).
+    npartitions : int
+        aim for 0.2-2 million touches per partition (docs/scale.md).
+    out_dir : folder to write (must be empty or absent unless ``overwrite``).
+    contact_accounts : DataFrame, optional
+        contact_id → account_id (``abmkit.mapping.map_contacts``); default rules when None.
+
+    Returns
+    -------
+    PartitionedDataset
+        nothing is lost: touches without any account go to ``unattributable/`` and
+        ``manifest["touchpoints_in"] == touchpoints_partitioned + touchpoints_unattributable``.
+        On any error the output folder is removed (nothing half-written is left).
+    """
+    if npartitions < 1:
+        raise ValueError(f"npartitions must be >= 1, got {npartitions}")
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{out} is not empty; pass overwrite=True or choose another folder")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _partition_into(out, source, npartitions, dataset, contact_accounts, batch_rows, progress)
+    except BaseException:
+        # no half-written folder left behind: a re-run would find it neither empty nor
+        # a partitioned dataset
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _partition_into(out: Path, source, npartitions: int, dataset, contact_accounts, batch_rows: int,
+                    progress) -> PartitionedDataset:
+    """:func:`partition_by_account` once ``out`` exists and is empty."""
+    if isinstance(source, Dataset):
+        small = {t: getattr(source, t) for t in _ACCOUNT_TABLES + ("campaigns",)}
+    elif _is_dask(source):
+        if dataset is None:
+            raise ValueError("a Dask DataFrame holds only touchpoints: pass the other tables as dataset=")
+        small = {t: getattr(dataset, t) for t in _ACCOUNT_TABLES + ("campaigns",)}
+    else:
+        root = Path(source)
+        if not root.is_dir():
+            raise FileNotFoundError(f"{root} is not a folder")
+        for t in _ACCOUNT_TABLES + ("campaigns",):  # fail before any task starts
+            if t != "revenue" and not (root / f"{t}.parquet").exists():
+                _read_table(root, t)
+        small = None  # read below, while the workers already split the touches
+    if contact_accounts is None:
+        from .mapping import map_contacts
+        small = small or {t: _read_table(root, t) for t in _ACCOUNT_TABLES + ("campaigns",)}
+        contact_accounts = map_contacts(small["contacts"], small["accounts"])
+    lookup = contact_accounts.dropna(subset=["account_id"]).drop_duplicates("contact_id")
+    lookup = lookup[["contact_id", "account_id"]].reset_index(drop=True)
+
+    (out / "unattributable").mkdir(exist_ok=True)
+    known = pd.Index(small["accounts"]["account_id"].dropna().unique()) if small is not None \
+        else _account_ids(root)
+    chunks = _row_group_chunks(source, batch_rows) if not isinstance(source, Dataset) and not _is_dask(source) \
+        else None
+    pending = None
+    if chunks is not None:
+        # folder source: every chunk of row groups is a task (parallel on the active
+        # dask scheduler / cluster); the id tables are built once and shipped once.
+        # Started now, so the workers split touches while this process writes the
+        # account tables below.
+        import dask
+        shared = _share(_Resolver.build(lookup, known, npartitions))
+        pending = _submit([dask.delayed(_partition_chunk, pure=True)(f, rgs, b, shared, str(out))
+                           for b, (f, rgs) in enumerate(chunks)])
+
+    try:
+        done, counts, small = _write_tables(out, small, source, lookup, known, npartitions, pending, batch_rows,
+                                            progress)
+    except BaseException:
+        # the caller removes the folder: running chunk tasks finish first (they write into it)
+        if pending is not None and pending[0]:
+            from distributed import wait
+            wait(pending[1])
+        raise
     n_in, n_part, n_unattr = (sum(d[i] for d in done) for i in range(3))
 
     def ext(key, f):
@@ -500,38 +551,39 @@ def _share(obj):
         return dask.delayed(obj, pure=True, traverse=False)
 
 
-def _submit(tasks: list):
-    """Start ``tasks`` on the active distributed client (futures; this process goes on)
-    or, without one, keep them for :func:`_gather` to run."""
+def _submit(tasks: list) -> tuple:
+    """Start ``tasks`` on the active distributed client (futures: this process goes
+    on meanwhile) or, without one, keep them for :func:`_gather` to run."""
     try:
         from distributed import get_client
-        return get_client().compute(tasks)
+        return True, get_client().compute(tasks)
     except (ImportError, ValueError):
-        return tasks
+        return False, tasks
 
 
-def _gather(pending: list, desc: str, progress: bool | None = None) -> list:
+def _gather(pending: tuple, desc: str, progress: bool | None = None) -> list:
     """Results of :func:`_submit`, in task order, with a progress bar (tqdm: quiet
     when not on a terminal unless ``progress=True``)."""
     import dask
     from tqdm import tqdm
-    disable = None if progress is None else not progress
-    bar = tqdm(total=len(pending), desc=desc, unit=" task", disable=disable, leave=False)
+    started, items = pending
+    bar = tqdm(total=len(items), desc=desc, unit=" task", disable=None if progress is None else not progress,
+               leave=False)
     try:
-        if pending and type(pending[0]).__name__ == "Future":
+        if started:
             from distributed import as_completed
-            for _ in as_completed(pending):
+            for _ in as_completed(items):
                 bar.update(1)
-            return [f.result() for f in pending]
+            return [f.result() for f in items]
         from dask.callbacks import Callback
-        top = {t.key for t in pending}
+        top = {t.key for t in items}
 
-        class _Tick(Callback):
+        class _Tick(Callback):  # local schedulers: count the tasks asked for as they finish
             def _posttask(self, key, result, dsk, state, worker_id):
                 if key in top:
                     bar.update(1)
         with _Tick():
-            return list(dask.compute(*pending))
+            return list(dask.compute(*items))
     finally:
         bar.close()
 
@@ -602,7 +654,8 @@ def _known_extreme(t_ns: np.ndarray, rows: np.ndarray, accounts, resolver: _Reso
 
 
 #: parquet dictionary pages for the columns that repeat within a partition (unique
-#: touchpoint ids would only pay for a dictionary they overflow)
+#: touchpoint ids would only pay for a dictionary they overflow); no column statistics
+#: are written: nothing reads these files with filters
 _DICT_COLUMNS = ["channel", "touch_type", "account_id", "contact_id", "campaign_id"]
 
 
@@ -703,7 +756,8 @@ def _write_by_partition(table, part: np.ndarray, keep: np.ndarray, npartitions: 
         blocks = np.flatnonzero(counts[:, p])
         pieces = pa.concat_tables([shuffled.slice(starts[k, p], counts[k, p]) for k in blocks])
         (folder / f"part-{p:05d}").mkdir(parents=True, exist_ok=True)
-        pq.write_table(pieces, folder / f"part-{p:05d}" / name, use_dictionary=_DICT_COLUMNS)
+        pq.write_table(pieces, folder / f"part-{p:05d}" / name, use_dictionary=_DICT_COLUMNS,
+                       write_statistics=False)
 
 
 def _row_group_chunks(source, batch_rows: int) -> list:

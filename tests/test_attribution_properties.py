@@ -93,21 +93,12 @@ def test_compare_models_conservation_and_seeded_bootstrap():
     np.testing.assert_allclose(res.shares["linear"].reindex(lin.index).to_numpy(), (lin / lin.sum()).to_numpy())
 
 
-def test_bootstrap_replicate_equals_rerun_on_resampled_accounts():
-    """One replicate by weights == attributing a dataset where accounts are copied."""
-    ds, _ = random_dataset(11, n_acc=6, n_touch=80)
-    from abmkit.attribution import journeys_for
-    from abmkit.attribution.compare import _account_groups
-    cj = journeys_for(ds, ["linear", "markov"])
-    conv_rows, conv_group, nc_group, g, _ = _account_groups(cj)
-    accs = np.unique(np.concatenate([cj.conversions["account_index"].to_numpy()[conv_rows], cj.nc_account]))
-    w = np.zeros(g)
-    w[0], w[-1] = 2, 1  # account 0 drawn twice, last once
-    # rebuild: copies of the chosen accounts with new ids
+def _copied_accounts(ds, account_ids, times) -> Dataset:
+    """The dataset of a bootstrap replicate: account ``a`` copied ``times[a]`` times
+    (touches and opportunities under new ids), the others left out."""
     tps, opps = [], []
-    for gi, times in enumerate(w):
-        aid = cj.accounts[accs[gi]]
-        for r in range(int(times)):
+    for aid, n in zip(account_ids, times):
+        for r in range(int(n)):
             t = ds.touchpoints[ds.touchpoints["account_id"] == aid].copy()
             t["touchpoint_id"] += f"_{r}"
             t["account_id"] = f"{aid}_{r}"
@@ -117,9 +108,20 @@ def test_bootstrap_replicate_equals_rerun_on_resampled_accounts():
             tps.append(t)
             opps.append(o)
     tp, op = pd.concat(tps, ignore_index=True), pd.concat(opps, ignore_index=True)
-    ds2 = Dataset.from_frames(touchpoints=tp, opportunities=op,
-                              accounts=pd.DataFrame({"account_id": tp["account_id"].unique(),
-                                                     "account_name": "x"}))
+    return Dataset.from_frames(touchpoints=tp, opportunities=op,
+                               accounts=pd.DataFrame({"account_id": tp["account_id"].unique(), "account_name": "x"}))
+
+
+def test_bootstrap_replicate_equals_rerun_on_resampled_accounts():
+    """One replicate by weights == attributing a dataset where accounts are copied."""
+    ds, _ = random_dataset(11, n_acc=6, n_touch=80)
+    from abmkit.attribution import journeys_for
+    from abmkit.attribution.compare import _account_groups
+    cj = journeys_for(ds, ["linear", "markov"])
+    conv_rows, conv_group, nc_group, g, group_accounts = _account_groups(cj)
+    w = np.zeros(g)
+    w[0], w[-1] = 2, 1  # account 0 drawn twice, last once
+    ds2 = _copied_accounts(ds, group_accounts, w)
     from abmkit.attribution.engine import credit_matrix, touch_credits
     from abmkit.attribution.markov import build_chain, removal_effects, removal_effects_batch, batch_incidence
     mat = credit_matrix(cj, touch_credits(cj, "linear"))[conv_rows]
@@ -166,20 +168,7 @@ def test_poisson_replicate_equals_rerun_on_copied_accounts():
     # a replicate that drops one account and copies another
     r = next(r for r in range(200) if {0, 2} <= set(poisson_weights(rep.group_accounts, 4, r, 1)[0].tolist()))
     w = poisson_weights(rep.group_accounts, 4, r, 1)[0]
-    tps, opps = [], []
-    for aid, times in zip(rep.group_accounts, w):
-        for c in range(int(times)):
-            t = ds.touchpoints[ds.touchpoints["account_id"] == aid].copy()
-            t["touchpoint_id"] += f"_{c}"
-            t["account_id"] = f"{aid}_{c}"
-            o = ds.opportunities[ds.opportunities["account_id"] == aid].copy()
-            o["opportunity_id"] += f"_{c}"
-            o["account_id"] = f"{aid}_{c}"
-            tps.append(t)
-            opps.append(o)
-    tp, op = pd.concat(tps, ignore_index=True), pd.concat(opps, ignore_index=True)
-    ds2 = Dataset.from_frames(touchpoints=tp, opportunities=op,
-                              accounts=pd.DataFrame({"account_id": tp["account_id"].unique(), "account_name": "x"}))
+    ds2 = _copied_accounts(ds, rep.group_accounts, w)
     sums = rep.replicate_sums(w[None, :], ["linear", "markov"])
     rerun = attribute(ds2, "linear").groupby("channel", observed=True)["credit"].sum()
     np.testing.assert_allclose(pd.Series(sums["linear"][0], index=cj.channels).reindex(rerun.index).to_numpy(),

@@ -386,6 +386,26 @@ def test_folder_with_bad_values_raises_schema_error(small_sample, tmp_path):
     tp.to_parquet(tmp_path / "ok" / "touchpoints.parquet", index=False)
     with pytest.raises(SchemaError, match="channel"):
         scale.partition_by_account(tmp_path / "ok", 2, tmp_path / "parts")
+    assert not (tmp_path / "parts").exists()  # nothing half-written is left to trip a re-run
+
+
+def test_bad_account_table_stops_partitioning_and_leaves_nothing(small_sample, tmp_path, cluster):
+    """The account tables are read while the workers already split the touches: an
+    error there still stops the run, with the file named, and removes the output."""
+    import abmkit
+    from abmkit.schema import SchemaError
+    abmkit.schema.save(small_sample.dataset, tmp_path / "src")
+    acc = pd.read_parquet(tmp_path / "src" / "accounts.parquet")
+    acc["employee_count"] = acc["employee_count"].astype(str)
+    acc.loc[3, "employee_count"] = "lots"
+    acc.to_parquet(tmp_path / "src" / "accounts.parquet", index=False)
+    with pytest.raises(SchemaError, match="accounts.parquet.*employee_count"):
+        scale.partition_by_account(tmp_path / "src", 3, tmp_path / "parts", batch_rows=5000)
+    assert not (tmp_path / "parts").exists()
+    (tmp_path / "src" / "opportunities.parquet").unlink()
+    with pytest.raises(FileNotFoundError, match="opportunities.parquet"):
+        scale.partition_by_account(tmp_path / "src", 3, tmp_path / "parts")
+    assert not (tmp_path / "parts").exists()
 
 
 def test_arrow_partitioning_equals_pandas_partitioning(ds, mapping, tmp_path, cluster):
