@@ -707,12 +707,11 @@ def _partition_arrow(table, b: int, resolver: _Resolver, out):
         hit = pos >= 0
         if hit.any():
             part[need[hit]] = resolver.contact_part[pos[hit]]
-            src = np.zeros(n, np.int64)
-            src[need[hit]] = pos[hit]
             via_rows = np.zeros(n, bool)
             via_rows[need[hit]] = True
-            via = resolver.contact_account.take(pa.array(src, mask=~via_rows))
-            resolved = pc.if_else(pa.array(own_ok), own, via)
+            # fill those rows in place: a gather of the found contacts' accounts only
+            resolved = pc.replace_with_mask(own, pa.array(via_rows),
+                                            resolver.contact_account.take(pa.array(pos[hit])))
     ok_np = part >= 0
     t = table["occurred_at"].chunk(0) if n else pa.array([], pa.timestamp("ns", tz="UTC"))
     t_valid = t.is_valid().to_numpy(zero_copy_only=False)
@@ -747,8 +746,13 @@ def _write_by_partition(table, part: np.ndarray, keep: np.ndarray, npartitions: 
     # at least ~1,000 rows per partition and block: the writer pays per slice
     block = max(_SHUFFLE_BLOCK, 1024 * npartitions)
     n_blocks = -(-len(rows) // block)
-    key = (np.arange(len(rows)) // block).astype(np.int64) * npartitions + part[rows]
-    order = np.argsort(key, kind="stable")
+    blk = np.arange(len(rows)) // block
+    key = blk * npartitions + part[rows]
+    # (block, partition) order by two stable sorts of small integers (numpy sorts 16-bit
+    # integers by radix): by partition, then by block
+    small = np.int16 if max(npartitions, n_blocks) <= np.iinfo(np.int16).max else np.int64
+    order = np.argsort(part[rows].astype(small), kind="stable")
+    order = order[np.argsort(blk[order].astype(small), kind="stable")]
     shuffled = table.take(pa.array(rows[order]))
     counts = np.bincount(key, minlength=n_blocks * npartitions).reshape(n_blocks, npartitions)
     starts = (np.cumsum(counts.ravel()) - counts.ravel()).reshape(n_blocks, npartitions)
