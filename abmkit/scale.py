@@ -145,8 +145,12 @@ class PartitionedDataset:
     def unattributable(self) -> pd.DataFrame:
         """Touches without any account (kept aside, counted in the manifest)."""
         files = sorted((self.root / "unattributable").glob("touches-*.parquet"))
-        return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True) if files \
-            else empty_table("touchpoints")
+        if not files:
+            return empty_table("touchpoints")
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        # Arrow promotes a column that is all-null (type null) in one file to the others' type
+        return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default").to_pandas()
 
     def account_tables(self) -> Dataset:
         """Every table but the touchpoints, gathered (accounts in the source's order):
@@ -393,8 +397,8 @@ def _partition_into(out: Path, source, npartitions: int, dataset, contact_accoun
         # account tables below.
         import dask
         shared = _share(_Resolver.build(lookup, known, npartitions))
-        pending = _submit([dask.delayed(_partition_chunk, pure=True)(f, rgs, b, shared, str(out))
-                           for b, (f, rgs) in enumerate(chunks)])
+        pending = _submit([dask.delayed(_partition_chunks, pure=True)(task, b, shared, str(out))
+                           for b, task in enumerate(_tasks_of(chunks, batch_rows, npartitions))])
 
     try:
         done, counts, small = _write_tables(out, small, source, lookup, known, npartitions, pending, batch_rows,
@@ -405,13 +409,8 @@ def _partition_into(out: Path, source, npartitions: int, dataset, contact_accoun
             from distributed import wait
             wait(pending[1])
         raise
-    n_in, n_part, n_unattr = (sum(d[i] for d in done) for i in range(3))
-
-    def ext(key, f):
-        vals = [d[3][key] for d in done if d[3][key] is not None]
-        return f(vals) if vals else None
-    span = {"t_min": ext("t_min", min), "t_max": ext("t_max", max), "t_all_max": ext("t_all_max", max),
-            **_opportunity_span(small["opportunities"], small["accounts"], None),
+    n_in, n_part, n_unattr, touch_span = _sum_batches(done)
+    span = {**touch_span, **_opportunity_span(small["opportunities"], small["accounts"], None),
             "any_target": bool(small["accounts"]["is_target"].fillna(False).astype(bool).any())}
     manifest = {"format": _FORMAT, "npartitions": npartitions, "touchpoints_in": n_in,
                 "touchpoints_partitioned": n_part, "touchpoints_unattributable": n_unattr,
@@ -436,7 +435,7 @@ def _partition_touches(tp: pd.DataFrame, b: int, lookup: pd.Series, known: pd.In
            "t_min": int(t[t_known].min()) if t_known.any() else None,
            "t_max": int(t[t_known].max()) if t_known.any() else None}
     if (~ok).any():
-        _plain(tp[~ok]).to_parquet(out / "unattributable" / f"touches-{b:05d}.parquet", index=False)
+        _plain(tp[~ok]).to_parquet(out / "unattributable" / f"touches-{_label(b)}.parquet", index=False)
     kept = tp[ok].assign(account_id=own[ok])
     part = partition_of(own[ok], npartitions)
     order = np.argsort(part, kind="stable")
@@ -445,7 +444,7 @@ def _partition_touches(tp: pd.DataFrame, b: int, lookup: pd.Series, known: pd.In
     for s_, e_ in zip(bounds[:-1], bounds[1:]):
         folder = out / "touchpoints" / f"part-{part[s_]:05d}"
         folder.mkdir(parents=True, exist_ok=True)
-        kept.iloc[s_:e_].to_parquet(folder / f"batch-{b:05d}.parquet", index=False)
+        kept.iloc[s_:e_].to_parquet(folder / f"batch-{_label(b)}.parquet", index=False)
     return len(tp), int(ok.sum()), int((~ok).sum()), ext
 
 
@@ -593,17 +592,45 @@ def _compute(tasks: list, desc: str, progress: bool | None = None) -> list:
     return _gather(_submit(tasks), desc, progress)
 
 
-def _partition_chunk(path: str, row_groups: list, b: int, resolver: _Resolver, out: str):
+def _label(b) -> str:
+    """File-name label of a batch: ``00003`` or, for chunk 1 of task 3, ``00003-001``."""
+    return f"{b:05d}" if isinstance(b, (int, np.integer)) else "-".join(f"{x:05d}" if i == 0 else f"{x:03d}"
+                                                                         for i, x in enumerate(b))
+
+
+def _partition_chunks(chunks: list, b: int, resolver: _Resolver, out: str) -> tuple:
+    """One task: partition the touches of several (file, row groups) chunks, one at a
+    time (memory stays that of one chunk), into one file per partition kept open for
+    the whole task. So a partition gets one file per task, not one per chunk: the
+    per-file cost of writing and of reading it back does not multiply with the number
+    of chunks. Returns the summed (rows in, partitioned, unattributable, time span)."""
     import pyarrow.parquet as pq
-    table = pq.ParquetFile(path).read_row_groups(row_groups)
-    if _arrow_ready(table):
-        done = _partition_arrow(table, b, resolver, out)
-        if done is not None:
-            return done
-    # not canonical yet (or values outside the taxonomies): the pandas path coerces,
-    # or raises abmkit.schema.SchemaError naming the column and rows
-    tp = _canonical(table.to_pandas(), "touchpoints", source=path)
-    return _partition_touches(tp, b, resolver.lookup_series(), resolver.known_index(), resolver.npartitions, out)
+    writers: dict = {}
+    done = []
+    try:
+        for k, (path, row_groups) in enumerate(chunks):
+            table = pq.ParquetFile(path).read_row_groups(row_groups)
+            res = _partition_arrow(table, (b, k), resolver, out, writers) if _arrow_ready(table) else None
+            if res is None:
+                # not canonical yet (or values outside the taxonomies): the pandas path
+                # coerces, or raises abmkit.schema.SchemaError naming the column and rows
+                tp = _canonical(table.to_pandas(), "touchpoints", source=path)
+                res = _partition_touches(tp, (b, k), resolver.lookup_series(), resolver.known_index(),
+                                         resolver.npartitions, out)
+            done.append(res)
+    finally:
+        for w in writers.values():
+            w.close()
+    return _sum_batches(done)
+
+
+def _sum_batches(done: list) -> tuple:
+    """Add up (rows in, partitioned, unattributable, time extremes) of batches."""
+    def ext(key, f):
+        vals = [d[3][key] for d in done if d[3][key] is not None]
+        return f(vals) if vals else None
+    return (sum(d[0] for d in done), sum(d[1] for d in done), sum(d[2] for d in done),
+            {"t_min": ext("t_min", min), "t_max": ext("t_max", max), "t_all_max": ext("t_all_max", max)})
 
 
 def _arrow_ready(table) -> bool:
@@ -657,11 +684,13 @@ def _known_extreme(t_ns: np.ndarray, rows: np.ndarray, accounts, resolver: _Reso
 #: touchpoint ids would only pay for a dictionary they overflow); no column statistics
 #: are written: nothing reads these files with filters
 _DICT_COLUMNS = ["channel", "touch_type", "account_id", "contact_id", "campaign_id"]
+_WRITE_OPTIONS = {"use_dictionary": _DICT_COLUMNS, "write_statistics": False}
 
 
-def _partition_arrow(table, b: int, resolver: _Resolver, out):
+def _partition_arrow(table, b, resolver: _Resolver, out, writers: dict | None = None):
     """:func:`_partition_touches` on an Arrow table (same files, same counts), at a
-    cost per row that does not depend on the number of accounts or contacts."""
+    cost per row that does not depend on the number of accounts or contacts.
+    ``writers``: open per-partition files of the task (see :func:`_write_by_partition`)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -722,8 +751,9 @@ def _partition_arrow(table, b: int, resolver: _Resolver, out):
            "t_max": _known_extreme(t_ns, rows, resolved, resolver, largest=True)}
     kept = table.set_column(table.column_names.index("account_id"), "account_id", resolved)
     if not ok_np.all():
-        pq.write_table(table.filter(pa.array(~ok_np)), out / "unattributable" / f"touches-{b:05d}.parquet")
-    _write_by_partition(kept, part, ok_np, npartitions, out / "touchpoints", f"batch-{b:05d}.parquet")
+        pq.write_table(table.filter(pa.array(~ok_np)), out / "unattributable" / f"touches-{_label(b)}.parquet")
+    _write_by_partition(kept, part, ok_np, npartitions, out / "touchpoints", f"batch-{_label(b)}.parquet",
+                        writers)
     return n, int(ok_np.sum()), int((~ok_np).sum()), ext
 
 
@@ -732,12 +762,18 @@ def _partition_arrow(table, b: int, resolver: _Resolver, out):
 _SHUFFLE_BLOCK = 1 << 15
 
 
-def _write_by_partition(table, part: np.ndarray, keep: np.ndarray, npartitions: int, folder: Path, name: str):
+def _write_by_partition(table, part: np.ndarray, keep: np.ndarray, npartitions: int, folder: Path, name: str,
+                        writers: dict | None = None):
     """Write the ``keep`` rows of ``table`` to ``folder/part-NNNNN/name``, one file per
     partition present. Rows are grouped by partition within blocks of
     :data:`_SHUFFLE_BLOCK` rows (one gather, each block read while it is in cache; a
     whole-table gather by partition reads every block once per partition) and each
-    file is written from its blocks' slices, in input order."""
+    file is written from its blocks' slices, in input order.
+
+    ``writers`` (partition → open ``ParquetWriter``): append to those files instead
+    (opened here on first use, named by that call's ``name``; the caller closes them);
+    a piece whose columns do not fit the open file's schema gets a file of its own
+    (``name`` must differ between calls)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     rows = np.flatnonzero(keep)
@@ -760,12 +796,40 @@ def _write_by_partition(table, part: np.ndarray, keep: np.ndarray, npartitions: 
         blocks = np.flatnonzero(counts[:, p])
         pieces = pa.concat_tables([shuffled.slice(starts[k, p], counts[k, p]) for k in blocks])
         (folder / f"part-{p:05d}").mkdir(parents=True, exist_ok=True)
-        pq.write_table(pieces, folder / f"part-{p:05d}" / name, use_dictionary=_DICT_COLUMNS,
-                       write_statistics=False)
+        if writers is None:
+            pq.write_table(pieces, folder / f"part-{p:05d}" / name, **_WRITE_OPTIONS)
+            continue
+        if p not in writers:
+            writers[p] = pq.ParquetWriter(folder / f"part-{p:05d}" / name, pieces.schema, **_WRITE_OPTIONS)
+        if pieces.schema.equals(writers[p].schema):
+            writers[p].write_table(pieces)
+        else:  # e.g. a column that is all-null (type null) in this chunk only: own file
+            pq.write_table(pieces, folder / f"part-{p:05d}" / name, **_WRITE_OPTIONS)
+
+
+#: rows a partitioning task aims to give each partition (the fixed cost of a file,
+#: written once and read back once, is then small against its rows)
+_ROWS_PER_PIECE = 100_000
+
+
+def _tasks_of(chunks: list, batch_rows: int, npartitions: int) -> list:
+    """Consecutive chunks (each ``(file, row groups, rows)``) grouped into tasks of
+    about ``max(batch_rows, _ROWS_PER_PIECE * npartitions)`` rows."""
+    target = max(batch_rows, _ROWS_PER_PIECE * npartitions)
+    tasks, cur, rows = [], [], 0
+    for f, rgs, n in chunks:
+        cur.append((f, rgs))
+        rows += n
+        if rows >= target:
+            tasks.append(cur)
+            cur, rows = [], 0
+    if cur:
+        tasks.append(cur)
+    return tasks
 
 
 def _row_group_chunks(source, batch_rows: int) -> list:
-    """(file, row groups) chunks of about ``batch_rows`` rows over a folder's touchpoints."""
+    """(file, row groups, rows) chunks of about ``batch_rows`` rows over a folder's touchpoints."""
     import pyarrow.parquet as pq
     root = Path(source)
     tp = root / "touchpoints.parquet"
@@ -780,10 +844,10 @@ def _row_group_chunks(source, batch_rows: int) -> list:
             cur.append(g)
             rows += meta.row_group(g).num_rows
             if rows >= batch_rows:
-                chunks.append((str(f), cur))
+                chunks.append((str(f), cur, rows))
                 cur, rows = [], 0
         if cur:
-            chunks.append((str(f), cur))
+            chunks.append((str(f), cur, rows))
     return chunks
 
 

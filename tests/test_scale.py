@@ -429,9 +429,21 @@ def test_arrow_partitioning_equals_pandas_partitioning(ds, mapping, tmp_path, cl
     whole = pd.read_parquet(folder / "touchpoints.parquet")
     (folder / "touchpoints.parquet").unlink()
     (folder / "touchpoints").mkdir()
+    import pyarrow as pa
+    import pyarrow.parquet as pq
     for i, rows in enumerate(np.array_split(np.arange(len(whole)), 3)):
-        whole.iloc[rows].to_parquet(folder / "touchpoints" / f"f{i}.parquet", index=False, row_group_size=4000)
+        piece = pa.Table.from_pandas(whole.iloc[rows], preserve_index=False)
+        if i == 2:  # a file whose engagement_seconds is all null (Arrow type null): its own schema
+            piece = piece.set_column(piece.column_names.index("engagement_seconds"), "engagement_seconds",
+                                     pa.nulls(len(piece)))
+        pq.write_table(piece, folder / "touchpoints" / f"f{i}.parquet", row_group_size=4000)
+    # several chunks per task: each partition gets one file per task, plus one for the odd schema
     arrow = scale.partition_by_account(folder, 4, tmp_path / "arrow", contact_accounts=mapping, batch_rows=9000)
+    files = sorted(p.name for p in (tmp_path / "arrow" / "touchpoints" / "part-00000").glob("*.parquet"))
+    chunks = scale._row_group_chunks(folder, 9000)
+    odd = sum(f.endswith("f2.parquet") for f, _, _ in chunks)
+    assert len(chunks) > 3 and odd >= 1
+    assert files[0] == "batch-00000-000.parquet" and len(files) == 1 + odd, files
     pandas_ = scale.partition_by_account(big, 4, tmp_path / "pandas", contact_accounts=mapping, batch_rows=9000)
     for key in ("touchpoints_in", "touchpoints_partitioned", "touchpoints_unattributable", "span"):
         assert arrow.manifest[key] == pandas_.manifest[key], key
