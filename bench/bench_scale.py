@@ -174,13 +174,16 @@ def run_size(n_touches: int, work: Path, chunk: int, per_partition: int, keep: b
         row["canonical_gb"] = round(_dir_gb(canonical), 2)
         nparts = max(2, n_touches // per_partition)
         load0 = os.getloadavg()[0]
-        cpu0 = _workers_cpu(c) + _cpu_s()
+        w0, d0 = _workers_cpu(c), _cpu_s()
+        cpu0 = w0 + d0
         t0 = time.perf_counter()
         parts = scale.partition_by_account(canonical, nparts, base / "by_account", contact_accounts=ca,
                                            batch_rows=chunk)
         row["partition_s"] = round(time.perf_counter() - t0, 1)
-        cpu1 = _workers_cpu(c) + _cpu_s()
+        w1, d1 = _workers_cpu(c), _cpu_s()
+        cpu1 = w1 + d1
         row["partition_cpu_s"] = round(cpu1 - cpu0, 1)
+        row["partition_driver_cpu_s"] = round(d1 - d0, 1)
         row["partitions"] = nparts
         row["partitioned_gb"] = round(_dir_gb(base / "by_account"), 2)
         row["partition_worker_peak_mb"] = [round(v, 0) for v in c.run(_peak_rss_mb).values()]
@@ -188,7 +191,9 @@ def run_size(n_touches: int, work: Path, chunk: int, per_partition: int, keep: b
         t0 = time.perf_counter()
         res = scale.channel_credits(parts, MODELS, channel_weights=CHANNEL_WEIGHTS)
         row["attribution_s"] = round(time.perf_counter() - t0, 1)
-        row["attribution_cpu_s"] = round(_workers_cpu(c) + _cpu_s() - cpu1, 1)
+        d2 = _cpu_s()
+        row["attribution_cpu_s"] = round(_workers_cpu(c) + d2 - cpu1, 1)
+        row["attribution_driver_cpu_s"] = round(d2 - d1, 1)
         # other processes on the machine (load above the 2 workers) inflate wall times
         row["load_avg_1min"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
         row["journey_touches"] = int(res.info["journey_touches"])
@@ -241,7 +246,8 @@ def main() -> None:
                         "note": "*_worker_peak_mb = peak RSS (VmHWM, reset between phases) of each worker "
                                 "process in that phase; worker_peak_mb = max over phases; times in seconds; "
                                 "total_s = partition_s + attribution_s (generation excluded); *_cpu_s = CPU seconds of "
-                                "workers + driver in the phase (independent of other load on the machine); "
+                                "workers + driver in the phase (independent of other load on the machine), "
+                                "*_driver_cpu_s the driver's part; "
                                 "load_avg_1min = machine load before partitioning and after attribution"},
                "rows": [rows[k] for k in sorted(rows)]}
         out.write_text(json.dumps(res, indent=1))
