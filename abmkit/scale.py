@@ -84,11 +84,17 @@ def partition_of(account_ids, npartitions: int) -> np.ndarray:
     >>> partition_of(["a1", "a2", "a1"], 4).tolist() == partition_of(["a1", "a2", "a1"], 4).tolist()
     True
     """
-    from .hashing import string_hash
     ids = np.asarray(account_ids, dtype=object)
     if not len(ids):
         return np.array([], np.int64)
-    return (string_hash(ids.astype(str).astype(object)) % np.uint64(npartitions)).astype(np.int64)
+    return _hash_partitions(ids.astype(str).astype(object), npartitions)
+
+
+def _hash_partitions(ids, npartitions: int) -> np.ndarray:
+    """:func:`partition_of` of string ids already in Arrow or numpy form (no detour
+    through Python strings for Arrow input)."""
+    from .hashing import string_hash
+    return (string_hash(ids) % np.uint64(npartitions)).astype(np.int64)
 
 
 @dataclass
@@ -278,9 +284,8 @@ def _write_tables(out: Path, small, source, lookup: pd.DataFrame, known: pd.Inde
     def write(table: str, df: pd.DataFrame, key):
         import pyarrow as pa
 
-        from .hashing import as_arrow_strings, string_hash
-        # = partition_of(key), hashed from Arrow strings; one conversion, one block shuffle
-        part = (string_hash(as_arrow_strings(key)) % np.uint64(npartitions)).astype(np.int64)
+        from .hashing import as_arrow_strings
+        part = _hash_partitions(as_arrow_strings(key), npartitions)  # one conversion to Arrow, one shuffle
         _write_by_partition(pa.Table.from_pandas(_plain(df), preserve_index=False), part,
                             np.ones(len(df), bool), npartitions, out / table, "all.parquet")
 
@@ -473,15 +478,14 @@ class _Resolver:
     def build(cls, lookup: pd.DataFrame, known: pd.Index, npartitions: int) -> "_Resolver":
         import pyarrow as pa
 
-        from .hashing import as_arrow_strings, string_hash
+        from .hashing import as_arrow_strings
         contacts = as_arrow_strings(lookup["contact_id"].to_numpy(dtype=object))
         accounts = as_arrow_strings(lookup["account_id"].to_numpy(dtype=object))
         known_ids = as_arrow_strings(known.to_numpy(dtype=object))
         c_salt, c_hash, c_order = _sorted_hashes(contacts)
         k_salt, k_hash, k_order = _sorted_hashes(known_ids)
         accounts = accounts.take(pa.array(c_order))
-        # = partition_of(accounts), without a detour through Python strings
-        part = (string_hash(accounts) % np.uint64(npartitions)).astype(np.int64)
+        part = _hash_partitions(accounts, npartitions)
         return cls(npartitions, c_salt, c_hash, contacts.take(pa.array(c_order)), accounts, part,
                    k_salt, k_hash, known_ids.take(pa.array(k_order)))
 
@@ -695,7 +699,6 @@ def _partition_arrow(table, b, resolver: _Resolver, out, writers: dict | None = 
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from .hashing import string_hash
     from .schema import CHANNELS, TOUCH_TYPES
     out = Path(out)
     npartitions = resolver.npartitions
@@ -728,7 +731,7 @@ def _partition_arrow(table, b, resolver: _Resolver, out, writers: dict | None = 
     contact = table["contact_id"].chunk(0) if table["contact_id"].num_chunks else pa.array([], pa.string())
     own_ok = own.is_valid().to_numpy(zero_copy_only=False)
     # the touch's own account decides its partition: hashed per row, no table involved
-    part = np.where(own_ok, (string_hash(own) % np.uint64(npartitions)).astype(np.int64), -1)
+    part = np.where(own_ok, _hash_partitions(own, npartitions), -1)
     resolved = own
     need = np.flatnonzero(~own_ok & contact.is_valid().to_numpy(zero_copy_only=False))
     if len(need):  # contact-only touches: the contact's mapped account
