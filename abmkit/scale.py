@@ -782,8 +782,7 @@ def _write_by_partition(table, part: np.ndarray, keep: np.ndarray, npartitions: 
     rows = np.flatnonzero(keep)
     if not len(rows):
         return
-    # at least ~1,000 rows per partition and block: the writer pays per slice
-    block = max(_SHUFFLE_BLOCK, 1024 * npartitions)
+    block = _SHUFFLE_BLOCK
     n_blocks = -(-len(rows) // block)
     blk = np.arange(len(rows)) // block
     key = blk * npartitions + part[rows]
@@ -797,7 +796,8 @@ def _write_by_partition(table, part: np.ndarray, keep: np.ndarray, npartitions: 
     starts = (np.cumsum(counts.ravel()) - counts.ravel()).reshape(n_blocks, npartitions)
     for p in np.flatnonzero(counts.sum(axis=0)):
         blocks = np.flatnonzero(counts[:, p])
-        pieces = pa.concat_tables([shuffled.slice(starts[k, p], counts[k, p]) for k in blocks])
+        # one contiguous copy (sequential reads): the writer pays per chunk of a table
+        pieces = pa.concat_tables([shuffled.slice(starts[k, p], counts[k, p]) for k in blocks]).combine_chunks()
         (folder / f"part-{p:05d}").mkdir(parents=True, exist_ok=True)
         if writers is None:
             pq.write_table(pieces, folder / f"part-{p:05d}" / name, **_WRITE_OPTIONS)
