@@ -221,6 +221,11 @@ def _read_table(path: Path, name: str) -> pd.DataFrame:
     return _canonical(pd.read_parquet(f), name, source=str(f))
 
 
+def _read_small(root: Path) -> dict:
+    """Every table but the touchpoints of a canonical folder."""
+    return {t: _read_table(root, t) for t in _ACCOUNT_TABLES + ("campaigns",)}
+
+
 def _account_ids(root: Path) -> pd.Index:
     """The distinct canonical ids of ``root/accounts.parquet``, reading that column
     alone (the whole table, with its checks, is read by :func:`_read_table`)."""
@@ -277,8 +282,7 @@ def _write_tables(out: Path, small, source, lookup: pd.DataFrame, known: pd.Inde
     :func:`_partition_touches`, the rows written per account table and the tables."""
     from tqdm import tqdm
     if small is None:
-        root = Path(source)
-        small = {t: _read_table(root, t) for t in _ACCOUNT_TABLES + ("campaigns",)}
+        small = _read_small(Path(source))
     lookup_s = lookup.set_index("contact_id")["account_id"]
 
     def write(table: str, df: pd.DataFrame, key):
@@ -384,7 +388,7 @@ def _partition_into(out: Path, source, npartitions: int, dataset, contact_accoun
         small = None  # read below, while the workers already split the touches
     if contact_accounts is None:
         from .mapping import map_contacts
-        small = small or {t: _read_table(root, t) for t in _ACCOUNT_TABLES + ("campaigns",)}
+        small = small or _read_small(root)
         contact_accounts = map_contacts(small["contacts"], small["accounts"])
     lookup = contact_accounts.dropna(subset=["account_id"]).drop_duplicates("contact_id")
     lookup = lookup[["contact_id", "account_id"]].reset_index(drop=True)
@@ -454,93 +458,91 @@ def _partition_touches(tp: pd.DataFrame, b: int, lookup: pd.Series, known: pd.In
 
 
 @dataclass
-class _Resolver:
-    """The id tables every partitioning task needs, keyed by 64-bit hashes of the ids
-    (:func:`abmkit.hashing.string_hash`) and sorted, so a look-up is a binary search
-    of sorted hashes plus one exact string comparison: no Python objects per touch
-    and no hash table whose per-row cost grows with the number of ids. Built once on
-    the driver, shipped once to every worker (:func:`_share`).
+class _IdTable:
+    """Distinct string ids keyed by their 64-bit hashes (:func:`abmkit.hashing.string_hash`)
+    and sorted: a look-up is a binary search of sorted hashes plus one exact string
+    comparison, with no Python objects per probe and no hash table whose per-row cost
+    grows with the number of ids. ``salt`` is re-drawn in the (~1e-7 at 10^6 ids)
+    event that two ids share a hash."""
+    salt: int
+    hashes: np.ndarray
+    ids: object        # pyarrow string array, in hash order
 
-    ``contact_*``: contacts mapped to an account (their account id and partition);
-    ``known_*``: the ids of the accounts table (the data span counts their touches).
-    """
+    @classmethod
+    def build(cls, ids) -> tuple["_IdTable", np.ndarray]:
+        """The table of distinct ``ids`` and the order that sorts them into it."""
+        import pyarrow as pa
+
+        from .hashing import as_arrow_strings, string_hash
+        ids = as_arrow_strings(ids)
+        for salt in range(1, 64):
+            h = string_hash(ids, salt)
+            order = np.argsort(h, kind="stable")
+            h = h[order]
+            if not (h[1:] == h[:-1]).any():
+                return cls(salt, h, ids.take(pa.array(order))), order
+        raise ValueError("the id table has repeated ids; deduplicate it first")  # distinct ids never get here
+
+    def find(self, query) -> np.ndarray:
+        """Position of every query id in the table, -1 when absent."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from .hashing import as_arrow_strings, string_hash
+        query = as_arrow_strings(query)
+        out = np.full(len(query), -1, np.int64)
+        if not len(query) or not len(self.hashes):
+            return out
+        qh = string_hash(query, self.salt)
+        order = np.argsort(qh)  # sorted probes walk the table in order: cache-friendly
+        pos = np.empty(len(qh), np.int64)
+        pos[order] = np.searchsorted(self.hashes, qh[order])
+        np.minimum(pos, len(self.hashes) - 1, out=pos)
+        cand = np.flatnonzero(self.hashes[pos] == qh)
+        if len(cand):
+            same = pc.equal(self.ids.take(pa.array(pos[cand])), query.take(pa.array(cand)))
+            ok = pc.fill_null(same, False).to_numpy(zero_copy_only=False)
+            out[cand[ok]] = pos[cand[ok]]
+        return out
+
+
+@dataclass
+class _Resolver:
+    """The id tables every partitioning task needs (:class:`_IdTable`), built once on
+    the driver and shipped once to every worker (:func:`_share`): the contacts mapped
+    to an account (with that account's id and partition, in table order) and the ids
+    of the accounts table (the data span counts their touches)."""
     npartitions: int
-    contact_salt: int
-    contact_hash: np.ndarray
-    contact_ids: object        # pyarrow string arrays, in hash order
-    contact_account: object
+    contacts: _IdTable
+    contact_account: object    # pyarrow string array
     contact_part: np.ndarray
-    known_salt: int
-    known_hash: np.ndarray
-    known_ids: object
+    known: _IdTable
 
     @classmethod
     def build(cls, lookup: pd.DataFrame, known: pd.Index, npartitions: int) -> "_Resolver":
         import pyarrow as pa
 
         from .hashing import as_arrow_strings
-        contacts = as_arrow_strings(lookup["contact_id"].to_numpy(dtype=object))
-        accounts = as_arrow_strings(lookup["account_id"].to_numpy(dtype=object))
-        known_ids = as_arrow_strings(known.to_numpy(dtype=object))
-        c_salt, c_hash, c_order = _sorted_hashes(contacts)
-        k_salt, k_hash, k_order = _sorted_hashes(known_ids)
-        accounts = accounts.take(pa.array(c_order))
-        part = _hash_partitions(accounts, npartitions)
-        return cls(npartitions, c_salt, c_hash, contacts.take(pa.array(c_order)), accounts, part,
-                   k_salt, k_hash, known_ids.take(pa.array(k_order)))
+        contacts, order = _IdTable.build(lookup["contact_id"].to_numpy(dtype=object))
+        accounts = as_arrow_strings(lookup["account_id"].to_numpy(dtype=object)).take(pa.array(order))
+        return cls(npartitions, contacts, accounts, _hash_partitions(accounts, npartitions),
+                   _IdTable.build(known.to_numpy(dtype=object))[0])
 
-    def contacts(self, ids) -> np.ndarray:
+    def contact_rows(self, ids) -> np.ndarray:
         """Row of every contact id in the contact table (-1: not mapped)."""
-        return _find(self.contact_hash, self.contact_ids, self.contact_salt, ids)
+        return self.contacts.find(ids)
 
     def is_known(self, ids) -> np.ndarray:
-        return _find(self.known_hash, self.known_ids, self.known_salt, ids) >= 0
+        return self.known.find(ids) >= 0
 
     def lookup_series(self) -> pd.Series:
         """contact_id → account_id (the pandas path's form of the same table)."""
         return pd.Series(self.contact_account.to_numpy(zero_copy_only=False),
-                         index=pd.Index(self.contact_ids.to_numpy(zero_copy_only=False), name="contact_id"),
+                         index=pd.Index(self.contacts.ids.to_numpy(zero_copy_only=False), name="contact_id"),
                          name="account_id")
 
     def known_index(self) -> pd.Index:
-        return pd.Index(self.known_ids.to_numpy(zero_copy_only=False))
-
-
-def _sorted_hashes(ids) -> tuple:
-    """(salt, sorted hashes, order) of distinct ids, re-hashed with the next salt in
-    the (~1e-7 at 10^6 ids) event that two ids share a hash."""
-    from .hashing import string_hash
-    for salt in range(1, 64):
-        h = string_hash(ids, salt)
-        order = np.argsort(h, kind="stable")
-        h = h[order]
-        if not (h[1:] == h[:-1]).any():
-            return salt, h, order
-    raise ValueError("the id table has repeated ids; deduplicate it first")  # distinct ids never get here
-
-
-def _find(sorted_hash: np.ndarray, sorted_ids, salt: int, query) -> np.ndarray:
-    """Position of every query id in a :func:`_sorted_hashes` table, -1 when absent
-    (a hash match is confirmed by comparing the strings)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from .hashing import as_arrow_strings, string_hash
-    query = as_arrow_strings(query)
-    out = np.full(len(query), -1, np.int64)
-    if not len(query) or not len(sorted_hash):
-        return out
-    qh = string_hash(query, salt)
-    order = np.argsort(qh)  # sorted probes walk the table in order: cache-friendly
-    pos = np.empty(len(qh), np.int64)
-    pos[order] = np.searchsorted(sorted_hash, qh[order])
-    np.minimum(pos, len(sorted_hash) - 1, out=pos)
-    cand = np.flatnonzero(sorted_hash[pos] == qh)
-    if len(cand):
-        same = pc.equal(sorted_ids.take(pa.array(pos[cand])), query.take(pa.array(cand)))
-        ok = pc.fill_null(same, False).to_numpy(zero_copy_only=False)
-        out[cand[ok]] = pos[cand[ok]]
-    return out
+        return pd.Index(self.known.ids.to_numpy(zero_copy_only=False))
 
 
 def _share(obj):
@@ -735,7 +737,7 @@ def _partition_arrow(table, b, resolver: _Resolver, out, writers: dict | None = 
     resolved = own
     need = np.flatnonzero(~own_ok & contact.is_valid().to_numpy(zero_copy_only=False))
     if len(need):  # contact-only touches: the contact's mapped account
-        pos = resolver.contacts(contact.take(pa.array(need)))
+        pos = resolver.contact_rows(contact.take(pa.array(need)))
         hit = pos >= 0
         if hit.any():
             part[need[hit]] = resolver.contact_part[pos[hit]]
@@ -1209,21 +1211,10 @@ def _credits_from_journeys(cj, models, params, boot=None) -> dict:
         rep = _replicable(cj, rule + (["markov"] if "markov" in models else []), n_boot, params,
                           markov_credits=False)
         credits = rep.credits[rep.credits["model"].isin(rule)] if rule else None
-        k = len(cj.channels)
-        sums = {m: np.zeros((n_boot, k)) for m in rule}
+        sums = rep.replicates(n_boot, models, lambda first, b: poisson_weights(rep.group_accounts, seed, first, b))
         mk = None
-        if rep.markov_chain is not None:
-            types = rep.incidence[0]
-            mk = [*transition_type_codes(rep.markov_chain, types), np.zeros((n_boot, len(types)))]
-        step = max(1, min(n_boot, int(2e7 // max(rep.n_groups, 1))))
-        for first in range(0, n_boot if rep.n_groups else 0, step):
-            b = min(step, n_boot - first)
-            got = rep.replicate_sums(poisson_weights(rep.group_accounts, seed, first, b), models)
-            for m, v in got.items():
-                if m == "markov":
-                    mk[2][first:first + b] = v
-                else:
-                    sums[m][first:first + b] = v
+        if "markov" in sums:  # transition counts keyed by state codes: they add up over partitions
+            mk = [*transition_type_codes(rep.markov_chain, rep.incidence[0]), sums.pop("markov")]
         boot_out = {"sums": sums, "markov": mk}
     else:
         credits = pd.concat([channel_credits_from(cj, touch_credits(cj, m, **params)).assign(model=m)

@@ -169,7 +169,7 @@ def test_poisson_replicate_equals_rerun_on_copied_accounts():
     r = next(r for r in range(200) if {0, 2} <= set(poisson_weights(rep.group_accounts, 4, r, 1)[0].tolist()))
     w = poisson_weights(rep.group_accounts, 4, r, 1)[0]
     ds2 = _copied_accounts(ds, rep.group_accounts, w)
-    sums = rep.replicate_sums(w[None, :], ["linear", "markov"])
+    sums = rep.replicates(1, ["linear", "markov"], lambda first, b: w[None, :])
     rerun = attribute(ds2, "linear").groupby("channel", observed=True)["credit"].sum()
     np.testing.assert_allclose(pd.Series(sums["linear"][0], index=cj.channels).reindex(rerun.index).to_numpy(),
                                rerun.to_numpy())

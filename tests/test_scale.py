@@ -464,12 +464,12 @@ def test_arrow_partitioning_equals_pandas_partitioning(ds, mapping, tmp_path, cl
 
 
 def test_resolver_finds_exact_ids_only(mapping):
-    from abmkit.scale import _find, _Resolver
+    from abmkit.scale import _IdTable, _Resolver
     lookup = mapping.dropna(subset=["account_id"]).drop_duplicates("contact_id")[["contact_id", "account_id"]]
     known = pd.Index(lookup["account_id"].unique())
     r = _Resolver.build(lookup, known, 5)
     probe = list(lookup["contact_id"].iloc[::7]) + ["nobody", None, ""]
-    pos = r.contacts(np.array(probe, dtype=object))
+    pos = r.contact_rows(np.array(probe, dtype=object))
     assert (pos[-3:] == -1).all()
     got = r.contact_account.take(pos[:-3]).to_pylist()
     assert got == list(lookup["account_id"].iloc[::7])
@@ -478,6 +478,6 @@ def test_resolver_finds_exact_ids_only(mapping):
     import pyarrow as pa
     from abmkit.hashing import string_hash
     fake = np.array([string_hash(["impostor"], 3)[0]], np.uint64)
-    assert _find(fake, pa.array(["someone else"]), 3, ["impostor"]).tolist() == [-1]
-    assert _find(fake, pa.array(["impostor"]), 3, ["impostor"]).tolist() == [0]
+    assert _IdTable(3, fake, pa.array(["someone else"])).find(["impostor"]).tolist() == [-1]
+    assert _IdTable(3, fake, pa.array(["impostor"])).find(["impostor"]).tolist() == [0]
     assert r.is_known(np.array([known[0], "ghost"], dtype=object)).tolist() == [True, False]

@@ -146,24 +146,36 @@ class _Replicable:
     channels: list
     seen: np.ndarray
 
-    def replicate_sums(self, w: np.ndarray, models) -> dict:
-        """Per rule model, the (b x channels) credit sums of the replicates whose
-        group weights are the rows of ``w``; for Markov, the re-weighted transition
-        counts (b x transition types)."""
-        out = {}
-        if self.acc_mats:
-            nz = {m: np.flatnonzero(g.any(axis=1)) for m, g in self.acc_mats.items()}
-            rows = np.unique(np.concatenate(list(nz.values())))
+    def replicates(self, n_boot: int, models, draw, on_batch=None) -> dict:
+        """Every replicate's sums, in batches that keep the weight matrix under ~2e7
+        entries: per rule model the (n_boot x channels) credit sums, for Markov the
+        (n_boot x transition types) re-weighted transition counts. ``draw(first, b)``
+        gives the (b x groups) weights of replicates ``first .. first + b - 1``;
+        ``on_batch(b)`` is called after each batch (a progress bar)."""
+        k = len(self.channels)
+        rule = [m for m in models if m in self.acc_mats]
+        out = {m: np.zeros((n_boot, k)) for m in rule}
+        if self.markov_chain is not None:
+            out["markov"] = np.zeros((n_boot, len(self.incidence[0])))
+        if not self.n_groups:
+            return out
+        if rule:
             # accounts without a conversion add nothing to rule-model credits: multiply
             # only the rows that do (their weights are still drawn over every account)
-            stacked = np.hstack([self.acc_mats[m][rows] for m in models if m in self.acc_mats])
-            prod = w[:, rows] @ stacked
-            k = len(self.channels)
-            for j, m in enumerate([m for m in models if m in self.acc_mats]):
-                out[m] = prod[:, j * k:(j + 1) * k]
-        if self.markov_chain is not None:
-            types, inc = self.incidence
-            out["markov"] = np.asarray((inc.T @ w.T).T)
+            rows = np.flatnonzero(np.any([self.acc_mats[m].any(axis=1) for m in rule], axis=0))
+            stacked = np.hstack([self.acc_mats[m][rows] for m in rule])
+        step = max(1, min(n_boot, int(2e7 // self.n_groups)))
+        for first in range(0, n_boot, step):
+            b = min(step, n_boot - first)
+            w = draw(first, b)
+            if rule:
+                prod = w[:, rows] @ stacked
+                for j, m in enumerate(rule):
+                    out[m][first:first + b] = prod[:, j * k:(j + 1) * k]
+            if self.markov_chain is not None:
+                out["markov"][first:first + b] = np.asarray((self.incidence[1].T @ w.T).T)
+            if on_batch is not None:
+                on_batch(b)
         return out
 
 
@@ -274,39 +286,29 @@ def compare_models(dataset, models=DEFAULT_COMPARE_MODELS, n_boot: int = 1000, s
         dataset, models, milestone=milestone, lookback_days=lookback_days, contact_accounts=contact_accounts,
         mqa_dates=mqa_dates, start=start, end=end, **params)
     rep = _replicable(cj, models, n_boot, params)
-    k = len(cj.channels)
     keep_ch = [c for i, c in enumerate(cj.channels) if rep.seen[i]]
     low = high = None
     if n_boot and rep.n_groups:
         n_groups = rep.n_groups
-        reps = {m: np.empty((n_boot, k)) for m in models}
         rng = np.random.default_rng(seed)
-        batch = max(1, min(n_boot, int(2e7 // max(n_groups, 1))))
+
+        def draw(first: int, b: int) -> np.ndarray:
+            if bootstrap == "poisson":
+                return poisson_weights(rep.group_accounts, seed, first, b)
+            draws = rng.integers(0, n_groups, size=(b, n_groups))
+            # one bincount per replicate: ~6x faster than a single bincount over offset
+            # codes (which needs a b x n_groups temporary), same counts
+            w = np.empty((b, n_groups))
+            for r in range(b):
+                w[r] = np.bincount(draws[r], minlength=n_groups)
+            return w
         # disable=None: tqdm stays quiet when not on a terminal
         bar = tqdm(total=n_boot, desc="bootstrap", disable=(not progress) if progress is not None else None,
                    leave=False)
-        done = 0
-        while done < n_boot:
-            b = min(batch, n_boot - done)
-            if bootstrap == "poisson":
-                w = poisson_weights(rep.group_accounts, seed, done, b)
-            else:
-                draws = rng.integers(0, n_groups, size=(b, n_groups))
-                # one bincount per replicate: ~6x faster than a single bincount over offset
-                # codes (which needs a b x n_groups temporary), same counts
-                w = np.empty((b, n_groups))
-                for r in range(b):
-                    w[r] = np.bincount(draws[r], minlength=n_groups)
-                del draws
-            sums = rep.replicate_sums(w, models)
-            for m, v in sums.items():
-                if m == "markov":
-                    reps[m][done:done + b] = markov_replicates(rep.markov_chain, rep.incidence[0], v)
-                else:
-                    reps[m][done:done + b] = v
-            done += b
-            bar.update(b)
+        reps = rep.replicates(n_boot, models, draw, bar.update)
         bar.close()
+        if "markov" in reps:
+            reps["markov"] = markov_replicates(rep.markov_chain, rep.incidence[0], reps["markov"])
         low, high = percentile_bounds(reps, models, list(cj.channels), keep_ch, alpha)
     conv = cj.conversions
     no_touch = conv[conv["n_touches"] == 0][["conversion_id", "account_id", "converted_at", "amount"]]
