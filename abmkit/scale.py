@@ -226,17 +226,22 @@ def _read_small(root: Path) -> dict:
     return {t: _read_table(root, t) for t in _ACCOUNT_TABLES + ("campaigns",)}
 
 
-def _account_ids(root: Path) -> pd.Index:
-    """The distinct canonical ids of ``root/accounts.parquet``, reading that column
-    alone (the whole table, with its checks, is read by :func:`_read_table`)."""
+def _account_ids(root: Path):
+    """The canonical ids of ``root/accounts.parquet`` (repeats and nulls dropped later),
+    reading that column alone: as Arrow strings when it holds strings, else coerced
+    (the whole table, with its checks, is read by :func:`_write_tables`)."""
+    import pyarrow.parquet as pq
+
     from .schema import _coerce_column
     f = root / "accounts.parquet"
     try:
-        ids = pd.read_parquet(f, columns=["account_id"])["account_id"]
+        col = pq.read_table(f, columns=["account_id"])["account_id"]
+        if _is_str_type(col.type):
+            return _null_empty(col).combine_chunks()
+        ids = col.to_pandas()
     except Exception:  # noqa: BLE001 - let the full read raise its own, precise error
         ids = _read_table(root, "accounts")["account_id"]
-    ids = _coerce_column(ids, TABLES["accounts"].column("account_id"), "accounts", str(f))
-    return pd.Index(ids.dropna().unique())
+    return _coerce_column(ids, TABLES["accounts"].column("account_id"), "accounts", str(f)).dropna().to_numpy()
 
 
 def _touch_batches(source, batch_rows: int):
@@ -275,40 +280,60 @@ def _plain(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(**{c: df[c].astype(object) for c in cats}) if cats else df
 
 
-def _write_tables(out: Path, small, source, lookup: pd.DataFrame, known: pd.Index, npartitions: int, pending,
-                  batch_rows: int, progress) -> tuple:
+def _account_tables(small, root: Path | None) -> dict:
+    """The account tables as Arrow tables: read straight from ``root``'s files when
+    they are canonical already (no Python objects for 10^7 contacts), else through
+    the pandas checks (:func:`_read_table`: coerces, or raises a precise SchemaError)."""
+    import pyarrow as pa
+    tables = {}
+    for t in _ACCOUNT_TABLES:
+        table = None
+        if small is None and (root / f"{t}.parquet").exists():
+            table = _arrow_table(root / f"{t}.parquet", t)
+        if table is None:
+            df = small[t] if small is not None else _read_table(root, t)
+            table = pa.Table.from_pandas(_plain(df), preserve_index=False)
+        tables[t] = table
+    return tables
+
+
+def _write_tables(out: Path, small, source, resolver: "_Resolver", pending, batch_rows: int, progress) -> tuple:
     """Write the account tables here and the touches (``pending`` chunk tasks, or
     batches partitioned here). Returns the per-batch results of
-    :func:`_partition_touches`, the rows written per account table and the tables."""
+    :func:`_partition_touches` and the manifest's account-table counts and span."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
     from tqdm import tqdm
-    if small is None:
-        small = _read_small(Path(source))
-    lookup_s = lookup.set_index("contact_id")["account_id"]
-
-    def write(table: str, df: pd.DataFrame, key):
-        import pyarrow as pa
-
-        from .hashing import as_arrow_strings
-        part = _hash_partitions(as_arrow_strings(key), npartitions)  # one conversion to Arrow, one shuffle
-        _write_by_partition(pa.Table.from_pandas(_plain(df), preserve_index=False), part,
-                            np.ones(len(df), bool), npartitions, out / table, "all.parquet")
-
+    npartitions = resolver.npartitions
+    root = None if small is not None else Path(source)
+    tables = _account_tables(small, root)
     counts = {}
-    for t in _ACCOUNT_TABLES:
-        df = small[t]
+    for t, table in tables.items():
         if t == "contacts":  # a contact lives with its mapped account; unmapped ones aside
-            acc = df["contact_id"].map(lookup_s)
-            _plain(df[acc.isna().to_numpy()]).to_parquet(out / "unattributable" / "contacts.parquet", index=False)
-            df, acc = df[acc.notna().to_numpy()], acc[acc.notna()]
-            key = acc.to_numpy(dtype=object)
+            pos = resolver.contact_rows(table["contact_id"])
+            keep = pos >= 0
+            part = np.where(keep, resolver.contact_part[np.maximum(pos, 0)], -1)
+            pq.write_table(table.filter(pa.array(~keep)), out / "unattributable" / "contacts.parquet")
         else:
-            key = df["account_id"].to_numpy(dtype=object)
-        write(t, df, key)
-        counts[t] = len(df)
-    write("contact_accounts", lookup, lookup["account_id"].to_numpy(dtype=object))
-    _plain(small["campaigns"]).to_parquet(out / "campaigns.parquet", index=False)
+            part = _hash_partitions(table["account_id"], npartitions)
+            keep = np.ones(table.num_rows, bool)
+        _write_by_partition(table, part, keep, npartitions, out / t, "all.parquet")
+        counts[t] = int(keep.sum())
+    _write_by_partition(pa.table({"contact_id": resolver.contacts.ids, "account_id": resolver.contact_account}),
+                        resolver.contact_part, np.ones(len(resolver.contact_part), bool), npartitions,
+                        out / "contact_accounts", "all.parquet")
+    campaigns = small["campaigns"] if small is not None else _read_table(root, "campaigns")
+    _plain(campaigns).to_parquet(out / "campaigns.parquet", index=False)
     # the source's account order, so account-level results can be put back in it
-    small["accounts"][["account_id"]].to_parquet(out / "account_order.parquet", index=False)
+    accounts = tables["accounts"]
+    pq.write_table(accounts.select(["account_id"]), out / "account_order.parquet")
+    opportunities = _canonical(tables["opportunities"].to_pandas(), "opportunities", trusted=True)
+    target = accounts["is_target"].cast(pa.bool_()) if "is_target" in accounts.column_names else pa.array([], pa.bool_())
+    info = {"counts": counts, "contacts_unmapped": tables["contacts"].num_rows - counts["contacts"],
+            "span": _opportunity_span(opportunities, pd.DataFrame({"account_id": accounts["account_id"].to_pandas()}),
+                                      None),
+            "any_target": bool(pc.any(pc.fill_null(target, False)).as_py() or False)}
 
     if pending is not None:
         done = _gather(pending, "partition touches", progress)
@@ -316,11 +341,12 @@ def _write_tables(out: Path, small, source, lookup: pd.DataFrame, known: pd.Inde
         bar = tqdm(desc="partition touches", unit=" rows", disable=None if progress is None else not progress,
                    leave=False)
         done = []
+        lookup, known = resolver.lookup_series(), resolver.known_index()
         for b, tp in enumerate(_touch_batches(source, batch_rows)):
-            done.append(_partition_touches(tp, b, lookup_s, known, npartitions, out))
+            done.append(_partition_touches(tp, b, lookup, known, npartitions, out))
             bar.update(done[-1][0])
         bar.close()
-    return done, counts, small
+    return done, info
 
 
 def partition_by_account(source, npartitions: int, out_dir, *, dataset: Dataset | None = None,
@@ -390,12 +416,10 @@ def _partition_into(out: Path, source, npartitions: int, dataset, contact_accoun
         from .mapping import map_contacts
         small = small or _read_small(root)
         contact_accounts = map_contacts(small["contacts"], small["accounts"])
-    lookup = contact_accounts.dropna(subset=["account_id"]).drop_duplicates("contact_id")
-    lookup = lookup[["contact_id", "account_id"]].reset_index(drop=True)
 
     (out / "unattributable").mkdir(exist_ok=True)
-    known = pd.Index(small["accounts"]["account_id"].dropna().unique()) if small is not None \
-        else _account_ids(root)
+    known = small["accounts"]["account_id"].dropna() if small is not None else _account_ids(root)
+    resolver = _Resolver.build(contact_accounts, known, npartitions)
     chunks = _row_group_chunks(source, batch_rows) if not isinstance(source, Dataset) and not _is_dask(source) \
         else None
     pending = None
@@ -405,13 +429,12 @@ def _partition_into(out: Path, source, npartitions: int, dataset, contact_accoun
         # Started now, so the workers split touches while this process writes the
         # account tables below.
         import dask
-        shared = _share(_Resolver.build(lookup, known, npartitions))
+        shared = _share(resolver)
         pending = _submit([dask.delayed(_partition_chunks, pure=True)(task, b, shared, str(out))
                            for b, task in enumerate(_tasks_of(chunks, batch_rows, npartitions))])
 
     try:
-        done, counts, small = _write_tables(out, small, source, lookup, known, npartitions, pending, batch_rows,
-                                            progress)
+        done, info = _write_tables(out, small, source, resolver, pending, batch_rows, progress)
     except BaseException:
         # the caller removes the folder: running chunk tasks finish first (they write into it)
         if pending is not None and pending[0]:
@@ -419,13 +442,12 @@ def _partition_into(out: Path, source, npartitions: int, dataset, contact_accoun
             wait(pending[1])
         raise
     n_in, n_part, n_unattr, touch_span = _sum_batches(done)
-    span = {**touch_span, **_opportunity_span(small["opportunities"], small["accounts"], None),
-            "any_target": bool(small["accounts"]["is_target"].fillna(False).astype(bool).any())}
+    counts = info["counts"]
     manifest = {"format": _FORMAT, "npartitions": npartitions, "touchpoints_in": n_in,
                 "touchpoints_partitioned": n_part, "touchpoints_unattributable": n_unattr,
-                "contacts_unmapped": int(len(small["contacts"]) - counts["contacts"]), **{f"{t}": counts[t]
-                                                                                          for t in counts},
-                "span": span, "source": _fingerprint(source)}
+                "contacts_unmapped": info["contacts_unmapped"], **{f"{t}": counts[t] for t in counts},
+                "span": {**touch_span, **info["span"], "any_target": info["any_target"]},
+                "source": _fingerprint(source)}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1), "utf-8")
     return PartitionedDataset(out, npartitions, manifest)
 
@@ -469,19 +491,31 @@ class _IdTable:
     ids: object        # pyarrow string array, in hash order
 
     @classmethod
-    def build(cls, ids) -> tuple["_IdTable", np.ndarray]:
-        """The table of distinct ``ids`` and the order that sorts them into it."""
+    def build(cls, ids, *, first: bool = False) -> tuple["_IdTable", np.ndarray]:
+        """The table of distinct ``ids`` and, for each table row, the input position it
+        comes from. ``first``: a repeated id keeps its first occurrence (as
+        ``drop_duplicates``); otherwise repeats are an error."""
         import pyarrow as pa
+        import pyarrow.compute as pc
 
         from .hashing import as_arrow_strings, string_hash
         ids = as_arrow_strings(ids)
         for salt in range(1, 64):
             h = string_hash(ids, salt)
-            order = np.argsort(h, kind="stable")
+            order = np.argsort(h, kind="stable")  # stable: the first occurrence leads its repeats
             h = h[order]
-            if not (h[1:] == h[:-1]).any():
-                return cls(salt, h, ids.take(pa.array(order))), order
-        raise ValueError("the id table has repeated ids; deduplicate it first")  # distinct ids never get here
+            same = np.flatnonzero(h[1:] == h[:-1])
+            if len(same):
+                equal = pc.equal(ids.take(pa.array(order[same])), ids.take(pa.array(order[same + 1])))
+                if not pc.all(pc.fill_null(equal, False)).as_py():
+                    continue  # two different ids share a hash: another salt
+                if not first:
+                    raise ValueError("the id table has repeated ids; deduplicate it first")
+                keep = np.ones(len(h), bool)
+                keep[same + 1] = False
+                order, h = order[keep], h[keep]
+            return cls(salt, h, ids.take(pa.array(order))), order
+        raise ValueError("no salt separates the ids' hashes")  # ~never: 63 independent 64-bit hashes
 
     def find(self, query) -> np.ndarray:
         """Position of every query id in the table, -1 when absent."""
@@ -519,14 +553,24 @@ class _Resolver:
     known: _IdTable
 
     @classmethod
-    def build(cls, lookup: pd.DataFrame, known: pd.Index, npartitions: int) -> "_Resolver":
+    def build(cls, contact_accounts: pd.DataFrame, known, npartitions: int) -> "_Resolver":
+        """From ``contact_accounts`` (contact_id, account_id; a contact's first row with
+        an account counts, as ``dropna().drop_duplicates("contact_id")``) and the
+        accounts table's ids ``known`` (any order, repeats allowed)."""
         import pyarrow as pa
+        import pyarrow.compute as pc
 
         from .hashing import as_arrow_strings
-        contacts, order = _IdTable.build(lookup["contact_id"].to_numpy(dtype=object))
-        accounts = as_arrow_strings(lookup["account_id"].to_numpy(dtype=object)).take(pa.array(order))
+        cid = as_arrow_strings(contact_accounts["contact_id"].to_numpy(dtype=object))
+        aid = as_arrow_strings(contact_accounts["account_id"].to_numpy(dtype=object))
+        mapped = pc.and_(cid.is_valid(), aid.is_valid())
+        cid, aid = cid.filter(mapped), aid.filter(mapped)
+        contacts, order = _IdTable.build(cid, first=True)
+        accounts = aid.take(pa.array(order))
+        known = as_arrow_strings(known if isinstance(known, (pa.Array, pa.ChunkedArray))
+                                 else np.asarray(known, dtype=object))
         return cls(npartitions, contacts, accounts, _hash_partitions(accounts, npartitions),
-                   _IdTable.build(known.to_numpy(dtype=object))[0])
+                   _IdTable.build(known.drop_null(), first=True)[0])
 
     def contact_rows(self, ids) -> np.ndarray:
         """Row of every contact id in the contact table (-1: not mapped)."""
@@ -639,30 +683,85 @@ def _sum_batches(done: list) -> tuple:
             {"t_min": ext("t_min", min), "t_max": ext("t_max", max), "t_all_max": ext("t_all_max", max)})
 
 
-def _arrow_ready(table) -> bool:
-    """Whether a touch table already has canonical column types (strings, UTC-aware
-    timestamps, numbers): then it is partitioned in Arrow, without Python objects."""
+def _is_str_type(t) -> bool:
     import pyarrow as pa
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t)
 
-    def is_str(t):
-        return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t)
-    for col in TABLES["touchpoints"].columns:
+
+def _arrow_ready(table, name: str = "touchpoints") -> bool:
+    """Whether an Arrow table of ``name`` already has canonical column types (strings,
+    UTC-aware timestamps, numbers, booleans): then it is partitioned in Arrow, without
+    Python objects. Touch tables need every column; other tables their required ones
+    (the pandas path adds missing optional columns on reading)."""
+    import pyarrow as pa
+    for col in TABLES[name].columns:
         if col.name not in table.column_names:
-            return False
+            if name == "touchpoints" or col.required:
+                return False
+            continue
         t = table.schema.field(col.name).type
         if col.kind in ("id", "str"):
-            ok = is_str(t)
+            ok = _is_str_type(t)
         elif col.kind == "ts":
-            ok = pa.types.is_timestamp(t) and t.tz is not None
+            ok = (pa.types.is_timestamp(t) and t.tz is not None) or (pa.types.is_null(t) and not col.required)
         elif col.kind in ("channel", "touch_type"):
-            ok = is_str(t) or (pa.types.is_dictionary(t) and is_str(t.value_type))
+            ok = _is_str_type(t) or (pa.types.is_dictionary(t) and _is_str_type(t.value_type))
         elif col.kind == "float":
             ok = pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_null(t)
+        elif col.kind == "int":
+            ok = pa.types.is_integer(t) or pa.types.is_null(t)
+        elif col.kind == "bool":
+            ok = pa.types.is_boolean(t) or pa.types.is_null(t)
         else:
             ok = False
         if not ok:
             return False
     return True
+
+
+def _null_empty(ids):
+    """String ids with ``""`` as missing (the canonical form of an id)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    ids = ids.cast(pa.string())
+    empty = pc.fill_null(pc.equal(ids, ""), False)
+    if not pc.any(empty).as_py():
+        return ids
+    # an all-null array on the other side, not a null scalar: pyarrow's scalar fast path
+    # corrupts sliced string chunks (apache/arrow#41479, fixed after pyarrow 22)
+    ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+    return pc.if_else(empty.combine_chunks() if isinstance(empty, pa.ChunkedArray) else empty,
+                      pa.nulls(len(ids), pa.string()), ids)
+
+
+def _arrow_table(path: Path, name: str):
+    """``path`` (one table of a canonical folder) as an Arrow table at canonical types
+    (ids with "" missing, timestamps ns UTC), or None when it needs the pandas path:
+    coercion, or the precise :class:`abmkit.schema.SchemaError` of a bad value."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+    # the source's pandas metadata (index, row count) does not describe the rows kept
+    table = pq.read_table(path).replace_schema_metadata(None)
+    if not _arrow_ready(table, name):
+        return None
+    for col in TABLES[name].columns:
+        if col.name not in table.column_names:
+            continue
+        i = table.column_names.index(col.name)
+        c = table[col.name]
+        if col.kind == "id":
+            c = _null_empty(c)
+        elif col.kind == "str":
+            c = c.cast(pa.string())
+        elif col.kind == "ts":
+            c = c.cast(pa.timestamp("ns", tz="UTC"))
+        if col.allowed is not None:
+            valid = pc.drop_null(c)
+            if len(valid) and not pc.all(pc.is_in(valid, value_set=pa.array(list(col.allowed)))).as_py():
+                return None
+        table = table.set_column(i, col.name, c)
+    return table.combine_chunks()
 
 
 def _known_extreme(t_ns: np.ndarray, rows: np.ndarray, accounts, resolver: _Resolver, largest: bool):
@@ -720,9 +819,7 @@ def _partition_arrow(table, b, resolver: _Resolver, out, writers: dict | None = 
                                  pa.DictionaryArray.from_arrays(codes.cast(pa.int8()), taxonomy))
     for col in TABLES["touchpoints"].columns:  # canonical ids: "" is missing
         if col.kind == "id":
-            c = table[col.name].cast(pa.string())
-            table = table.set_column(table.column_names.index(col.name), col.name,
-                                     pc.if_else(pc.equal(c, ""), pa.scalar(None, pa.string()), c))
+            table = table.set_column(table.column_names.index(col.name), col.name, _null_empty(table[col.name]))
     t_col = table["occurred_at"]
     if t_col.type.unit != "ns" or t_col.type.tz != "UTC":
         table = table.set_column(table.column_names.index("occurred_at"), "occurred_at",

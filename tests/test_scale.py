@@ -461,13 +461,65 @@ def test_arrow_partitioning_equals_pandas_partitioning(ds, mapping, tmp_path, cl
     ua = arrow.unattributable().sort_values("touchpoint_id", ignore_index=True)[cols]
     ub = pandas_.unattributable().sort_values("touchpoint_id", ignore_index=True)[cols]
     pd.testing.assert_frame_equal(ua, ub)
+    _assert_same_account_tables(arrow, pandas_)
+
+
+def _sorted(df: pd.DataFrame, key: list) -> pd.DataFrame:
+    return df.sort_values(key, ignore_index=True)
+
+
+def _assert_same_account_tables(a: scale.PartitionedDataset, b: scale.PartitionedDataset):
+    """Same manifest (but the source), the same account-table rows in every partition,
+    the same contact mapping, unmapped contacts and account order."""
+    from abmkit.schema import TABLES
+    assert {k: v for k, v in a.manifest.items() if k != "source"} == \
+        {k: v for k, v in b.manifest.items() if k != "source"}
+    for i in range(a.npartitions):
+        for t in scale._ACCOUNT_TABLES:
+            key = list(TABLES[t].key)
+            pd.testing.assert_frame_equal(_sorted(a._read(t, i), key), _sorted(b._read(t, i), key), obj=f"{t}[{i}]")
+        pd.testing.assert_frame_equal(_sorted(a.load(i)[1], ["contact_id"]), _sorted(b.load(i)[1], ["contact_id"]))
+    ta, tb = a.account_tables(), b.account_tables()
+    pd.testing.assert_frame_equal(ta.accounts, tb.accounts)  # the source's account order
+    pd.testing.assert_frame_equal(_sorted(ta.contacts, ["contact_id"]), _sorted(tb.contacts, ["contact_id"]))
+
+
+def test_account_tables_read_in_arrow_equal_the_pandas_checks(ds, mapping, tmp_path):
+    """Canonical account tables go straight through Arrow; a table that needs coercion
+    (tier stored as text, "" ids) goes through the pandas checks; both give what the
+    Dataset path writes. A contact mapped twice keeps its first mapped row, as
+    ``dropna().drop_duplicates("contact_id")``."""
+    import abmkit
+    acc = ds.accounts.copy()
+    acc.loc[acc.index[:3], "domain"] = ""  # a str column keeps "" (ids do not)
+    folder = tmp_path / "canonical"
+    abmkit.schema.save(abmkit.schema.Dataset(**{**ds.tables(), "accounts": acc}), folder)
+    raw = pd.read_parquet(folder / "accounts.parquet")
+    raw["tier"] = raw["tier"].astype("string").astype(object)  # text: the pandas path coerces it
+    raw.to_parquet(folder / "accounts.parquet", index=False)
+    con = pd.read_parquet(folder / "contacts.parquet")
+    con.loc[con.index[:4], "crm_account_id"] = ""
+    con.to_parquet(folder / "contacts.parquet", index=False)
+    assert scale._arrow_table(folder / "contacts.parquet", "contacts") is not None
+    assert scale._arrow_table(folder / "accounts.parquet", "accounts") is None
+    twice = mapping.iloc[:5].assign(account_id=[None, "other-1", "other-2", "other-3", "other-4"])
+    ca = pd.concat([twice.iloc[:1], mapping, twice.iloc[1:]], ignore_index=True)
+    via_folder = scale.partition_by_account(folder, 3, tmp_path / "a", contact_accounts=ca)
+    via_dataset = scale.partition_by_account(abmkit.load(folder), 3, tmp_path / "b", contact_accounts=ca)
+    _assert_same_account_tables(via_folder, via_dataset)
+    first = mapping.dropna(subset=["account_id"]).drop_duplicates("contact_id").set_index("contact_id")["account_id"]
+    got = pd.concat([via_folder.load(i)[1] for i in range(3)]).set_index("contact_id")["account_id"]
+    pd.testing.assert_series_equal(got.sort_index(), first.sort_index(), check_names=False)
+    assert via_folder.manifest["contacts_unmapped"] == int(ds.contacts["contact_id"].map(first).isna().sum())
+    assert via_folder.account_tables().accounts["domain"].iloc[:3].tolist() == ["", "", ""]
 
 
 def test_resolver_finds_exact_ids_only(mapping):
     from abmkit.scale import _IdTable, _Resolver
     lookup = mapping.dropna(subset=["account_id"]).drop_duplicates("contact_id")[["contact_id", "account_id"]]
     known = pd.Index(lookup["account_id"].unique())
-    r = _Resolver.build(lookup, known, 5)
+    r = _Resolver.build(lookup, known.append(known[:3]), 5)  # accounts repeated: one entry each
+    assert len(r.known.hashes) == len(known)
     probe = list(lookup["contact_id"].iloc[::7]) + ["nobody", None, ""]
     pos = r.contact_rows(np.array(probe, dtype=object))
     assert (pos[-3:] == -1).all()
@@ -481,3 +533,17 @@ def test_resolver_finds_exact_ids_only(mapping):
     assert _IdTable(3, fake, pa.array(["someone else"])).find(["impostor"]).tolist() == [-1]
     assert _IdTable(3, fake, pa.array(["impostor"])).find(["impostor"]).tolist() == [0]
     assert r.is_known(np.array([known[0], "ghost"], dtype=object)).tolist() == [True, False]
+
+
+def test_empty_ids_become_missing_in_sliced_string_chunks():
+    """Parquet readers hand back string chunks that are slices of one buffer; pyarrow
+    22's ``if_else`` with a null scalar corrupts those (apache/arrow#41479)."""
+    import pyarrow as pa
+    rng = np.random.default_rng(1)
+    values = np.array(["FOO", "BAR", "HELLO", "", "WORLD"], dtype=object)[rng.integers(0, 5, 188_138)]
+    data = pa.array(values, pa.string())
+    chunked = pa.chunked_array([data[:131_072], data[131_072:]])
+    out = scale._null_empty(chunked)
+    out.validate(full=True)
+    assert out.to_pylist() == [None if v == "" else v for v in values]
+    assert scale._null_empty(pa.chunked_array([data[5:9]])).to_pylist() == [v or None for v in values[5:9]]
