@@ -11,6 +11,9 @@ For each size the bench
    runs with channel weights) and Markov;
 4. with ``--n-boot N``: the same models again with N Poisson bootstrap replicates
    (intervals in the same pass over the partitions),
+each timed step run ``--repeat`` times (default 3; the best run is reported, as
+``timeit`` does, with the median and every run: on a shared machine the same
+work varies by +-20% between runs) after flushing dirty pages (``os.sync``),
 on a fresh ``LocalCluster`` (2 worker processes x 1 thread). It records wall time
 per step and the peak RSS of every worker process (``VmHWM`` from
 ``/proc/<pid>/status``, read in each worker) and of the driver. Prints a table and
@@ -149,7 +152,40 @@ def _dir_gb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e9
 
 
-def run_size(n_touches: int, work: Path, chunk: int, per_partition: int, keep: bool, n_boot: int = 0) -> dict:
+def _phase(c, row: dict, name: str, fn, repeat: int, before=None):
+    """Run ``fn()`` ``repeat`` times on client ``c`` and record, for phase ``name``:
+    every run's wall seconds (``<name>_s_runs``), the best (``<name>_s``: the
+    least disturbed by other load on a shared machine, as ``timeit`` reports) and the
+    median, the CPU seconds of workers + driver and of the driver alone (of the best
+    run) and the peak RSS of each worker over the runs. ``before()`` runs untimed
+    before each run (e.g. removing the previous run's output). Dirty pages are
+    flushed before each run (``os.sync``), so a run never pays for an earlier step's
+    disk writes. Returns the last run's result."""
+    runs, peaks, result = [], [], None
+    for _ in range(repeat):
+        if before is not None:
+            before()
+        os.sync()
+        c.run(_reset_peak)
+        w0, d0 = _workers_cpu(c), _cpu_s()
+        t0 = time.perf_counter()
+        result = fn()
+        wall = time.perf_counter() - t0
+        w1, d1 = _workers_cpu(c), _cpu_s()
+        runs.append((wall, w1 - w0 + d1 - d0, d1 - d0))
+        peaks.append(list(c.run(_peak_rss_mb).values()))
+    best = min(runs)
+    row[f"{name}_s"] = round(best[0], 1)
+    row[f"{name}_s_median"] = round(float(np.median([r[0] for r in runs])), 1)
+    row[f"{name}_s_runs"] = [round(r[0], 1) for r in runs]
+    row[f"{name}_cpu_s"] = round(best[1], 1)
+    row[f"{name}_driver_cpu_s"] = round(best[2], 1)
+    row[f"{name}_worker_peak_mb"] = [round(max(v), 0) for v in zip(*peaks)]
+    return result
+
+
+def run_size(n_touches: int, work: Path, chunk: int, per_partition: int, keep: bool, n_boot: int = 0,
+             repeat: int = 3) -> dict:
     import dask
     base = work / str(n_touches)
     if base.exists():
@@ -157,7 +193,7 @@ def run_size(n_touches: int, work: Path, chunk: int, per_partition: int, keep: b
     canonical = base / "canonical"
     canonical.mkdir(parents=True)
     n_accounts = max(1000, n_touches // TOUCHES_PER_ACCOUNT)
-    row = {"touchpoints": n_touches, "accounts": n_accounts}
+    row = {"touchpoints": n_touches, "accounts": n_accounts, "repeat": repeat}
     with scale.client(n_workers=2, threads_per_worker=1, memory_limit="11GB") as c:
         t0 = time.perf_counter()
         small = small_tables(n_accounts)
@@ -170,47 +206,28 @@ def run_size(n_touches: int, work: Path, chunk: int, per_partition: int, keep: b
                        for i, s in enumerate(starts)])
         row["generate_s"] = round(time.perf_counter() - t0, 1)
         row["generate_worker_peak_mb"] = [round(v, 0) for v in c.run(_peak_rss_mb).values()]
-        c.run(_reset_peak)
         row["canonical_gb"] = round(_dir_gb(canonical), 2)
         nparts = max(2, n_touches // per_partition)
-        load0 = os.getloadavg()[0]
-        w0, d0 = _workers_cpu(c), _cpu_s()
-        cpu0 = w0 + d0
-        t0 = time.perf_counter()
-        parts = scale.partition_by_account(canonical, nparts, base / "by_account", contact_accounts=ca,
-                                           batch_rows=chunk)
-        row["partition_s"] = round(time.perf_counter() - t0, 1)
-        w1, d1 = _workers_cpu(c), _cpu_s()
-        cpu1 = w1 + d1
-        row["partition_cpu_s"] = round(cpu1 - cpu0, 1)
-        row["partition_driver_cpu_s"] = round(d1 - d0, 1)
         row["partitions"] = nparts
-        row["partitioned_gb"] = round(_dir_gb(base / "by_account"), 2)
-        row["partition_worker_peak_mb"] = [round(v, 0) for v in c.run(_peak_rss_mb).values()]
-        c.run(_reset_peak)
-        t0 = time.perf_counter()
-        res = scale.channel_credits(parts, MODELS, channel_weights=CHANNEL_WEIGHTS)
-        row["attribution_s"] = round(time.perf_counter() - t0, 1)
-        d2 = _cpu_s()
-        row["attribution_cpu_s"] = round(_workers_cpu(c) + d2 - cpu1, 1)
-        row["attribution_driver_cpu_s"] = round(d2 - d1, 1)
+        load0 = os.getloadavg()[0]
+        out = base / "by_account"
+        parts = _phase(c, row, "partition", lambda: scale.partition_by_account(
+            canonical, nparts, out, contact_accounts=ca, batch_rows=chunk), repeat,
+            before=lambda: shutil.rmtree(out, ignore_errors=True))
+        row["partitioned_gb"] = round(_dir_gb(out), 2)
+        res = _phase(c, row, "attribution", lambda: scale.channel_credits(
+            parts, MODELS, channel_weights=CHANNEL_WEIGHTS), repeat)
         # other processes on the machine (load above the 2 workers) inflate wall times
         row["load_avg_1min"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
         row["journey_touches"] = int(res.info["journey_touches"])
         row["conversions"] = int(res.info["conversions"])
         row["non_converting_journeys"] = int(res.info["non_converting_journeys"])
         row["all_conserved"] = bool(res.conservation["ok"].all())
-        row["attribution_worker_peak_mb"] = [round(v, 0) for v in c.run(_peak_rss_mb).values()]
         if n_boot:
             # the same models with Poisson bootstrap intervals in the same pass
-            c.run(_reset_peak)
-            cpu2 = _workers_cpu(c) + _cpu_s()
-            t0 = time.perf_counter()
-            boot = scale.channel_credits(parts, MODELS, channel_weights=CHANNEL_WEIGHTS, n_boot=n_boot)
+            boot = _phase(c, row, "bootstrap", lambda: scale.channel_credits(
+                parts, MODELS, channel_weights=CHANNEL_WEIGHTS, n_boot=n_boot), repeat)
             row["n_boot"] = n_boot
-            row["bootstrap_s"] = round(time.perf_counter() - t0, 1)
-            row["bootstrap_cpu_s"] = round(_workers_cpu(c) + _cpu_s() - cpu2, 1)
-            row["bootstrap_worker_peak_mb"] = [round(v, 0) for v in c.run(_peak_rss_mb).values()]
             row["bootstrap_intervals"] = int(boot.low.notna().sum().sum())
     row["worker_peak_mb"] = [max(vals) for vals in zip(*(row[k] for k in (
         "generate_worker_peak_mb", "partition_worker_peak_mb", "attribution_worker_peak_mb",
@@ -231,23 +248,26 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the generated data")
     ap.add_argument("--n-boot", type=int, default=0,
                     help="also time channel_credits with this many bootstrap replicates (0: skip)")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="runs of each timed phase; the best is reported (and the median)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "bench_scale.json")
     args = ap.parse_args()
     out = args.out
     previous = json.loads(out.read_text()) if out.exists() else {}
     rows = {r["touchpoints"]: r for r in previous.get("rows", [])}
     for n in args.sizes:
-        r = run_size(n, args.work, args.chunk, args.per_partition, args.keep, args.n_boot)
+        r = run_size(n, args.work, args.chunk, args.per_partition, args.keep, args.n_boot, args.repeat)
         rows[n] = r
         print(json.dumps(r), flush=True)
         out.parent.mkdir(parents=True, exist_ok=True)
         res = {"meta": {"machine": platform.platform(), "cpus": 2, "python": platform.python_version(),
                         "models": MODELS, "workers": "LocalCluster 2 processes x 1 thread, memory_limit 11GB",
-                        "note": "*_worker_peak_mb = peak RSS (VmHWM, reset between phases) of each worker "
-                                "process in that phase; worker_peak_mb = max over phases; times in seconds; "
-                                "total_s = partition_s + attribution_s (generation excluded); *_cpu_s = CPU seconds of "
-                                "workers + driver in the phase (independent of other load on the machine), "
-                                "*_driver_cpu_s the driver's part; "
+                        "note": "each timed phase runs `repeat` times: *_s = best run, *_s_median, "
+                                "*_s_runs = every run; *_worker_peak_mb = peak RSS (VmHWM, reset before each "
+                                "run) of each worker process, max over the phase's runs; worker_peak_mb = max "
+                                "over phases; times in seconds; total_s = partition_s + attribution_s "
+                                "(generation excluded); *_cpu_s = CPU seconds of workers + driver in the best "
+                                "run, *_driver_cpu_s the driver's part; "
                                 "load_avg_1min = machine load before partitioning and after attribution"},
                "rows": [rows[k] for k in sorted(rows)]}
         out.write_text(json.dumps(res, indent=1))
@@ -259,6 +279,14 @@ def main() -> None:
               f"{r['attribution_s']:>7} {r['total_s']:>8} {str(r.get('partition_worker_peak_mb')):>22} "
               f"{str(r.get('attribution_worker_peak_mb')):>22} {r['driver_peak_mb']:>9} "
               f"{str(r.get('bootstrap_s', '-')):>7}")
+    sizes = sorted(rows)
+    for small_n, big_n in zip(sizes, sizes[1:]):
+        a, b = rows[small_n], rows[big_n]
+        ratio = {k: round(b[k] / a[k], 2) for k in ("partition_s", "attribution_s", "bootstrap_s", "total_s")
+                 if a.get(k) and b.get(k)}
+        median = {k: round(b[f"{k}_median"] / a[f"{k}_median"], 2)
+                  for k in ("partition_s", "attribution_s", "bootstrap_s") if a.get(f"{k}_median") and b.get(f"{k}_median")}
+        print(f"{big_n / small_n:g}x the touches: time x {ratio} (best runs); medians x {median}")
 
 
 if __name__ == "__main__":
