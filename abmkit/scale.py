@@ -467,15 +467,11 @@ def _partition_touches(tp: pd.DataFrame, b: int, lookup: pd.Series, known: pd.In
            "t_max": int(t[t_known].max()) if t_known.any() else None}
     if (~ok).any():
         _plain(tp[~ok]).to_parquet(out / "unattributable" / f"touches-{_label(b)}.parquet", index=False)
-    kept = tp[ok].assign(account_id=own[ok])
-    part = partition_of(own[ok], npartitions)
-    order = np.argsort(part, kind="stable")
-    kept, part = _plain(kept.iloc[order]), part[order]
-    bounds = np.flatnonzero(np.r_[True, part[1:] != part[:-1], True])
-    for s_, e_ in zip(bounds[:-1], bounds[1:]):
-        folder = out / "touchpoints" / f"part-{part[s_]:05d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        kept.iloc[s_:e_].to_parquet(folder / f"batch-{_label(b)}.parquet", index=False)
+    import pyarrow as pa
+    part = np.full(len(tp), -1, np.int64)
+    part[ok] = partition_of(own[ok], npartitions)
+    table = pa.Table.from_pandas(_plain(tp.assign(account_id=np.where(ok, own, None))), preserve_index=False)
+    _write_by_partition(table, part, ok, npartitions, out / "touchpoints", f"batch-{_label(b)}.parquet")
     return len(tp), int(ok.sum()), int((~ok).sum()), ext
 
 
