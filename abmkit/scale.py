@@ -563,10 +563,8 @@ class _Resolver:
         cid, aid = cid.filter(mapped), aid.filter(mapped)
         contacts, order = _IdTable.build(cid, first=True)
         accounts = aid.take(pa.array(order))
-        known = as_arrow_strings(known if isinstance(known, (pa.Array, pa.ChunkedArray))
-                                 else np.asarray(known, dtype=object))
         return cls(npartitions, contacts, accounts, _hash_partitions(accounts, npartitions),
-                   _IdTable.build(known.drop_null(), first=True)[0])
+                   _IdTable.build(as_arrow_strings(known).drop_null(), first=True)[0])
 
     def contact_rows(self, ids) -> np.ndarray:
         """Row of every contact id in the contact table (-1: not mapped)."""
@@ -734,17 +732,22 @@ def _arrow_table(path: Path, name: str):
     """``path`` (one table of a canonical folder) as an Arrow table at canonical types
     (ids with "" missing, timestamps ns UTC), or None when it needs the pandas path:
     coercion, or the precise :class:`abmkit.schema.SchemaError` of a bad value."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
     # the source's pandas metadata (index, row count) does not describe the rows kept
     table = pq.read_table(path).replace_schema_metadata(None)
-    if not _arrow_ready(table, name):
-        return None
+    return _canonical_arrow_columns(table, name) if _arrow_ready(table, name) else None
+
+
+def _canonical_arrow_columns(table, name: str):
+    """An :func:`_arrow_ready` table of ``name`` with its id, string and timestamp
+    columns in canonical form (ids with "" missing, strings as ``string``, timestamps
+    ns UTC), combined into one chunk per column; None when a column with allowed
+    values holds another (the pandas path raises the precise error)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
     for col in TABLES[name].columns:
         if col.name not in table.column_names:
             continue
-        i = table.column_names.index(col.name)
         c = table[col.name]
         if col.kind == "id":
             c = _null_empty(c)
@@ -756,7 +759,7 @@ def _arrow_table(path: Path, name: str):
             valid = pc.drop_null(c)
             if len(valid) and not pc.all(pc.is_in(valid, value_set=pa.array(list(col.allowed)))).as_py():
                 return None
-        table = table.set_column(i, col.name, c)
+        table = table.set_column(table.column_names.index(col.name), col.name, c)
     return table.combine_chunks()
 
 
@@ -813,14 +816,7 @@ def _partition_arrow(table, b, resolver: _Resolver, out, writers: dict | None = 
         codes = pc.index_in(col.combine_chunks() if hasattr(col, "combine_chunks") else col, value_set=taxonomy)
         table = table.set_column(table.column_names.index(name), name,
                                  pa.DictionaryArray.from_arrays(codes.cast(pa.int8()), taxonomy))
-    for col in TABLES["touchpoints"].columns:  # canonical ids: "" is missing
-        if col.kind == "id":
-            table = table.set_column(table.column_names.index(col.name), col.name, _null_empty(table[col.name]))
-    t_col = table["occurred_at"]
-    if t_col.type.unit != "ns" or t_col.type.tz != "UTC":
-        table = table.set_column(table.column_names.index("occurred_at"), "occurred_at",
-                                 t_col.cast(pa.timestamp("ns", tz="UTC")))
-    table = table.combine_chunks()
+    table = _canonical_arrow_columns(table, "touchpoints")
     n = table.num_rows
     own = table["account_id"].chunk(0) if table["account_id"].num_chunks else pa.array([], pa.string())
     contact = table["contact_id"].chunk(0) if table["contact_id"].num_chunks else pa.array([], pa.string())
