@@ -547,3 +547,45 @@ def test_empty_ids_become_missing_in_sliced_string_chunks():
     out.validate(full=True)
     assert out.to_pylist() == [None if v == "" else v for v in values]
     assert scale._null_empty(pa.chunked_array([data[5:9]])).to_pylist() == [v or None for v in values[5:9]]
+
+
+def test_write_by_partition_keeps_input_order_across_shuffle_blocks(tmp_path, monkeypatch):
+    """Rows reach their partition's file complete and in input order when the shuffle
+    spans many blocks (a block of 64 rows here), with empty partitions and dropped rows;
+    appended through open writers, a second batch follows the first. Ids are written
+    plain, the taxonomy columns as dictionaries."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    monkeypatch.setattr(scale, "_SHUFFLE_BLOCK", 64)
+    rng = np.random.default_rng(3)
+    n, nparts = 1000, 7
+
+    def batch(offset):
+        part = rng.choice([0, 1, 2, 4, 6], n)  # partitions 3 and 5 get nothing
+        keep = rng.random(n) < 0.9
+        table = pa.table({"touchpoint_id": [f"t{offset + i}" for i in range(n)],
+                          "account_id": [f"a{p}-{i % 13}" for i, p in enumerate(part)],
+                          "channel": pa.array(rng.choice(["email", "webinar"], n)).dictionary_encode()})
+        return table, part, keep
+
+    (t1, p1, k1), (t2, p2, k2) = batch(0), batch(n)
+    scale._write_by_partition(t1, p1, k1, nparts, tmp_path / "one", "b.parquet")
+    writers: dict = {}
+    scale._write_by_partition(t1, p1, k1, nparts, tmp_path / "two", "b.parquet", writers)
+    scale._write_by_partition(t2, p2, k2, nparts, tmp_path / "two", "c.parquet", writers)
+    for w in writers.values():
+        w.close()
+    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == [f"part-{p:05d}" for p in (0, 1, 2, 4, 6)]
+    for p in (0, 1, 2, 4, 6):
+        want1 = np.flatnonzero(k1 & (p1 == p))
+        got1 = pq.read_table(tmp_path / "one" / f"part-{p:05d}" / "b.parquet")
+        assert got1["touchpoint_id"].to_pylist() == [f"t{i}" for i in want1]
+        assert got1["account_id"].to_pylist() == t1["account_id"].take(pa.array(want1)).to_pylist()
+        assert got1["channel"].to_pylist() == t1["channel"].take(pa.array(want1)).to_pylist()
+        want2 = np.concatenate([want1, n + np.flatnonzero(k2 & (p2 == p))])
+        got2 = pq.ParquetFile(tmp_path / "two" / f"part-{p:05d}" / "b.parquet")
+        assert got2.read()["touchpoint_id"].to_pylist() == [f"t{i}" for i in want2]
+        meta = got2.metadata.row_group(0)
+        enc = {meta.column(i).path_in_schema: meta.column(i).encodings for i in range(meta.num_columns)}
+        assert not any("DICTIONARY" in e for e in enc["account_id"]), enc
+        assert any("DICTIONARY" in e for e in enc["channel"]), enc
