@@ -897,6 +897,7 @@ def _write_by_partition(table, part: np.ndarray, keep: np.ndarray, npartitions: 
     run_first = np.cumsum(runs) - runs
     by_part = np.arange(len(rows)) + np.repeat(run_starts - run_first, runs)
     grouped = shuffled.take(pa.array(by_part))
+    del shuffled  # a chunk's copy less at the peak of a task
     per_part = counts.sum(axis=0)
     first = np.cumsum(per_part) - per_part
     for p in np.flatnonzero(per_part):
