@@ -789,7 +789,7 @@ def _known_extreme(t_ns: np.ndarray, rows: np.ndarray, accounts, resolver: _Reso
 #: chunk holds about npartitions-times fewer rows as the data grows, so its row groups
 #: shrink while their distinct ids do not, and rebuilding the id dictionaries per row
 #: group made partitioning cost more per touch at 10^8 than at 10^7 (+15%); plain ids
-#: cost the same per touch at any size, read back as fast, for files about 15% larger.
+#: cost the same per touch at any size, read back as fast, for files 12-20% larger.
 #: No column statistics are written: nothing reads these files with filters.
 _DICT_COLUMNS = ["channel", "touch_type", "campaign_id"]
 _WRITE_OPTIONS = {"use_dictionary": _DICT_COLUMNS, "write_statistics": False}
