@@ -8,44 +8,61 @@ DATA ?= data/sample
 PRESET ?=
 SAMPLE_SEED ?= 7
 REPORT_ARGS ?=
+LAB_ARGS ?=
+PIP := $(BIN)/python -m pip install -q --disable-pip-version-check
+# two stamps: `make report` installs the runtime only; `make test` adds the test tools
+# (and the optional GPL peer) on top, so `make report` then `make test` installs just that part
+RUNTIME := $(VENV)/.runtime-installed
+DEV := $(VENV)/.dev-installed
 
-.PHONY: venv report test test-fast lab bench sample clean-venv
+.PHONY: venv runtime report test test-slow lab bench sample clean-venv
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt requirements-peer.txt pyproject.toml
+# the kit, its notebooks and the report: pinned requirements.txt, then abmkit itself
+# (editable, --no-deps: its dependencies are exactly the pins above)
+$(RUNTIME): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -U pip
-	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
-	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-peer.txt \
-	  || echo "WARNING: the ChannelAttribution peer could not be installed: its differential tests and bench rows will be skipped"
-	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PIP) -U pip "setuptools>=68"
+	$(PIP) -r requirements.txt
+	$(PIP) --no-deps --no-build-isolation -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
-venv: $(BIN)/.installed
+# test and bench tools, plus the ChannelAttribution peer (compiled from source; optional)
+$(DEV): requirements-dev.txt requirements-peer.txt | $(RUNTIME)
+	$(PIP) -r requirements-dev.txt
+	$(PIP) -r requirements-peer.txt \
+	  || echo "WARNING: the ChannelAttribution peer could not be installed: its differential tests and bench rows will be skipped"
+	touch $@
 
-data/sample/raw/column_map.yaml: | venv
+runtime: $(RUNTIME)
+
+# the full development environment (runtime + tests + peer)
+venv: $(DEV)
+
+data/sample/raw/column_map.yaml: | $(RUNTIME)
 	$(BIN)/python -m abmkit sample --out data/sample --seed $(SAMPLE_SEED)
 
 sample: data/sample/raw/column_map.yaml
 
 ifeq ($(DATA),data/sample)
-report: venv sample
+report: $(RUNTIME) sample
 	$(BIN)/python -m abmkit report --quarter $(QUARTER) --data $(DATA) --out reports $(REPORT_ARGS)
 else
-report: venv
+report: $(RUNTIME)
 	$(BIN)/python -m abmkit report --quarter $(QUARTER) --data $(DATA) $(if $(PRESET),--preset $(PRESET)) --out reports $(REPORT_ARGS)
 endif
 
-test: venv
+test: $(DEV)
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q -m "not slow"
 
-test-slow: venv
+test-slow: $(DEV)
 	$(BIN)/python -m pytest -q -m slow
 
-lab: venv
-	$(BIN)/jupyter lab notebooks/
+# as root (a container) jupyter refuses to start without --allow-root
+lab: $(RUNTIME)
+	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
-bench: venv
+bench: $(DEV)
 	mkdir -p bench/results
 	for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 

@@ -1,7 +1,9 @@
 """abmkit: account-based marketing attribution, progression and KPIs in notebooks.
 
-Public API (DESIGN §8): :func:`load`, :func:`save`, :class:`Dataset`, :class:`SchemaError`
-and the modules ``clean``, ``mapping``, ``engagement``, ``journeys``, ``attribution``,
+Public API (documentation index: docs/README.md): :func:`load`, :func:`save`, :class:`Dataset`,
+:class:`SchemaError`; the resolved dataset every analysis takes — :func:`prepare`,
+:class:`ResolvedDataset`, :class:`MappingSettings`, :class:`MQARule`, :func:`load_resolved`
+(docs/resolved_dataset.md); and the modules ``clean``, ``mapping``, ``engagement``, ``journeys``, ``attribution``,
 ``progression``, ``uplift``, ``kpis``, ``report``, ``outputs``, ``period``, ``sample``,
 ``scale`` and ``plots`` (imported on first use, so ``import abmkit`` stays light).
 
@@ -15,12 +17,15 @@ from __future__ import annotations
 
 import importlib
 
+from .prepared import MappingSettings, MQARule, ResolvedDataset, load_resolved, prepare
 from .schema import Dataset, SchemaError, load, save
 
 __version__ = "0.1.0"
 _SUBMODULES = ("adapters", "attribution", "clean", "domains", "engagement", "journeys", "kpis", "mapping",
-               "outputs", "period", "plots", "progression", "report", "sample", "scale", "schema", "uplift")
-__all__ = ["Dataset", "SchemaError", "load", "save", "__version__", *_SUBMODULES]
+               "outputs", "period", "plots", "prepared", "progression", "report", "results", "sample", "scale",
+               "schema", "timeutil", "uplift")
+__all__ = ["Dataset", "SchemaError", "load", "save", "prepare", "ResolvedDataset", "MappingSettings", "MQARule",
+           "load_resolved", "__version__", *_SUBMODULES]
 
 
 def __getattr__(name: str):

@@ -1,9 +1,15 @@
 """Command line: ``python -m abmkit sample | validate | report`` (thin: every
-command calls one library function)."""
+command calls one library function).
+
+Only the standard library is imported here: each command imports what it needs
+when it runs, so ``abmkit --help`` works on a bare ``pip install abmkit`` and
+``abmkit report`` without the ``report`` extra says what to install."""
 from __future__ import annotations
 
 import argparse
 import sys
+
+from ._extras import MissingExtraError, require
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
             from .clean import validate_export
             return validate_export(args.raw_dir, preset=args.preset, column_map=args.column_map, out_dir=args.out)
         if args.command == "report":
+            require("report", "the report")
+            if args.engine == "dask":
+                require("scale", "--engine dask")
             from .report import run_report
             return run_report(quarter=args.quarter, start=args.start, end=args.end, data=args.data,
                               preset=args.preset, column_map=args.column_map, params_file=args.params,
@@ -55,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
                               scheduler=args.scheduler)
     except KeyboardInterrupt:
         return 130
+    except MissingExtraError as exc:  # an optional part is not installed: say what to install
+        print(f"abmkit {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError, OSError) as exc:  # user errors: a message, not a traceback
         print(f"abmkit {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -1,6 +1,6 @@
-"""Account engagement score and MQA (DESIGN §2b).
+"""Account engagement score and MQA (see docs/engagement_and_mqa.md).
 
-The score answers the seed questions — have we reached the key personas, is there
+The score answers the questions — have we reached the key personas, is there
 bottom-of-funnel engagement, how many contacts are engaged, how recent and how
 frequent are the touches — per account and date over a trailing window
 ``(as_of - window_days, as_of]`` (an ``as_of`` is an instant; a bare date means its
@@ -22,8 +22,8 @@ touches                   touches of any type in the window
 score                     Σ component weight × component (weights below)
 ========================  ===================================================
 
-Default touch-type weights are DESIGN §2b's; ``webinar_registered`` (2) and
-``call`` (5) are not named there and are the kit's choice. Default component
+Default touch-type weights are :data:`DEFAULT_TOUCH_WEIGHTS` (the table is in
+docs/engagement_and_mqa.md). Default component
 weights make ``activity`` the backbone and reward breadth of the buying group:
 ``score = activity + 2·breadth + 10·persona_coverage + 3·decision_makers_engaged
 + 5·high_intent`` (recency and cadence are shown, not scored: activity already decays
@@ -33,7 +33,7 @@ Everything is computed with sorted arrays, cumulative sums and binary search (no
 loop over accounts or dates): each touch opens a coverage interval ``[t, t+window)``
 and distinct counts are running sums of interval starts and ends.
 
-MQA (default rule, the seed KPI): ≥ ``min_decision_makers`` distinct decision makers
+MQA (default rule): ≥ ``min_decision_makers`` distinct decision makers
 with engagement touches in the window, or ``score ≥ mqa_score`` when given.
 ``mqa_at`` is the first instant the rule holds, evaluated exactly at touch times
 (the only instants at which any component can rise).
@@ -62,9 +62,13 @@ import numpy as np
 import pandas as pd
 
 from .journeys import account_touches
-from .schema import ENGAGEMENT_TOUCH_TYPES, HIGH_INTENT_TOUCH_TYPES, TOUCH_TYPES, Dataset
+from .prepared import MQARule, resolve
+from .results import Result
+from .schema import ENGAGEMENT_TOUCH_TYPES, HIGH_INTENT_TOUCH_TYPES, TOUCH_TYPES
+from .timeutil import DAY_NS as _DAY_NS
+from .timeutil import utc_timestamp as _utc
 
-#: DESIGN §2b activity weights (webinar_registered and call: the kit's choice)
+#: activity weight per touch type (docs/engagement_and_mqa.md)
 DEFAULT_TOUCH_WEIGHTS: dict[str, float] = {
     "impression": 0.1, "email_open": 0.5, "visit": 1.0, "click": 1.0, "email_click": 1.0,
     "content_download": 3.0, "form_fill": 3.0, "webinar_registered": 2.0, "webinar_attended": 5.0,
@@ -82,12 +86,6 @@ COMPONENTS: tuple[str, ...] = (
     "activity", "breadth", "personas_reached", "persona_coverage", "decision_makers_engaged",
     "high_intent", "high_intent_count", "recency_days", "cadence_days", "touches", "score",
 )
-_DAY_NS = 86_400 * 10**9
-
-
-def _utc(ts) -> pd.Timestamp:
-    ts = pd.Timestamp(ts)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 # --------------------------------------------------------------------------- preparation
@@ -108,22 +106,22 @@ class _Prepared:
     contact_accounts: pd.DataFrame
 
 
-def _resolve_contact_accounts(dataset: Dataset, contact_accounts):
-    if contact_accounts is None:
-        from .mapping import map_contacts
-        contact_accounts = map_contacts(dataset.contacts, dataset.accounts)
-    return contact_accounts
-
-
-def _prepare(dataset: Dataset, contact_accounts, weights) -> _Prepared:
-    contact_accounts = _resolve_contact_accounts(dataset, contact_accounts)
+def _prepare(data, weights) -> _Prepared:
+    """The engagement arrays of a resolved dataset, built once per touch weights."""
+    data = resolve(data)
     w = dict(DEFAULT_TOUCH_WEIGHTS)
     if weights:
         unknown = set(weights) - set(TOUCH_TYPES)
         if unknown:
             raise ValueError(f"weights: unknown touch type(s) {sorted(unknown)}; touch types are {list(TOUCH_TYPES)}")
         w.update(weights)
-    tp = account_touches(dataset, contact_accounts)
+    return data.memo(("engagement", tuple(sorted(w.items()))), lambda: _build(data, w))
+
+
+def _build(data, w: dict) -> _Prepared:
+    contact_accounts = data.contact_accounts
+    dataset = data
+    tp = account_touches(data)
     unattributable = int(tp["account_id"].isna().sum())
     tp = tp[tp["account_id"].notna() & tp["occurred_at"].notna()]
     persona_of = dataset.contacts.drop_duplicates("contact_id").set_index("contact_id")["persona"] \
@@ -314,14 +312,15 @@ def _dates(p: _Prepared, as_of, freq, start) -> pd.DatetimeIndex:
     return pd.DatetimeIndex([_utc(x) for x in as_of])
 
 
-def engagement_scores(dataset: Dataset, as_of=None, *, window_days: float = 90, weights: dict | None = None,
-                      component_weights: dict | None = None, contact_accounts: pd.DataFrame | None = None,
+def engagement_scores(data, as_of=None, *, window_days: float = 90, weights: dict | None = None,
+                      component_weights: dict | None = None,
                       freq: str | None = None, start=None, accounts: str = "all") -> pd.DataFrame:
-    """Engagement components and score per account and date (DESIGN §2b).
+    """Engagement components and score per account and date.
 
     Parameters
     ----------
-    dataset : Dataset
+    data : ResolvedDataset
+        :func:`abmkit.prepare` output (a plain Dataset is prepared with defaults).
     as_of : timestamp, list of timestamps, or None
         Instant(s) the trailing window ends at (inclusive). None = the last touch.
         With ``freq``, a scalar ``as_of`` is the end of the date range.
@@ -331,9 +330,6 @@ def engagement_scores(dataset: Dataset, as_of=None, *, window_days: float = 90, 
         Touch-type activity weights overriding :data:`DEFAULT_TOUCH_WEIGHTS`.
     component_weights : dict, optional
         Replaces :data:`DEFAULT_COMPONENT_WEIGHTS` (component name → weight).
-    contact_accounts : DataFrame, optional
-        ``contact_id, account_id`` from :func:`abmkit.mapping.map_contacts`
-        (mapped with defaults when None).
     freq : str, optional
         "D", "W", "MS"...: dates from ``start`` (default first touch) to ``as_of``
         (default last touch).
@@ -344,12 +340,12 @@ def engagement_scores(dataset: Dataset, as_of=None, *, window_days: float = 90, 
     -------
     DataFrame
         ``account_id, as_of`` and the columns of :data:`COMPONENTS`, sorted by
-        as_of then score (descending). ``attrs["unattributable_touches"]`` counts
-        touches that could not be tied to an account.
+        as_of then score (descending). Touches that could not be tied to an account
+        are left out (the resolved dataset's summary counts them).
     """
     if accounts not in ("all", "touched"):
         raise ValueError(f"accounts must be 'all' or 'touched', not {accounts!r}")
-    p = _prepare(dataset, contact_accounts, weights)
+    p = _prepare(data, weights)
     dates = _dates(p, as_of, freq, start)
     codes = np.arange(len(p.account_ids)) if accounts == "all" else np.unique(p.acc)
     q_acc = np.tile(codes, len(dates))
@@ -359,9 +355,7 @@ def engagement_scores(dataset: Dataset, as_of=None, *, window_days: float = 90, 
                         "as_of": pd.to_datetime(q_t, utc=True)})
     out = pd.concat([out, comp], axis=1)
     out = out.sort_values(["as_of", "score", "account_id"], ascending=[True, False, True], kind="stable")
-    out = out.reset_index(drop=True)
-    out.attrs["unattributable_touches"] = p.unattributable
-    return out
+    return out.reset_index(drop=True)
 
 
 def engagement_leaderboard(scores: pd.DataFrame, accounts: pd.DataFrame | None = None, *,
@@ -415,8 +409,8 @@ def _mqa_times(p: _Prepared, end_ns: int, window_days, min_decision_makers, mqa_
 
 
 @dataclass
-class MQAResult:
-    """MQA flags and what sales needs next (DESIGN §2b).
+class MQAResult(Result):
+    """MQA flags and what sales needs next.
 
     Attributes
     ----------
@@ -469,6 +463,9 @@ class MQAResult:
         out["stalled"] = out["account_id"].isin(self.stalled["account_id"])
         return out
 
+    _summary_title = "Marketing-qualified accounts"
+
+    @property
     def summary(self) -> pd.DataFrame:
         """Headline numbers as a two-column table (metric, value)."""
         a = self.accounts
@@ -487,37 +484,30 @@ class MQAResult:
         return pd.DataFrame(rows, columns=["metric", "value"])
 
 
-def _stage_at(dataset, contact_accounts, as_of, notes) -> pd.DataFrame | None:
+def _stage_at(data, as_of, notes) -> pd.DataFrame | None:
+    from .progression import stage_as_of, stage_history
     try:
-        from .progression import stage_as_of, stage_history
-    except ImportError:
-        notes.append("abmkit.progression not available: stalled accounts carry no stage")
-        return None
-    try:
-        history = stage_history(dataset, contact_accounts=contact_accounts)
-        return stage_as_of(history, as_of)
-    except Exception as exc:   # progression is optional here; say why the stage is missing
+        return stage_as_of(stage_history(data), as_of)
+    except Exception as exc:   # a stage is a nice-to-have here: say why it is missing
         notes.append(f"stage unavailable ({type(exc).__name__}: {exc}); stalled accounts carry no stage")
         return None
 
 
-def mqa(dataset: Dataset, *, min_decision_makers: int = 3, mqa_score: float | None = None,
-        window_days: float = 90, as_of=None, weights: dict | None = None,
-        component_weights: dict | None = None, contact_accounts: pd.DataFrame | None = None,
-        n_top_contacts: int = 5, buying_group_size: float | None = None,
+def mqa(data, *, as_of=None, n_top_contacts: int = 5, buying_group_size: float | None = None,
         stall_drop: float = 0.5, stall_min_score: float = 1.0, with_stage: bool = True) -> MQAResult:
-    """Marketing-qualified accounts and the follow-up lists (DESIGN §2b).
+    """Marketing-qualified accounts and the follow-up lists.
+
+    The MQA rule is the resolved dataset's one rule (:class:`abmkit.prepared.MQARule`,
+    set with ``abmkit.prepare(dataset, mqa=MQARule(...))``): every page of a report
+    counts MQAs the same way.
 
     Parameters
     ----------
-    min_decision_makers : int
-        Distinct decision makers with engagement touches in the window.
-    mqa_score : float, optional
-        Alternatively, a total score that qualifies an account. ``mqa_at`` is exact
-        as long as ``recency_days``/``cadence_days`` carry no positive component weight
-        (every other component can only rise at a touch).
+    data : ResolvedDataset
+        :func:`abmkit.prepare` output (a plain Dataset is prepared with defaults).
     as_of : timestamp, optional
-        End of the evaluation (default: last touch). ``mqa_at`` ≤ ``as_of``.
+        End of the evaluation (default: the dataset's ``as_of``, else its last touch).
+        ``mqa_at`` ≤ ``as_of``.
     n_top_contacts : int
         Contacts listed per MQA account.
     buying_group_size : float, optional
@@ -532,16 +522,20 @@ def mqa(dataset: Dataset, *, min_decision_makers: int = 3, mqa_score: float | No
 
     Example
     -------
-    >>> r = mqa(ds)                                   # doctest: +SKIP
+    >>> r = mqa(abmkit.prepare(ds))                               # doctest: +SKIP
     >>> r.accounts.query("is_mqa")[["account_id", "mqa_at"]]   # doctest: +SKIP
     """
-    contact_accounts = _resolve_contact_accounts(dataset, contact_accounts)
-    p = _prepare(dataset, contact_accounts, weights)
+    data = resolve(data)
+    rule: MQARule = data.mqa_rule
+    min_decision_makers, mqa_score, window_days = rule.min_decision_makers, rule.mqa_score, rule.window_days
+    component_weights = None
+    contact_accounts = data.contact_accounts
+    if as_of is None and data.as_of is not None:
+        as_of = data.as_of
+    p = _prepare(data, None)
     end = _dates(p, as_of, None, None)[0]
     end_ns = end.value
-    notes: list[str] = []
-    rule = f"decision_makers_engaged >= {min_decision_makers}" + (
-        f" or score >= {mqa_score}" if mqa_score is not None else "") + f" (window {window_days} days)"
+    notes: list[str] = list(data.notes)
 
     codes = np.arange(len(p.account_ids))
     now = _evaluate(p, codes, np.full(len(codes), end_ns), window_days, component_weights)
@@ -589,7 +583,7 @@ def mqa(dataset: Dataset, *, min_decision_makers: int = 3, mqa_score: float | No
     stalled = pd.DataFrame({"account_id": p.account_ids[stalled_mask], "score_before": before["score"][stalled_mask].to_numpy(),
                             "score_now": now["score"][stalled_mask].to_numpy()})
     stalled["change"] = stalled["score_now"] / stalled["score_before"] - 1
-    stage = _stage_at(dataset, contact_accounts, end, notes) if with_stage and len(stalled) else None
+    stage = _stage_at(data, end, notes) if with_stage and len(stalled) else None
     if stage is not None:
         stalled = stalled.merge(stage, on="account_id", how="left")
         stalled["stage"] = stalled["stage"].astype(object).where(stalled["stage"].notna(), None)
@@ -612,22 +606,50 @@ def mqa(dataset: Dataset, *, min_decision_makers: int = 3, mqa_score: float | No
                      "they are left out of every score")
     return MQAResult(accounts=accounts, top_contacts=top, missing_personas=missing, stalled=stalled,
                      buying_group_coverage=coverage, as_of=end, notes=notes,
-                     params={"rule": rule, "min_decision_makers": min_decision_makers, "mqa_score": mqa_score,
-                             "window_days": window_days})
+                     params={"rule": rule.describe(), "min_decision_makers": min_decision_makers,
+                             "mqa_score": mqa_score, "window_days": window_days})
 
 
-def mqa_dates(dataset: Dataset, *, min_decision_makers: int = 3, mqa_score: float | None = None,
-              window_days: float = 90, as_of=None, weights: dict | None = None,
-              component_weights: dict | None = None, contact_accounts: pd.DataFrame | None = None) -> pd.DataFrame:
-    """``account_id, mqa_at`` for every account that became an MQA (first instant the
-    rule held, at or before ``as_of``). Used by W-shaped and full-path attribution.
+def first_mqa_times(data) -> pd.DataFrame:
+    """``account_id, mqa_at`` for every account that met the dataset's MQA rule by its
+    ``data_end`` (first instant the rule held). Cached on the resolved dataset as
+    :attr:`~abmkit.prepared.ResolvedDataset.mqa_dates`: use that."""
+    data = resolve(data)
+    rule = data.mqa_rule
+    p = _prepare(data, None)
+    end_ns = data.data_end.value if not pd.isna(data.data_end) else _dates(p, None, None, None)[0].value
+    first = _mqa_times(p, end_ns, rule.window_days, rule.min_decision_makers, rule.mqa_score, None)
+    ok = first >= 0
+    return pd.DataFrame({"account_id": p.account_ids[ok], "mqa_at": pd.to_datetime(first[ok], utc=True)})
+
+
+def mqa_accounts_at(data, when) -> pd.Index:
+    """Ids of the accounts for which the dataset's MQA rule holds at instant ``when``
+    (trailing window ending at ``when``, inclusive): the "MQA accounts at period end"
+    of every KPI tile and table.
 
     Example
     -------
-    >>> mqa_dates(ds).head()   # doctest: +SKIP
+    >>> mqa_accounts_at(abmkit.prepare(ds), "2026-10-01")   # doctest: +SKIP
     """
-    p = _prepare(dataset, contact_accounts, weights)
-    end_ns = _dates(p, as_of, None, None)[0].value
-    first = _mqa_times(p, end_ns, window_days, min_decision_makers, mqa_score, component_weights)
-    ok = first >= 0
-    return pd.DataFrame({"account_id": p.account_ids[ok], "mqa_at": pd.to_datetime(first[ok], utc=True)})
+    data = resolve(data)
+    when = _utc(when)
+
+    def build():
+        rule = data.mqa_rule
+        p = _prepare(data, None)
+        codes = np.arange(len(p.account_ids))
+        comp = _evaluate(p, codes, np.full(len(codes), when.value), rule.window_days, None, cadence=False)
+        return pd.Index(p.account_ids[_rule(comp, rule.min_decision_makers, rule.mqa_score)])
+    return data.memo(("mqa_accounts_at", when.value), build)
+
+
+def mqa_dates(data) -> pd.DataFrame:
+    """``account_id, mqa_at`` for every account that became an MQA under the
+    dataset's rule, up to its ``data_end``. Used by W-shaped and full-path attribution.
+
+    Example
+    -------
+    >>> mqa_dates(abmkit.prepare(ds)).head()   # doctest: +SKIP
+    """
+    return resolve(data).mqa_dates

@@ -2,7 +2,7 @@
 
 This is the shared floor of engagement, attribution and progression: a touch
 belongs to its own ``account_id`` when it has one (account-level touches such as
-ad impressions), otherwise to the account its contact maps to (DESIGN §2).
+ad impressions), otherwise to the account its contact maps to (see docs/mapping.md).
 Touches of unmatched contacts are kept with ``account_id`` None and
 ``account_source`` ``"unattributable"``: reported, never dropped.
 
@@ -15,48 +15,44 @@ Example
 ...     touchpoints=pd.DataFrame({"touchpoint_id": ["t1", "t2"], "occurred_at": ["2026-01-01", "2026-01-02"],
 ...                               "channel": ["email", "display"], "touch_type": ["email_click", "impression"],
 ...                               "contact_id": ["c1", None], "account_id": [None, "a1"]}))
+>>> from abmkit.prepared import prepare
 >>> m = pd.DataFrame({"contact_id": ["c1"], "account_id": ["a1"]})
->>> account_touches(ds, m)[["touchpoint_id", "account_id", "account_source"]].values.tolist()
+>>> account_touches(prepare(ds, mapping=m))[["touchpoint_id", "account_id", "account_source"]].values.tolist()
 [['t1', 'a1', 'contact'], ['t2', 'a1', 'touch']]
 """
 from __future__ import annotations
 
 import pandas as pd
 
+from .results import Result
+from .prepared import resolve
 from .schema import Dataset
+from .timeutil import DAY_NS as _NS_PER_DAY
+from .timeutil import to_ns as _ns
+from .timeutil import utc_series as _utc
 
 
-def account_touches(dataset: Dataset, contact_accounts: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Touchpoints with ``account_id`` resolved and ``account_source`` in
-    {touch, contact, unattributable}.
+def account_touches(data) -> pd.DataFrame:
+    """Touchpoints with ``account_id`` resolved (plain strings, None when no account)
+    and ``account_source`` in {touch, contact, unattributable}.
 
     Parameters
     ----------
-    dataset : Dataset
-    contact_accounts : DataFrame, optional
-        ``contact_id, account_id`` (the output of :func:`abmkit.mapping.map_contacts`).
-        When None, contacts are mapped with the default rules.
+    data : ResolvedDataset
+        :func:`abmkit.prepare` output (a plain Dataset is prepared with the default
+        settings). The touches come from its one mapping: nothing is mapped here.
     """
-    tp = dataset.touchpoints
-    if contact_accounts is None:
-        from .mapping import map_contacts  # mapping is heavier; only when needed
-        contact_accounts = map_contacts(dataset.contacts, dataset.accounts)
-    lookup = contact_accounts.dropna(subset=["account_id"]).drop_duplicates("contact_id")
-    lookup = lookup.set_index("contact_id")["account_id"]
-    own = tp["account_id"]
-    via_contact = tp["contact_id"].map(lookup)
-    out = tp.copy()
-    out["account_id"] = own.where(own.notna(), via_contact).astype(object)
-    out["account_id"] = out["account_id"].where(out["account_id"].notna(), None)
-    source = pd.Series("unattributable", index=tp.index, dtype=object)
-    source[via_contact.notna() & own.isna()] = "contact"
-    source[own.notna()] = "touch"
-    out["account_source"] = source
-    return out
+    data = resolve(data)
+
+    def build():
+        tp = data.touches
+        acc = tp["account_id"].astype(object)
+        return tp.assign(account_id=acc.where(acc.notna(), None))
+    return data.memo(("account_touches",), build)
 
 
 # ---------------------------------------------------------------------------
-# Conversion journeys (DESIGN §3), added by the attribution engine.
+# Conversion journeys (docs/attribution.md), added by the attribution engine.
 # Everything below works on integer codes and index arrays: one sort of the
 # touches inside the lookback windows, then run-length arithmetic; no loop over
 # accounts, conversions or touches.
@@ -64,35 +60,14 @@ def account_touches(dataset: Dataset, contact_accounts: pd.DataFrame | None = No
 from dataclasses import dataclass  # noqa: E402
 from functools import cached_property  # noqa: E402
 
-import ctypes  # noqa: E402
-
 import numpy as np  # noqa: E402
 
 MILESTONES = ("opportunity_created", "closed_won")
-_NS_PER_DAY = 86_400 * 10**9
-
-
-def _utc(ts: pd.Series) -> pd.Series:
-    """As UTC-aware datetimes; free when already so (pd.to_datetime would re-parse)."""
-    if isinstance(ts.dtype, pd.DatetimeTZDtype):
-        return ts.dt.tz_convert("UTC")
-    return pd.to_datetime(ts, utc=True)
-
-
-def _ns(ts: pd.Series) -> np.ndarray:
-    """UTC nanoseconds since the epoch as int64 (NaT → min int64); a read-only view
-    when the column already is tz-aware nanoseconds (no copy of big touch tables)."""
-    if not isinstance(ts.dtype, pd.DatetimeTZDtype):
-        ts = pd.to_datetime(ts, utc=True)
-    arr = ts.array
-    if arr.unit != "ns":
-        arr = arr.as_unit("ns")
-    return arr.asi8
 
 
 def conversions(dataset: Dataset, milestone: str = "opportunity_created", *, mqa_dates: pd.DataFrame | None = None,
                 start=None, end=None) -> pd.DataFrame:
-    """One row per conversion: an opportunity milestone (DESIGN §3).
+    """One row per conversion: an opportunity milestone.
 
     Parameters
     ----------
@@ -169,124 +144,17 @@ def _first_mqa(mqa_dates: pd.DataFrame, account_ids: pd.Series) -> pd.Series:
     return pd.Series(pd.DatetimeIndex(vals).tz_localize("UTC"), index=account_ids.index)
 
 
-def _factorize_objects(values: np.ndarray):
-    """``pd.factorize`` of an object array (same codes and uniques, first-appearance
-    order, missing → -1), looking at every distinct *object* once.
-
-    Id columns repeat a few distinct string objects millions of times (Arrow/parquet
-    loads deduplicate them, as does any code that builds ids from a pool). Hashing the
-    contents of 10 M strings costs ~1 s; here the objects' addresses index a table
-    instead (~0.2 s), and only the distinct objects are factorized by value, so equal
-    strings held by different objects still share a code: the result never depends on
-    object identity. Falls back to ``pd.factorize`` when objects are not shared.
-    """
-    values = np.ascontiguousarray(values, dtype=object)
-    n = len(values)
-    if n < 200_000 or n >= 2**31 or values.dtype.itemsize != ctypes.sizeof(ctypes.c_ssize_t):
-        return pd.factorize(values)
-    # the object array's buffer holds one pointer per row: read it as integers (a view;
-    # ``values`` keeps the objects alive meanwhile)
-    addr = np.ctypeslib.as_array((ctypes.c_ssize_t * n).from_address(values.ctypes.data))
-    sample = slice(0, 100_000)
-    if len(pd.unique(addr[sample])) > 1.1 * len(pd.unique(values[sample])):
-        return pd.factorize(values)  # equal ids are mostly different objects (e.g. read from CSV)
-    # None (a missing id) lives far from the heap strings: its rows get the slot of the
-    # first non-None object while the table is built, and -1 at the end
-    missing = addr == id(None)
-    if missing.mean() > 0.5:
-        return pd.factorize(values)  # mostly missing: pandas skips None quickly
-    if missing.any():
-        present_rows = ~missing
-        stand_in = int(np.argmin(missing))
-    else:
-        missing = present_rows = None
-    lo = int(np.min(addr, where=present_rows, initial=np.iinfo(np.intp).max) if present_rows is not None
-             else addr.min())
-    hi = int(np.max(addr, where=present_rows, initial=0) if present_rows is not None else addr.max())
-    bits = int(np.bitwise_or.reduce(addr, where=present_rows, initial=0) if present_rows is not None
-               else np.bitwise_or.reduce(addr))
-    shift = (bits & -bits).bit_length() - 1 if bits else 0  # objects are aligned: drop the zero low bits
-    size = ((hi - lo) >> shift) + 1
-    if size > 2 * n + 1_000_000 or hi - lo >= 2**31:
-        return pd.factorize(values)  # objects spread over a wide address range
-    del present_rows
-    # blocks of rows with small reused buffers: fresh 10^7-row temporaries cost more in
-    # page faults than the arithmetic itself (a loop over ~10 blocks, not over rows)
-    block = 1 << 20
-    blocks = [(a, min(a + block, n)) for a in range(0, n, block)]
-
-    def slots(a, b):
-        out = np.empty(b - a, np.int32)
-        np.subtract(addr[a:b], lo, out=out, casting="unsafe")
-        np.right_shift(out, shift, out=out)
-        if missing is not None:
-            out[missing[a:b]] = (int(addr[stand_in]) - lo) >> shift
-        return out
-
-    first = np.full(size, n, np.int32)
-    for a, b in reversed(blocks):  # later rows first, so the first row of each object is written last
-        first[slots(a, b)[::-1]] = np.arange(b - 1, a - 1, -1, dtype=np.int32)
-    present = np.flatnonzero(first < n)
-    first_rows = first[present]
-    by_appearance = np.argsort(first_rows)
-    first_rows = first_rows[by_appearance]
-    if missing is not None:
-        first_rows[missing[first_rows]] = stand_in  # a None row stood in for the stand-in object
-    val_codes, uniques = pd.factorize(values[first_rows])
-    table = np.empty(size, np.int64)
-    table[present[by_appearance]] = val_codes
-    codes = np.empty(n, np.int64)
-    for a, b in blocks:
-        sl = slots(a, b)
-        # numpy does not promise which of repeated indices' values an assignment keeps:
-        # check every row saw its object's first row (else use the plain hash path)
-        if not np.all(first[sl] <= np.arange(a, b, dtype=np.int32)):
-            return pd.factorize(values)
-        np.take(table, sl, out=codes[a:b], mode="clip")  # "raise" would buffer a copy of out
-    if missing is not None:
-        codes[missing] = -1
-    return codes, uniques
-
-
-def resolve_touch_accounts(dataset: Dataset, contact_accounts: pd.DataFrame | None = None) -> np.ndarray:
-    """Account of every touchpoint (object array, None when unattributable) with the
-    rules of :func:`account_touches`, without copying the touch table. Contacts are
-    mapped only when some touch lacks its own ``account_id``."""
-    codes, uniques, ids = _touch_account_codes(dataset, contact_accounts)
-    return ids if ids is not None else np.asarray(uniques, dtype=object)[codes]
-
-
-def _touch_account_codes(dataset: Dataset, contact_accounts: pd.DataFrame | None = None):
-    """(codes, uniques, account ids) of the touches' accounts; code -1 = unattributable."""
-    tp = dataset.touchpoints
-    col = tp["account_id"]
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        # dictionary-encoded ids (e.g. kept as categorical from parquet): the codes are
-        # already there, no hashing of millions of strings
-        codes = col.cat.codes.to_numpy().astype(np.int64)
-        uniques = np.asarray(col.cat.categories, dtype=object)
-        if not (codes < 0).any():
-            return codes, uniques, None
-        col = col.astype(object)
-    own = col.to_numpy(dtype=object)
-    codes, uniques = _factorize_objects(own)  # hashing is faster than pd.isna on object arrays
-    missing = codes < 0
-    if not missing.any():
-        return codes.astype(np.int64, copy=False), uniques, own
-    if contact_accounts is None:
-        from .mapping import map_contacts
-        contact_accounts = map_contacts(dataset.contacts, dataset.accounts)
-    lookup = contact_accounts.dropna(subset=["account_id"]).drop_duplicates("contact_id")
-    lookup = lookup.set_index("contact_id")["account_id"]
-    out = own.copy()
-    out[missing] = tp["contact_id"][missing].map(lookup).to_numpy(dtype=object)
-    out[pd.isna(out)] = None
-    codes, uniques = _factorize_objects(out)
-    return codes.astype(np.int64, copy=False), uniques, out
+def _touch_account_codes(data):
+    """(codes, account ids of the codes, None) of the touches' accounts, straight from
+    the resolved dataset's dictionary-encoded ``account_id``: code -1 = unattributable
+    (contacts were resolved to accounts once, by :func:`abmkit.prepare`)."""
+    col = resolve(data).touches["account_id"]
+    codes = col.cat.codes.to_numpy().astype(np.int64)
+    return codes, np.asarray(col.cat.categories, dtype=object), None
 
 
 @dataclass
-class ConversionJourneys:
+class ConversionJourneys(Result):
     """Journeys of every conversion plus the non-converting account journeys.
 
     Journey rows are "journey touches": one per (conversion, touch) pair, grouped by
@@ -416,7 +284,13 @@ class ConversionJourneys:
                        group=np.concatenate([self.conversions["account_index"].to_numpy()[conv_rows],
                                              self.nc_account]).astype(np.int64))
 
-    def summary(self) -> dict:
+    _summary_title = "Conversion journeys"
+
+    @property
+    def info(self) -> dict:
+        """Journey counts as a plain dict: milestone, lookback_days, conversions,
+        with_touches, no_touch, journey_touches, non_converting_journeys,
+        unattributable_touches, pipeline, revenue."""
         c = self.conversions
         return {"milestone": self.milestone, "lookback_days": self.lookback_days, "conversions": len(c),
                 "with_touches": int((c["n_touches"] > 0).sum()), "no_touch": int((c["n_touches"] == 0).sum()),
@@ -424,17 +298,16 @@ class ConversionJourneys:
                 "unattributable_touches": int(self.n_unattributable),
                 "pipeline": float(c["pipeline_amount"].sum()), "revenue": float(c["revenue_amount"].sum())}
 
+    @property
+    def summary(self) -> pd.DataFrame:
+        """The journey counts of :attr:`info` (milestone and lookback aside: they are
+        metadata) as a two-column table (metric, value)."""
+        info = {k: v for k, v in self.info.items() if k not in ("milestone", "lookback_days")}
+        return pd.DataFrame({"metric": list(info), "value": pd.Series(list(info.values()), dtype=object)})
 
-def touch_account_codes(dataset: Dataset, contact_accounts: pd.DataFrame | None = None):
-    """Integer account code of every touch (-1 = unattributable), the account ids of the
-    codes and the resolved ids; pass it as ``touch_accounts`` to several
-    :func:`conversion_journeys` calls on the same dataset to hash the ids once."""
-    return _touch_account_codes(dataset, contact_accounts)
 
-
-def conversion_journeys(dataset: Dataset, milestone: str = "opportunity_created", *, lookback_days: float = 365,
-                        contact_accounts: pd.DataFrame | None = None, mqa_dates: pd.DataFrame | None = None,
-                        start=None, end=None, non_converting: bool = True, touch_accounts=None) -> ConversionJourneys:
+def conversion_journeys(data, milestone: str = "opportunity_created", *, lookback_days: float = 365,
+                        start=None, end=None, non_converting: bool = True, with_mqa: bool = True) -> ConversionJourneys:
     """Build every conversion's journey (and the non-converting journeys) at once.
 
     A conversion's journey = the account's touches with ``occurred_at`` in
@@ -445,15 +318,16 @@ def conversion_journeys(dataset: Dataset, milestone: str = "opportunity_created"
 
     Parameters
     ----------
-    dataset : Dataset
-    milestone, mqa_dates, start, end : see :func:`conversions`
+    data : ResolvedDataset
+        :func:`abmkit.prepare` output (touches already on their accounts; a plain
+        Dataset is prepared with the default settings).
+    milestone, start, end : see :func:`conversions`
     lookback_days : float
-    contact_accounts : DataFrame, optional
-        contact_id → account_id (mapping output); only needed when touches lack account_id.
     non_converting : bool
         build the non-converting journeys too (Markov/Shapley need them).
-    touch_accounts : tuple, optional
-        :func:`touch_account_codes` output, to reuse across calls.
+    with_mqa : bool
+        mark each journey's MQA touch (last touch at or before the account's first
+        ``mqa_at`` under the dataset's MQA rule; W-shaped and full-path use it).
 
     Example
     -------
@@ -467,14 +341,12 @@ def conversion_journeys(dataset: Dataset, milestone: str = "opportunity_created"
     >>> cj.to_frame()[["touchpoint_id", "position", "n_touches"]].values.tolist()
     [['t1', 0, 2], ['t2', 1, 2]]
     """
-    return milestone_journeys(dataset, (milestone,), lookback_days=lookback_days, contact_accounts=contact_accounts,
-                              mqa_dates=mqa_dates, start=start, end=end, non_converting=non_converting,
-                              touch_accounts=touch_accounts)[milestone]
+    return milestone_journeys(data, (milestone,), lookback_days=lookback_days, start=start, end=end,
+                              non_converting=non_converting, with_mqa=with_mqa)[milestone]
 
 
-def milestone_journeys(dataset: Dataset, milestones=MILESTONES, *, lookback_days: float = 365,
-                       contact_accounts: pd.DataFrame | None = None, mqa_dates: pd.DataFrame | None = None,
-                       start=None, end=None, non_converting: bool = True, touch_accounts=None) -> dict:
+def milestone_journeys(data, milestones=MILESTONES, *, lookback_days: float = 365,
+                       start=None, end=None, non_converting: bool = True, with_mqa: bool = True) -> dict:
     """Journeys of several milestones from one pass over the touches.
 
     Same journeys as one :func:`conversion_journeys` call per milestone, but the
@@ -483,9 +355,9 @@ def milestone_journeys(dataset: Dataset, milestones=MILESTONES, *, lookback_days
 
     Parameters
     ----------
-    dataset : Dataset
+    data : ResolvedDataset
     milestones : str or sequence of {"opportunity_created", "closed_won"}
-    lookback_days, contact_accounts, mqa_dates, start, end, non_converting, touch_accounts :
+    lookback_days, start, end, non_converting, with_mqa :
         as in :func:`conversion_journeys`.
 
     Returns
@@ -501,19 +373,20 @@ def milestone_journeys(dataset: Dataset, milestones=MILESTONES, *, lookback_days
     ...         "touch_type": ["email_click"] * 2}),
     ...     opportunities=pd.DataFrame({"opportunity_id": ["o1"], "account_id": ["a1"], "created_at": ["2026-02-01"],
     ...         "closed_at": ["2026-03-01"], "is_won": [True], "amount": [10.0]}))
-    >>> {m: cj.summary()["journey_touches"] for m, cj in milestone_journeys(ds).items()}
+    >>> {m: cj.info["journey_touches"] for m, cj in milestone_journeys(ds).items()}
     {'opportunity_created': 1, 'closed_won': 2}
     """
     milestones = [milestones] if isinstance(milestones, str) else list(dict.fromkeys(milestones))
+    dataset = resolve(data)
     tp = dataset.touchpoints
     convs = {m: conversions(dataset, m, start=start, end=end) for m in milestones}
+    mqa_dates = dataset.mqa_dates if with_mqa else None
     if mqa_dates is not None and len(mqa_dates):  # one MQA lookup for every milestone
         mqa_at = _first_mqa(mqa_dates, pd.concat([c["account_id"] for c in convs.values()], ignore_index=True))
         cut = np.cumsum([0] + [len(c) for c in convs.values()])
         for i, m in enumerate(milestones):
             convs[m]["mqa_at"] = mqa_at.array[cut[i]:cut[i + 1]]  # .array keeps the tz-aware dtype
-    acc_code, acc_uniques, acc_obj = touch_accounts if touch_accounts is not None else \
-        _touch_account_codes(dataset, contact_accounts)
+    acc_code, acc_uniques, acc_obj = _touch_account_codes(dataset)
     n_unattr = int((acc_code < 0).sum())
     n_acc = len(acc_uniques)
     acc_index = pd.Index(acc_uniques)

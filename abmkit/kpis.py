@@ -1,8 +1,8 @@
-"""ABM KPIs (DESIGN §6): one function per KPI, each a formula stated in its docstring.
+"""ABM KPIs: one function per KPI, each a formula stated in its docstring (see docs/kpis.md).
 
 Every KPI exists twice:
 
-* a **pure formula on counts** (``*_from_counts``), the arithmetic of DESIGN §6 that the
+* a **pure formula on counts** (``*_from_counts``), the KPI arithmetic that the
   worked examples test (``market_reach_from_counts(600, 1000).value == 0.6``);
 * a **dataset function** (``market_reach(dataset, quarter="2026Q3")``) that counts the
   numerator and denominator in a canonical :class:`~abmkit.schema.Dataset` for one period
@@ -14,7 +14,7 @@ fractions (0.6 = 60%); money is in the data's currency; durations are days.
 length, with a long breakdown by industry, size band and tier.
 
 Touches belong to accounts through :func:`abmkit.journeys.account_touches` (the touch's own
-account, else its contact's mapped account). The KPI groups follow DESIGN §10: reach and
+account, else its contact's mapped account). The KPIs come in three groups: reach and
 engagement; pipeline and conversion; retention and growth.
 
 Example
@@ -33,27 +33,24 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 
+from .engagement import mqa_accounts_at
 from .period import Period, resolve_period
-from .schema import ENGAGEMENT_TOUCH_TYPES, Dataset
+from .prepared import ALL_ACCOUNTS, TARGET_POPULATION, ResolvedDataset, resolve
+from .results import Result
+from .schema import ENGAGEMENT_TOUCH_TYPES, SIZE_BANDS, Dataset, size_band
 
 __all__ = [
-    "KPIResult", "KPIData", "KPI_GROUPS", "KPI_FUNCTIONS", "prepare", "size_band", "last_complete_quarter",
-    "market_reach", "account_engagement", "audience_exposure_time", "engaged_accounts",
+    "KPIResult", "KPIData", "KPI_GROUPS", "KPI_FUNCTIONS", "last_complete_quarter", "population_of",
+    "market_reach", "account_engagement", "audience_exposure_time", "mqa_accounts", "new_mqas",
     "influenced_pipeline", "pipeline_velocity", "win_rate", "average_deal_size", "retention_rate",
     "product_adoption", "upsell_rate", "cross_sell_rate", "net_revenue_retention",
     "buying_group_coverage", "opportunity_creation", "opportunity_conversion", "deal_velocity",
     "customer_lifetime_value", "cost_per_acquired_account", "roi", "kpi_table", "KPITable",
-    "kpi_history", "account_funnel", "pipeline_by_period", "FUNNEL_STEPS", "velocity_change", "headline_findings",
+    "kpi_history", "account_funnel", "pipeline_by_period", "FUNNEL_STEPS", "KPI_POPULATION", "velocity_change", "headline_findings",
 ]
 
-#: default look-back for "an attributed touch" (DESIGN §3 journeys)
+#: default look-back for "an attributed touch" (as for attribution journeys)
 LOOKBACK_DAYS = 365
-#: MQA rule default: engagement from at least three decision makers (DESIGN §2b)
-MIN_DECISION_MAKERS = 3
-#: employee-count bands used for the "size_band" segment (upper bounds exclusive)
-SIZE_BANDS: tuple[tuple[float, str], ...] = (
-    (50, "1-49"), (250, "50-249"), (1000, "250-999"), (5000, "1000-4999"), (math.inf, "5000+"),
-)
 
 
 # --------------------------------------------------------------------------- result
@@ -70,6 +67,10 @@ class KPIResult:
     denominator: float = float("nan")
     unit: str = "ratio"
     note: str = ""
+    #: the accounts the KPI is counted on ("target accounts" or "all accounts")
+    population: str = ""
+    #: how many accounts that population holds
+    population_size: float = float("nan")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -110,14 +111,11 @@ def audience_exposure_time_from_counts(engagement_seconds: Iterable[float]) -> K
     return KPIResult("audience_exposure_time", seconds / 3600.0, seconds, 3600.0, "hours")
 
 
-def engaged_accounts_from_counts(decision_makers_per_account: Iterable[int],
-                                 min_decision_makers: int = MIN_DECISION_MAKERS) -> KPIResult:
-    """engaged accounts (MQA) = number of accounts with engagement from
-    ≥ ``min_decision_makers`` distinct decision makers; the denominator is the number of
-    accounts considered."""
-    dm = np.asarray(list(decision_makers_per_account), dtype=float)
-    n = float((dm >= min_decision_makers).sum())
-    return KPIResult("engaged_accounts", n, n, float(len(dm)), "accounts")
+def mqa_accounts_from_counts(mqa_accounts, population_accounts) -> KPIResult:
+    """MQA accounts = accounts meeting the MQA rule (count); numerator / denominator is
+    their share of the population (50 of 1000 = 5%)."""
+    n = _f(mqa_accounts)
+    return KPIResult("mqa_accounts", n, n, _f(population_accounts), "accounts")
 
 
 def influenced_pipeline_from_counts(influenced_amounts: Iterable[float]) -> KPIResult:
@@ -215,25 +213,13 @@ def roi_from_counts(influenced_revenue, campaign_cost) -> KPIResult:
 
 
 # --------------------------------------------------------------------------- prepared data
-def size_band(employee_count: pd.Series) -> pd.Series:
-    """Employee-count band label per account (``SIZE_BANDS``; "unknown" when missing).
-
-    >>> size_band(pd.Series([10, 300, None])).tolist()
-    ['1-49', '250-999', 'unknown']
-    """
-    edges = [-math.inf] + [b for b, _ in SIZE_BANDS]
-    labels = [lab for _, lab in SIZE_BANDS]
-    out = pd.cut(pd.to_numeric(employee_count, errors="coerce"), edges, right=False, labels=labels)
-    return out.astype(object).where(out.notna(), "unknown")
-
-
 @dataclass
 class KPIData:
-    """A dataset prepared once for many KPI evaluations: touches resolved to accounts
-    (with the contact's persona), account segments, and the other tables.
-
-    Build it with :func:`prepare`; :meth:`subset` restricts everything to some accounts
-    (segment breakdowns). KPI functions accept a ``Dataset`` or a ``KPIData``.
+    """The view of a resolved dataset that KPI functions count on: touches on their
+    accounts (with the contact's persona and an engagement flag), accounts with their
+    size band, and the other tables. :meth:`subset` restricts everything to some
+    accounts (segment breakdowns). KPI functions accept a ResolvedDataset (or a plain
+    Dataset, prepared with defaults) and build this view once per dataset.
     """
     accounts: pd.DataFrame
     contacts: pd.DataFrame
@@ -242,14 +228,12 @@ class KPIData:
     campaigns: pd.DataFrame
     revenue: pd.DataFrame
     contact_accounts: pd.DataFrame
+    #: the resolved dataset (its MQA rule and mapping), shared with subsets
+    resolved: ResolvedDataset
     whole_market: bool = True
     #: whether the full dataset flags target accounts (kept by subsets so a segment
     #: without targets has none addressable, rather than all)
     targets_flagged: bool = False
-    #: the source dataset and a cache of MQA account ids per period, shared with subsets
-    #: so a segment breakdown computes MQA once
-    dataset: Dataset | None = None
-    mqa_cache: dict = field(default_factory=dict)
 
     def subset(self, account_ids) -> "KPIData":
         ids = pd.Index(pd.unique(pd.Series(list(account_ids), dtype=object)))
@@ -257,56 +241,39 @@ class KPIData:
         return KPIData(
             accounts=keep(self.accounts), contacts=keep(self.contacts), touches=keep(self.touches),
             opportunities=keep(self.opportunities), campaigns=self.campaigns,
-            revenue=keep(self.revenue), contact_accounts=keep(self.contact_accounts), whole_market=False,
-            targets_flagged=self.targets_flagged, dataset=self.dataset, mqa_cache=self.mqa_cache,
+            revenue=keep(self.revenue), contact_accounts=keep(self.contact_accounts), resolved=self.resolved,
+            whole_market=False, targets_flagged=self.targets_flagged,
         )
 
 
-def _default_contact_accounts(dataset: Dataset) -> pd.DataFrame:
-    try:
-        from .mapping import map_contacts
-    except ImportError:  # mapping module not installed: trust the CRM account ids
-        c = dataset.contacts
-        known = c["crm_account_id"].isin(dataset.accounts["account_id"])
-        return pd.DataFrame({"contact_id": c.loc[known, "contact_id"].values,
-                             "account_id": c.loc[known, "crm_account_id"].values})
-    m = map_contacts(dataset.contacts, dataset.accounts)
-    return m[["contact_id", "account_id"]]
-
-
-def prepare(dataset: Dataset | KPIData, contact_accounts: pd.DataFrame | None = None) -> KPIData:
-    """Resolve touches to accounts once (see :class:`KPIData`).
-
-    Parameters
-    ----------
-    dataset : Dataset
-    contact_accounts : DataFrame, optional
-        ``contact_id, account_id`` from :func:`abmkit.mapping.map_contacts`; mapped with
-        the default rules when None (CRM ids only if the mapping module is absent).
-    """
-    if isinstance(dataset, KPIData):
-        return dataset
+def _build_kpi_data(data: ResolvedDataset) -> KPIData:
     from .journeys import account_touches
 
-    if contact_accounts is None:
-        contact_accounts = _default_contact_accounts(dataset)
-    ca = contact_accounts[["contact_id", "account_id"]].dropna(subset=["account_id"]).drop_duplicates("contact_id")
-    touches = account_touches(dataset, ca)
+    ca = data.contact_accounts[["contact_id", "account_id"]].dropna(subset=["account_id"]).drop_duplicates(
+        "contact_id")
+    touches = account_touches(data)
     touches = touches[touches["account_id"].notna()]
-    persona = dataset.contacts.set_index("contact_id")["persona"]
+    persona = data.contacts.set_index("contact_id")["persona"]
     persona = persona[~persona.index.duplicated()]
     touches = touches.assign(
         persona=touches["contact_id"].map(persona),
         is_engagement=touches["touch_type"].astype(object).isin(ENGAGEMENT_TOUCH_TYPES),
     )
-    accounts = dataset.accounts.copy()
+    accounts = data.accounts.copy()
     accounts["size_band"] = size_band(accounts["employee_count"])
-    contacts = dataset.contacts.merge(ca, on="contact_id", how="inner")
+    contacts = data.contacts.merge(ca, on="contact_id", how="inner")
     return KPIData(accounts=accounts, contacts=contacts, touches=touches,
-                   opportunities=dataset.opportunities, campaigns=dataset.campaigns,
-                   revenue=dataset.revenue, contact_accounts=ca,
-                   targets_flagged=bool(accounts["is_target"].fillna(False).astype(bool).any()),
-                   dataset=dataset)
+                   opportunities=data.opportunities, campaigns=data.campaigns,
+                   revenue=data.revenue, contact_accounts=ca, resolved=data,
+                   targets_flagged=data.targets_flagged)
+
+
+def _data(dataset) -> KPIData:
+    """The KPI view of ``dataset`` (built once per resolved dataset)."""
+    if isinstance(dataset, KPIData):
+        return dataset
+    data = resolve(dataset)
+    return data.memo(("kpi_data",), lambda: _build_kpi_data(data))
 
 
 def _period(quarter=None, start=None, end=None, period: Period | None = None) -> Period:
@@ -329,23 +296,21 @@ def _period_touches(data: KPIData, p: Period) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- dataset KPIs
-def market_reach(dataset, quarter=None, start=None, end=None, *, period: Period | None = None,
-                 contact_accounts=None) -> KPIResult:
+def market_reach(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
     """market reach = addressable accounts with any touch in the period (impressions
     count) / addressable accounts. Addressable = target accounts (``is_target``) when
     the data flags any, else all accounts."""
-    data, p = prepare(dataset, contact_accounts), _period(quarter, start, end, period)
+    data, p = _data(dataset), _period(quarter, start, end, period)
     addr = _addressable(data)["account_id"]
     reached = _period_touches(data, p)["account_id"]
     return market_reach_from_counts(addr.isin(reached).sum(), len(addr))
 
 
-def account_engagement(dataset, quarter=None, start=None, end=None, *, period: Period | None = None,
-                       contact_accounts=None) -> KPIResult:
+def account_engagement(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
     """account engagement = sum over addressable accounts of their interactions
     (engagement touches: every touch type except impression and email_open) in the
     period; the denominator is the number of addressable accounts (for a per-account mean)."""
-    data, p = prepare(dataset, contact_accounts), _period(quarter, start, end, period)
+    data, p = _data(dataset), _period(quarter, start, end, period)
     addr = _addressable(data)["account_id"]
     t = _period_touches(data, p)
     per_account = t[t["is_engagement"] & t["account_id"].isin(addr)].groupby("account_id").size()
@@ -353,53 +318,42 @@ def account_engagement(dataset, quarter=None, start=None, end=None, *, period: P
     return replace(r, denominator=float(len(addr)))
 
 
-def audience_exposure_time(dataset, quarter=None, start=None, end=None, *, period: Period | None = None,
-                           contact_accounts=None) -> KPIResult:
+def audience_exposure_time(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
     """audience exposure time = sum of ``engagement_seconds`` of touches of addressable
     accounts in the period, in hours (seconds / 3600)."""
-    data, p = prepare(dataset, contact_accounts), _period(quarter, start, end, period)
+    data, p = _data(dataset), _period(quarter, start, end, period)
     addr = _addressable(data)["account_id"]
     t = _period_touches(data, p)
     return audience_exposure_time_from_counts(t.loc[t["account_id"].isin(addr), "engagement_seconds"].values)
 
 
-def _decision_makers_per_account(data: KPIData, p: Period) -> pd.Series:
-    t = _period_touches(data, p)
-    dm = t[t["is_engagement"] & (t["persona"] == "decision_maker") & t["contact_id"].notna()]
-    return dm.groupby("account_id")["contact_id"].nunique()
-
-
-def _mqa_ids_by_touches(data: KPIData, p: Period, min_decision_makers: int) -> pd.Index:
-    dm = _decision_makers_per_account(data, p)
-    return pd.Index(dm.index[dm >= min_decision_makers])
-
-
-def _engaged_account_ids(data: KPIData, p: Period, min_decision_makers: int = MIN_DECISION_MAKERS) -> pd.Index:
-    """MQA accounts of the period: the seed rule of DESIGN §2b ("≥ 3 distinct decision
-    makers with engagement touches in the window") with the period as the window,
-    restricted to ``data``'s accounts.
-
-    This is the rule :func:`abmkit.engagement.mqa` applies at the period end with
-    ``window_days`` = the period's length (a test checks both agree); it is counted
-    directly on the prepared touches here because that is ~50x faster than the full
-    engagement score, and the report evaluates it for many periods.
-    """
-    key = (p.start, p.end, min_decision_makers)
-    if key not in data.mqa_cache:
-        data.mqa_cache[key] = _mqa_ids_by_touches(data, p, min_decision_makers)
-    ids = data.mqa_cache[key]
+def _mqa_ids_at_end(data: KPIData, p: Period) -> pd.Index:
+    """Accounts of ``data`` meeting the resolved dataset's MQA rule at the period end
+    (:func:`abmkit.engagement.mqa_accounts_at`: the one MQA definition)."""
+    ids = mqa_accounts_at(data.resolved, p.end)
     return ids[ids.isin(data.accounts["account_id"])]
 
 
-def engaged_accounts(dataset, quarter=None, start=None, end=None, *, period: Period | None = None,
-                     contact_accounts=None, min_decision_makers: int = MIN_DECISION_MAKERS) -> KPIResult:
-    """engaged accounts (MQA) = number of accounts with engagement touches from ≥ 3
-    distinct decision-maker contacts within the period (the seed MQA rule of DESIGN §2b,
-    as in :func:`abmkit.engagement.mqa`, with the period as the window); the denominator
-    is all accounts, so ``numerator/denominator`` is the MQA share."""
-    data, p = prepare(dataset, contact_accounts), _period(quarter, start, end, period)
-    n = len(_engaged_account_ids(data, p, min_decision_makers))
-    return KPIResult("engaged_accounts", float(n), float(n), float(len(data.accounts)), "accounts")
+def mqa_accounts(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
+    """MQA accounts = target accounts meeting the MQA rule at the period end (the
+    resolved dataset's :class:`~abmkit.prepared.MQARule`, by default ≥ 3 engaged
+    decision makers in the trailing 90 days); the denominator is the target
+    population, so ``numerator/denominator`` is the MQA share."""
+    data, p = _data(dataset), _period(quarter, start, end, period)
+    addr = _addressable(data)["account_id"]
+    n = int(_mqa_ids_at_end(data, p).isin(addr).sum())
+    return mqa_accounts_from_counts(n, len(addr))
+
+
+def new_mqas(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
+    """New MQAs = target accounts that met the MQA rule for the first time during the
+    period (first ``mqa_at`` in ``[start, end)``); denominator: the target population."""
+    data, p = _data(dataset), _period(quarter, start, end, period)
+    addr = _addressable(data)["account_id"]
+    first = data.resolved.mqa_dates
+    new = first.loc[_in(first["mqa_at"], p).to_numpy(), "account_id"]
+    n = float(pd.Index(new).isin(addr).sum())
+    return KPIResult("new_mqas", n, n, float(len(addr)), "accounts")
 
 
 def _influenced_mask(data: KPIData, opps: pd.DataFrame, lookback_days: int = LOOKBACK_DAYS) -> pd.Series:
@@ -415,11 +369,11 @@ def _influenced_mask(data: KPIData, opps: pd.DataFrame, lookback_days: int = LOO
 
 
 def influenced_pipeline(dataset, quarter=None, start=None, end=None, *, period: Period | None = None,
-                        contact_accounts=None, lookback_days: int = LOOKBACK_DAYS) -> KPIResult:
+                        lookback_days: int = LOOKBACK_DAYS) -> KPIResult:
     """influenced pipeline = sum of ``amount`` of opportunities created in the period
     that have at least one touch of their account in the ``lookback_days`` before
-    creation (an attributed touch, DESIGN §3)."""
-    data, p = prepare(dataset, contact_accounts), _period(quarter, start, end, period)
+    creation (an attributed touch)."""
+    data, p = _data(dataset), _period(quarter, start, end, period)
     o = data.opportunities[_in(data.opportunities["created_at"], p)]
     m = _influenced_mask(data, o, lookback_days)
     return influenced_pipeline_from_counts(o.loc[m, "amount"].values)
@@ -436,32 +390,31 @@ def _won(data: KPIData, p: Period) -> pd.DataFrame:
     return c[c["is_won"].fillna(False).astype(bool)]
 
 
-def pipeline_velocity(dataset, quarter=None, start=None, end=None, *, period: Period | None = None,
-                      contact_accounts=None) -> KPIResult:
+def pipeline_velocity(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
     """pipeline velocity = mean days from opportunity creation to close, over
     opportunities closed (won or lost) in the period. Its change between periods is
     :func:`velocity_change` (120 → 100 = −20 days)."""
-    data, p = prepare(dataset, contact_accounts), _period(quarter, start, end, period)
+    data, p = _data(dataset), _period(quarter, start, end, period)
     c = _closed(data, p)
     days = (c["closed_at"] - c["created_at"]) / pd.Timedelta(days=1)
     return pipeline_velocity_from_counts(days.values)
 
 
-def win_rate(dataset, quarter=None, start=None, end=None, *, period: Period | None = None,
-             contact_accounts=None) -> KPIResult:
-    """win rate = engaged accounts (MQA in the period, see :func:`engaged_accounts`)
-    with a closed-won opportunity closed in the period / engaged accounts."""
-    data, p = prepare(dataset, contact_accounts), _period(quarter, start, end, period)
-    engaged = _engaged_account_ids(data, p)
+def win_rate(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
+    """MQA win rate = MQA accounts at the period end (see :func:`mqa_accounts`) with an
+    opportunity won in the period / MQA accounts at the period end."""
+    data, p = _data(dataset), _period(quarter, start, end, period)
+    addr = _addressable(data)["account_id"]
+    mqas = _mqa_ids_at_end(data, p)
+    mqas = mqas[mqas.isin(addr)]
     won = _won(data, p)["account_id"]
-    return win_rate_from_counts(pd.Index(engaged).isin(won).sum(), len(engaged))
+    return win_rate_from_counts(mqas.isin(won).sum(), len(mqas))
 
 
-def average_deal_size(dataset, quarter=None, start=None, end=None, *, period: Period | None = None,
-                      contact_accounts=None) -> KPIResult:
+def average_deal_size(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
     """average deal size = sum of ``amount`` of opportunities won in the period /
     number of opportunities won in the period."""
-    data, p = prepare(dataset, contact_accounts), _period(quarter, start, end, period)
+    data, p = _data(dataset), _period(quarter, start, end, period)
     w = _won(data, p)
     return average_deal_size_from_counts(w["amount"].sum(), len(w))
 
@@ -489,12 +442,11 @@ def _customers_at(data: KPIData, when: pd.Timestamp) -> pd.Index:
 _NO_REVENUE = "needs the optional revenue table"
 
 
-def retention_rate(dataset, quarter=None, start=None, end=None, *, period: Period | None = None,
-                   contact_accounts=None) -> KPIResult:
+def retention_rate(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
     """retention rate = customers at the period start (recurring revenue > 0 on their
     latest revenue row before the start) still having recurring revenue > 0 on their
     latest row before the period end / customers at the start. Needs the revenue table."""
-    data, p = prepare(dataset, contact_accounts), _period(quarter, start, end, period)
+    data, p = _data(dataset), _period(quarter, start, end, period)
     if data.revenue.empty:
         return KPIResult("retention_rate", float("nan"), note=_NO_REVENUE)
     start_c = _customers_at(data, p.start)
@@ -502,11 +454,10 @@ def retention_rate(dataset, quarter=None, start=None, end=None, *, period: Perio
     return retention_rate_from_counts(start_c.isin(end_c).sum(), len(start_c))
 
 
-def product_adoption(dataset, quarter=None, start=None, end=None, *, period: Period | None = None,
-                     contact_accounts=None) -> KPIResult:
+def product_adoption(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
     """product adoption = customers at the period end whose latest revenue row has
     ``active_users`` > 0 / customers at the period end. Needs the revenue table."""
-    data, p = prepare(dataset, contact_accounts), _period(quarter, start, end, period)
+    data, p = _data(dataset), _period(quarter, start, end, period)
     if data.revenue.empty or data.revenue["active_users"].isna().all():
         return KPIResult("product_adoption", float("nan"), note=_NO_REVENUE + " with active_users")
     r = _revenue_at(data, p.end)
@@ -521,19 +472,17 @@ def _sold_rate(data: KPIData, p: Period, kind: str):
     return start_c.isin(sold).sum(), len(start_c)
 
 
-def upsell_rate(dataset, quarter=None, start=None, end=None, *, period: Period | None = None,
-                contact_accounts=None) -> KPIResult:
+def upsell_rate(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
     """upsell rate = customers at the period start with an ``upsell`` opportunity won in
     the period / customers at the period start."""
-    data, p = prepare(dataset, contact_accounts), _period(quarter, start, end, period)
+    data, p = _data(dataset), _period(quarter, start, end, period)
     return upsell_rate_from_counts(*_sold_rate(data, p, "upsell"))
 
 
-def cross_sell_rate(dataset, quarter=None, start=None, end=None, *, period: Period | None = None,
-                    contact_accounts=None) -> KPIResult:
+def cross_sell_rate(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
     """cross-sell rate = customers at the period start with a ``cross_sell``
     opportunity won in the period / customers at the period start."""
-    data, p = prepare(dataset, contact_accounts), _period(quarter, start, end, period)
+    data, p = _data(dataset), _period(quarter, start, end, period)
     return cross_sell_rate_from_counts(*_sold_rate(data, p, "cross_sell"))
 
 
@@ -545,13 +494,12 @@ def _revenue_change(data: KPIData, p: Period) -> pd.DataFrame:
     return m
 
 
-def net_revenue_retention(dataset, quarter=None, start=None, end=None, *, period: Period | None = None,
-                          contact_accounts=None) -> KPIResult:
+def net_revenue_retention(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
     """NRR = (start + expansion − churn) / start over customers at the period start:
     start = their recurring revenue on the latest row before the start; expansion =
     sum of increases, churn = sum of decreases (contraction and lost customers) to their
     latest row before the end. New customers do not count. Needs the revenue table."""
-    data, p = prepare(dataset, contact_accounts), _period(quarter, start, end, period)
+    data, p = _data(dataset), _period(quarter, start, end, period)
     if data.revenue.empty:
         return KPIResult("net_revenue_retention", float("nan"), note=_NO_REVENUE)
     m = _revenue_change(data, p)
@@ -560,11 +508,10 @@ def net_revenue_retention(dataset, quarter=None, start=None, end=None, *, period
                                              delta.clip(lower=0).sum(), (-delta).clip(lower=0).sum())
 
 
-def buying_group_coverage(dataset, quarter=None, start=None, end=None, *, period: Period | None = None,
-                          contact_accounts=None) -> KPIResult:
+def buying_group_coverage(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
     """buying-group coverage = contacts of addressable accounts with an engagement touch
     in the period / all known (mapped) contacts of addressable accounts (the buying group)."""
-    data, p = prepare(dataset, contact_accounts), _period(quarter, start, end, period)
+    data, p = _data(dataset), _period(quarter, start, end, period)
     addr = _addressable(data)["account_id"]
     group = data.contacts[data.contacts["account_id"].isin(addr)]["contact_id"]
     t = _period_touches(data, p)
@@ -572,28 +519,26 @@ def buying_group_coverage(dataset, quarter=None, start=None, end=None, *, period
     return buying_group_coverage_from_counts(group.isin(engaged).sum(), len(group))
 
 
-def opportunity_creation(dataset, quarter=None, start=None, end=None, *, period: Period | None = None,
-                         contact_accounts=None) -> KPIResult:
+def opportunity_creation(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
     """opportunity creation = number of opportunities created in the period."""
-    data, p = prepare(dataset, contact_accounts), _period(quarter, start, end, period)
+    data, p = _data(dataset), _period(quarter, start, end, period)
     return opportunity_creation_from_counts(_in(data.opportunities["created_at"], p).sum())
 
 
-def opportunity_conversion(dataset, quarter=None, start=None, end=None, *, period: Period | None = None,
-                           contact_accounts=None) -> KPIResult:
+def opportunity_conversion(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
     """opportunity conversion = opportunities won in the period / opportunities closed
     (won or lost) in the period."""
-    data, p = prepare(dataset, contact_accounts), _period(quarter, start, end, period)
+    data, p = _data(dataset), _period(quarter, start, end, period)
     return opportunity_conversion_from_counts(len(_won(data, p)), len(_closed(data, p)))
 
 
 def deal_velocity(dataset, quarter=None, start=None, end=None, *, period: Period | None = None,
-                  contact_accounts=None, lookback_days: int = LOOKBACK_DAYS) -> KPIResult:
+                  lookback_days: int = LOOKBACK_DAYS) -> KPIResult:
     """deal velocity = mean days from the account's first touch (within
     ``lookback_days`` before the opportunity's creation) to close, over opportunities won
     in the period that have such a touch (the whole account journey, unlike
     :func:`pipeline_velocity` which starts at opportunity creation)."""
-    data, p = prepare(dataset, contact_accounts), _period(quarter, start, end, period)
+    data, p = _data(dataset), _period(quarter, start, end, period)
     w = _won(data, p)[["opportunity_id", "account_id", "created_at", "closed_at"]]
     t = data.touches[["account_id", "occurred_at"]]
     j = w.merge(t, on="account_id", how="inner")
@@ -602,13 +547,12 @@ def deal_velocity(dataset, quarter=None, start=None, end=None, *, period: Period
     return deal_velocity_from_counts(((first["closed"] - first["first"]) / pd.Timedelta(days=1)).values)
 
 
-def customer_lifetime_value(dataset, quarter=None, start=None, end=None, *, period: Period | None = None,
-                            contact_accounts=None) -> KPIResult:
+def customer_lifetime_value(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
     """customer lifetime value = recurring revenue per customer in the period (sum of
     the revenue rows with ``period_start`` in the period / customers with revenue > 0 in
     it) / churn rate of the period (1 − :func:`retention_rate`). NaN without churn
     (lifetime unbounded) or without the revenue table."""
-    data, p = prepare(dataset, contact_accounts), _period(quarter, start, end, period)
+    data, p = _data(dataset), _period(quarter, start, end, period)
     if data.revenue.empty:
         return KPIResult("customer_lifetime_value", float("nan"), note=_NO_REVENUE)
     r = data.revenue[_in(data.revenue["period_start"], p)]
@@ -645,24 +589,23 @@ def _acquired_accounts(data: KPIData, p: Period) -> pd.Index:
     return first.index[_in(first, p).values]
 
 
-def cost_per_acquired_account(dataset, quarter=None, start=None, end=None, *, period: Period | None = None,
-                              contact_accounts=None) -> KPIResult:
+def cost_per_acquired_account(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
     """cost per acquired account = campaign cost falling in the period (each campaign's
     cost spread evenly over its dates) / accounts whose first closed-won opportunity
     closed in the period. NaN when no campaign has a cost. Not segmentable (campaign
     costs are not split by account)."""
-    data, p = prepare(dataset, contact_accounts), _period(quarter, start, end, period)
+    data, p = _data(dataset), _period(quarter, start, end, period)
     if not data.whole_market:
         return KPIResult("cost_per_acquired_account", float("nan"), unit="currency", note="whole market only")
     return cost_per_acquired_account_from_counts(_campaign_cost(data, p), len(_acquired_accounts(data, p)))
 
 
 def roi(dataset, quarter=None, start=None, end=None, *, period: Period | None = None,
-        contact_accounts=None, lookback_days: int = LOOKBACK_DAYS) -> KPIResult:
+        lookback_days: int = LOOKBACK_DAYS) -> KPIResult:
     """ROI = (won amount of opportunities closed-won in the period with an attributed
     touch − campaign cost falling in the period) / that campaign cost. NaN when no
     campaign has a cost. Not segmentable (campaign costs are not split by account)."""
-    data, p = prepare(dataset, contact_accounts), _period(quarter, start, end, period)
+    data, p = _data(dataset), _period(quarter, start, end, period)
     if not data.whole_market:
         return KPIResult("roi", float("nan"), note="whole market only")
     w = _won(data, p)
@@ -671,10 +614,10 @@ def roi(dataset, quarter=None, start=None, end=None, *, period: Period | None = 
 
 
 # --------------------------------------------------------------------------- table
-#: KPI groups of DESIGN §10, in display order
+#: KPI groups, in display order
 KPI_GROUPS: dict[str, tuple[str, ...]] = {
     "reach and engagement": ("market_reach", "account_engagement", "audience_exposure_time",
-                             "engaged_accounts", "buying_group_coverage"),
+                             "mqa_accounts", "new_mqas", "buying_group_coverage"),
     "pipeline and conversion": ("opportunity_creation", "influenced_pipeline", "pipeline_velocity",
                                 "deal_velocity", "opportunity_conversion", "win_rate", "average_deal_size",
                                 "cost_per_acquired_account", "roi"),
@@ -688,7 +631,7 @@ _GROUP_OF = {n: g for g, names in KPI_GROUPS.items() for n in names}
 
 
 @dataclass
-class KPITable:
+class KPITable(Result):
     """:func:`kpi_table` result.
 
     ``overall``: one row per KPI (group, kpi, unit, value, numerator, denominator,
@@ -702,15 +645,50 @@ class KPITable:
     def to_frame(self) -> pd.DataFrame:
         return self.overall
 
-    def summary(self) -> str:
-        lines = [f"ABM KPIs {self.period.label} (vs {self.period.previous.label})"]
-        for r in self.overall.itertuples():
-            lines.append(f"  {r.kpi:<28} {r.value:>14,.3f}  (prev {r.previous:,.3f})")
-        return "\n".join(lines)
+    _summary_title = "ABM KPIs"
+
+    def _summary_metadata(self) -> dict:
+        return {"period": self.period.label, "previous_period": self.period.previous.label}
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """One row per KPI: group, kpi, unit, value, previous, change, change_pct."""
+        cols = ["group", "kpi", "unit", "value", "previous", "change", "change_pct"]
+        return self.overall[[c for c in cols if c in self.overall.columns]].copy()
+
+
+#: the population each KPI is counted on: "target" (target accounts when the data
+#: flags any, else all accounts), "all" (every account), "customers" (customers at
+#: the period start, from the revenue table)
+KPI_POPULATION: dict[str, str] = {
+    **{k: "target" for k in ("market_reach", "account_engagement", "audience_exposure_time", "mqa_accounts",
+                             "new_mqas", "buying_group_coverage", "win_rate")},
+    **{k: "all" for k in ("opportunity_creation", "influenced_pipeline", "pipeline_velocity", "deal_velocity",
+                          "opportunity_conversion", "average_deal_size", "cost_per_acquired_account", "roi")},
+    **{k: "customers" for k in ("retention_rate", "net_revenue_retention", "product_adoption", "upsell_rate",
+                                "cross_sell_rate", "customer_lifetime_value")},
+}
+
+
+def population_of(kpi: str, dataset, period: Period) -> tuple[str, int]:
+    """``(label, size)`` of the accounts ``kpi`` is counted on in ``period``, e.g.
+    ``("target accounts", 831)``: every tile and table names it."""
+    data = _data(dataset)
+    kind = KPI_POPULATION[kpi]
+    if kind == "target":
+        label = TARGET_POPULATION if data.targets_flagged else ALL_ACCOUNTS
+        return label, int(len(_addressable(data)))
+    if kind == "customers":
+        return "customers at period start", int(len(_customers_at(data, period.start)))
+    return ALL_ACCOUNTS, int(len(data.accounts))
 
 
 def _evaluate(data: KPIData, p: Period) -> list[KPIResult]:
-    return [fn(data, period=p) for fn in KPI_FUNCTIONS.values()]
+    out = []
+    for name, fn in KPI_FUNCTIONS.items():
+        label, size = population_of(name, data, p)
+        out.append(replace(fn(data, period=p), population=label, population_size=float(size)))
+    return out
 
 
 def _rows(current: list[KPIResult], previous: list[KPIResult]) -> pd.DataFrame:
@@ -719,7 +697,8 @@ def _rows(current: list[KPIResult], previous: list[KPIResult]) -> pd.DataFrame:
         change = c.value - pr.value
         rows.append({
             "group": _GROUP_OF[c.name], "kpi": c.name, "unit": c.unit, "value": c.value,
-            "numerator": c.numerator, "denominator": c.denominator, "previous": pr.value,
+            "numerator": c.numerator, "denominator": c.denominator,
+            "population": c.population, "population_size": c.population_size, "previous": pr.value,
             "change": change, "change_pct": change / abs(pr.value) if pr.value else float("nan"),
             "note": c.note or pr.note,
         })
@@ -744,8 +723,7 @@ def _segment_order(segment: str):
 
 
 def kpi_table(dataset, quarter=None, start=None, end=None,
-              segments: Iterable[str] = ("industry", "size_band", "tier"), *,
-              contact_accounts: pd.DataFrame | None = None) -> KPITable:
+              segments: Iterable[str] = ("industry", "size_band", "tier")) -> KPITable:
     """Every KPI for the period and the previous period of the same length, with the
     change, plus a long breakdown by account segment.
 
@@ -762,7 +740,7 @@ def kpi_table(dataset, quarter=None, start=None, end=None,
     >>> t = kpi_table(ds, quarter="2026Q3")        # doctest: +SKIP
     >>> t.overall.set_index("kpi").loc["market_reach", ["value", "previous", "change"]]  # doctest: +SKIP
     """
-    data = prepare(dataset, contact_accounts)
+    data = _data(dataset)
     if quarter is None and start is None and end is None:
         quarter = last_complete_quarter(data.touches["occurred_at"])
     p = resolve_period(quarter=quarter, start=start, end=end)
@@ -808,7 +786,7 @@ def _periods_back(p: Period, n_periods: int) -> list[Period]:
 
 
 def kpi_history(dataset, quarter=None, start=None, end=None, *, n_periods: int = 4,
-                kpis: Iterable[str] | None = None, contact_accounts: pd.DataFrame | None = None) -> pd.DataFrame:
+                kpis: Iterable[str] | None = None) -> pd.DataFrame:
     """KPIs over the ``n_periods`` consecutive periods ending with the given one (oldest
     first): long table ``period, period_start, kpi, group, unit, value, numerator,
     denominator``.
@@ -817,7 +795,7 @@ def kpi_history(dataset, quarter=None, start=None, end=None, *, n_periods: int =
     -------
     >>> kpi_history(ds, quarter="2026Q3", n_periods=4, kpis=["market_reach"])  # doctest: +SKIP
     """
-    data = prepare(dataset, contact_accounts)
+    data = _data(dataset)
     names = list(kpis) if kpis is not None else list(KPI_FUNCTIONS)
     unknown = [k for k in names if k not in KPI_FUNCTIONS]
     if unknown:
@@ -826,30 +804,36 @@ def kpi_history(dataset, quarter=None, start=None, end=None, *, n_periods: int =
     for per in _periods_back(resolve_period(quarter=quarter, start=start, end=end), n_periods):
         for k in names:
             r = KPI_FUNCTIONS[k](data, period=per)
+            label, size = population_of(k, data, per)
             rows.append({"period": per.label, "period_start": per.start, "kpi": k, "group": _GROUP_OF[k],
-                         "unit": r.unit, "value": r.value, "numerator": r.numerator, "denominator": r.denominator})
+                         "unit": r.unit, "value": r.value, "numerator": r.numerator, "denominator": r.denominator,
+                         "population": label, "population_size": size})
     return pd.DataFrame(rows)
 
 
-#: account funnel steps, in order
-FUNNEL_STEPS = ("addressable", "reached", "engaged", "mqa", "opportunity", "won")
+#: account funnel steps, in order (each counts target accounts that also passed the
+#: steps before): in the population; reached (any touch in the period); with an
+#: engagement touch in the period; MQA at the period end; with an opportunity created
+#: in the period; with an opportunity won in the period
+FUNNEL_STEPS = ("population", "reached", "with_engagement", "mqa", "opportunity", "won")
 
 
-def account_funnel(dataset, quarter=None, start=None, end=None, *, period: Period | None = None,
-                   contact_accounts: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Addressable accounts and how many of them, in the period, were reached (any
-    touch), engaged (any engagement touch), MQA (:func:`engaged_accounts` rule), opened
-    an opportunity, and won one: ``step, accounts, share_of_addressable,
-    share_of_previous_step``. Each step counts accounts that also passed the steps before
-    it, so the funnel never widens."""
-    data, p = prepare(dataset, contact_accounts), _period(quarter, start, end, period)
+def account_funnel(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> pd.DataFrame:
+    """Target accounts (all accounts when the data flags no target) and how many of
+    them, in the period, were reached (any touch), had an engagement touch, were MQA
+    at the period end (:func:`mqa_accounts`: the same rule and count as its tile when
+    the period is at least the MQA window long), opened an opportunity, and won one:
+    ``step, accounts, share_of_population, share_of_previous_step, population``. Each
+    step counts accounts that also passed the steps before it, so the funnel never
+    widens."""
+    data, p = _data(dataset), _period(quarter, start, end, period)
     addr = pd.Index(_addressable(data)["account_id"].unique())
     t = _period_touches(data, p)
     o = data.opportunities
     sets = [addr]
     sets.append(sets[-1].intersection(pd.Index(t["account_id"].unique())))
     sets.append(sets[-1].intersection(pd.Index(t.loc[t["is_engagement"], "account_id"].unique())))
-    sets.append(sets[-1].intersection(_engaged_account_ids(data, p)))
+    sets.append(sets[-1].intersection(_mqa_ids_at_end(data, p)))
     sets.append(sets[-1].intersection(pd.Index(o.loc[_in(o["created_at"], p), "account_id"].unique())))
     sets.append(sets[-1].intersection(pd.Index(_won(data, p)["account_id"].unique())))
     counts = np.array([len(s) for s in sets], dtype=float)
@@ -857,16 +841,16 @@ def account_funnel(dataset, quarter=None, start=None, end=None, *, period: Perio
         share = counts / counts[0] if counts[0] else np.full(len(counts), np.nan)
         prev = np.r_[1.0, counts[1:] / np.where(counts[:-1] > 0, counts[:-1], np.nan)]
     return pd.DataFrame({"step": FUNNEL_STEPS, "accounts": counts.astype(int),
-                         "share_of_addressable": share, "share_of_previous_step": prev})
+                         "share_of_population": share, "share_of_previous_step": prev,
+                         "population": data.resolved.target_population if data.whole_market else "segment"})
 
 
 def pipeline_by_period(dataset, quarter=None, start=None, end=None, *, n_periods: int = 4,
-                       contact_accounts: pd.DataFrame | None = None,
                        lookback_days: int = LOOKBACK_DAYS) -> pd.DataFrame:
     """Pipeline per period (oldest first): ``period, created, created_amount,
     influenced_amount, won, won_amount, lost`` (opportunities created / closed in each
     period; influenced = with an account touch in the ``lookback_days`` before creation)."""
-    data = prepare(dataset, contact_accounts)
+    data = _data(dataset)
     rows = []
     for per in _periods_back(resolve_period(quarter=quarter, start=start, end=end), n_periods):
         o = data.opportunities[_in(data.opportunities["created_at"], per)]
@@ -888,7 +872,7 @@ def headline_findings(table: KPITable) -> dict:
         return {k: (None if pd.isna(v) else float(v)) for k, v in series.items()}
 
     reach, mqa, infl = (o.loc[k, "value"] if k in o.index else float("nan")
-                        for k in ("market_reach", "engaged_accounts", "influenced_pipeline"))
+                        for k in ("market_reach", "mqa_accounts", "influenced_pipeline"))
     parts = [f"{table.period.label}:"]
     parts.append(f"reach {reach:.0%}," if pd.notna(reach) else "reach n/a,")
     parts.append(f"{int(mqa)} MQA accounts," if pd.notna(mqa) else "MQA n/a,")

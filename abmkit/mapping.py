@@ -1,4 +1,4 @@
-"""Lead-to-account mapping: which account does each contact belong to (DESIGN §2).
+"""Lead-to-account mapping: which account does each contact belong to (see docs/mapping.md).
 
 Rules, first that fires wins:
 
@@ -56,6 +56,7 @@ from rapidfuzz import fuzz, process
 
 from .domains import EMAIL_PATTERN as _EMAIL_PATTERN
 from .domains import free_mail_domains, registrable_domain
+from .results import Result
 
 METHODS: tuple[str, ...] = ("crm", "domain", "fuzzy_name", "unmatched")
 #: output columns of :func:`map_contacts`, in order
@@ -425,7 +426,7 @@ def map_contacts(contacts: pd.DataFrame, accounts: pd.DataFrame, *, fuzzy_thresh
                  ambiguity_margin: float = 2.0, rollup_to_parent: bool = False,
                  free_mail: Iterable[str] | None = None, scorer: Callable | None = None,
                  workers: int = -1) -> pd.DataFrame:
-    """Map every contact to an account (DESIGN §2; rules in the module docstring).
+    """Map every contact to an account (rules in the module docstring).
 
     Parameters
     ----------
@@ -610,7 +611,7 @@ def _reason_kind(reason: pd.Series) -> pd.Series:
 
 
 @dataclass
-class MappingReport:
+class MappingReport(Result):
     """Quality of a contact → account mapping (see :func:`mapping_report`).
 
     Attributes
@@ -652,6 +653,9 @@ class MappingReport:
             out["contacts"] = out["contacts"].astype("Int64")
         return out
 
+    _summary_title = "Contact -> account mapping report"
+
+    @property
     def summary(self) -> pd.DataFrame:
         """Headline numbers (metric, value)."""
         return self.overview.copy()
@@ -663,7 +667,7 @@ class MappingReport:
 
 def mapping_report(mapping: pd.DataFrame, contacts: pd.DataFrame | None = None,
                    truth: pd.DataFrame | None = None, *, top: int = 15) -> MappingReport:
-    """Quality report of :func:`map_contacts` output (DESIGN §2, issue 4 item 2).
+    """Quality report of :func:`map_contacts` output.
 
     Parameters
     ----------

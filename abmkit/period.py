@@ -1,5 +1,5 @@
 """Reporting periods: a quarter (``2026Q3``) or any ``start``/``end`` dates, and the
-previous period of the same length (DESIGN §7).
+previous period of the same length (see docs/report_and_scheduling.md).
 
 Example
 -------

@@ -1,7 +1,7 @@
-"""Account progression: the stage engine of DESIGN §4 and what we read from it.
+"""Account progression: the stage engine and what we read from it (see docs/progression_and_uplift.md).
 
 Stages are monotone: unaware → aware → engaged → qualified → sales_ready → customer.
-:func:`stage_history` evaluates configurable rules (:class:`StageRules`, DESIGN §4
+:func:`stage_history` evaluates configurable rules (:class:`StageRules`, documented
 defaults, trailing 90-day windows) at every touch time of every account, fully
 vectorised: distinct-contact counts in a trailing window are a step function
 built from "coverage intervals" (a contact covers ``[t, t + window)`` after each
@@ -26,9 +26,10 @@ Example
 ...     touchpoints=pd.DataFrame({"touchpoint_id": ["t1"], "occurred_at": ["2026-02-01"],
 ...                               "channel": ["email"], "touch_type": ["email_click"],
 ...                               "contact_id": ["c1"]}))
->>> h = stage_history(ds, contact_accounts=pd.DataFrame({"contact_id": ["c1"], "account_id": ["a1"]}),
-...                   data_start="2026-01-01")
->>> h[["stage", "entered_at"]].astype(str).values.tolist()
+>>> from abmkit.prepared import prepare
+>>> data = prepare(ds, mapping=pd.DataFrame({"contact_id": ["c1"], "account_id": ["a1"]}))
+>>> h = stage_history(data, data_start="2026-01-01")
+>>> h.table[["stage", "entered_at"]].astype(str).values.tolist()
 [['unaware', '2026-01-01 00:00:00+00:00'], ['aware', '2026-02-01 00:00:00+00:00']]
 """
 from __future__ import annotations
@@ -39,21 +40,23 @@ import numpy as np
 import pandas as pd
 
 from .journeys import account_touches
-from .schema import ENGAGEMENT_TOUCH_TYPES, HIGH_INTENT_TOUCH_TYPES, STAGES, Dataset
+from .prepared import resolve
+from .results import Result
+from .schema import ENGAGEMENT_TOUCH_TYPES, HIGH_INTENT_TOUCH_TYPES, STAGES, size_band
+from .timeutil import DAY_NS, NS_INF, to_ns_or_inf, utc_timestamp
 
 __all__ = [
     "StageRules", "TRANSITIONS", "stage_history", "stage_wide", "stage_as_of",
     "stage_distribution", "progression_rates", "velocity", "velocity_curves",
-    "transition_baseline", "TransitionBaseline", "dual_funnel", "DualFunnel",
-    "account_segments", "size_band", "transition_label", "data_end", "km_median",
+    "transition_baseline", "TransitionBaseline", "dual_funnel", "DualFunnel", "StageHistory", "history_table",
+    "account_segments", "transition_label", "data_end", "km_median",
 ]
 
-_INF = np.iinfo(np.int64).max
-_DAY_NS = 86_400 * 10**9
+_INF = NS_INF
+_DAY_NS = DAY_NS
 STAGE_INDEX = {s: i for i, s in enumerate(STAGES)}
 #: consecutive transitions s -> s+1, labelled "from->to"
 TRANSITIONS: tuple[tuple[str, str], ...] = tuple(zip(STAGES[:-1], STAGES[1:]))
-SIZE_BANDS = (("1-199", 0, 200), ("200-999", 200, 1000), ("1000-4999", 1000, 5000), ("5000+", 5000, np.inf))
 
 
 def transition_label(from_stage: str, to_stage: str) -> str:
@@ -63,7 +66,7 @@ def transition_label(from_stage: str, to_stage: str) -> str:
 
 @dataclass(frozen=True)
 class StageRules:
-    """Stage rules of DESIGN §4 (defaults), all thresholds over a trailing window.
+    """Stage rules (defaults in docs/progression_and_uplift.md), all thresholds over a trailing window.
 
     Attributes
     ----------
@@ -96,12 +99,7 @@ class StageRules:
 
 
 # --------------------------------------------------------------------------- engine
-def _ns(ts: pd.Series) -> np.ndarray:
-    """int64 nanoseconds since epoch; NaT -> +inf sentinel."""
-    ts = pd.to_datetime(ts, utc=True)
-    out = ts.to_numpy(dtype="datetime64[ns]").view(np.int64).copy()
-    out[ts.isna().to_numpy()] = _INF
-    return out
+_ns = to_ns_or_inf  # NaT sorts last ("never")
 
 
 def _time_grid(t: np.ndarray, window_ns: int):
@@ -224,7 +222,7 @@ def _first_time(acc: np.ndarray, t: np.ndarray, n_acc: int) -> np.ndarray:
     return out
 
 
-def _account_codes(ids: np.ndarray, account_id: pd.Series) -> np.ndarray:
+def account_codes(ids: np.ndarray, account_id: pd.Series) -> np.ndarray:
     """Position of each value in ``ids`` (-1: missing or unknown account)."""
     index = pd.Index(ids)
     if not index.hasnans:  # missing values cannot match: no need to mask them first
@@ -251,22 +249,20 @@ def _icp_fit(accounts: pd.DataFrame, rules: StageRules) -> np.ndarray:
     return fit.to_numpy(dtype=bool)
 
 
-def stage_history(dataset: Dataset, rules: StageRules | None = None, *,
-                  contact_accounts: pd.DataFrame | None = None, as_of=None,
-                  touches: pd.DataFrame | None = None, data_start=None) -> pd.DataFrame:
-    """Stage entry dates per account (DESIGN §4).
+def stage_history(data, rules: StageRules | None = None, *, as_of=None, data_start=None) -> "StageHistory":
+    """Stage entry dates per account.
 
     Parameters
     ----------
-    dataset : Dataset
+    data : ResolvedDataset
+        :func:`abmkit.prepare` output (a plain Dataset is prepared with defaults):
+        its touches are already on their accounts, and its ``data_end`` is the
+        censoring date.
     rules : StageRules, optional
-        Defaults of DESIGN §4.
-    contact_accounts : DataFrame, optional
-        ``contact_id, account_id`` mapping (see :func:`abmkit.journeys.account_touches`).
+        Default rules: see docs/progression_and_uplift.md.
     as_of : timestamp, optional
-        Ignore everything after this moment (history as it was known then).
-    touches : DataFrame, optional
-        Already-resolved :func:`abmkit.journeys.account_touches` output (saves a pass).
+        Ignore everything after this moment (history as it was known then). Default:
+        the dataset's ``as_of``.
     data_start : timestamp, optional
         Start of the observed data. ``unaware`` is entered at the account's
         ``created_at`` but not before the data start (nothing earlier is observed);
@@ -274,26 +270,32 @@ def stage_history(dataset: Dataset, rules: StageRules | None = None, *,
 
     Returns
     -------
-    DataFrame ``account_id, stage, entered_at``: one row per account and stage
-    entered, stages in order. ``attrs["data_end"]`` is the censoring date used by
-    velocity and uplift (``as_of``, else the last timestamp in the data);
-    ``attrs["touches_without_account"]`` counts touches that could not be placed.
+    StageHistory
+        ``.table``: ``account_id, stage, entered_at``, one row per account and stage
+        entered, stages in order; ``.data_end``: the censoring date used by velocity
+        and uplift (the dataset's ``data_end``, not after ``as_of``);
+        ``.touches_without_account``.
 
     Example
     -------
-    >>> stage_history(abmkit.load("data/sample/canonical"))   # doctest: +SKIP
+    >>> stage_history(abmkit.prepare(abmkit.load("data/sample/canonical")))   # doctest: +SKIP
     """
+    data = resolve(data)
     rules = rules or StageRules()
+    key = ("stage_history", rules, None if as_of is None else str(as_of), None if data_start is None else str(data_start))
+    return data.memo(key, lambda: _stage_history(data, rules, as_of, data_start))
+
+
+def _stage_history(dataset, rules: StageRules, as_of, data_start) -> "StageHistory":
     acc_tbl = dataset.accounts
     ids = acc_tbl["account_id"].to_numpy(dtype=object)
     n_acc = len(ids)
-    tt = touches if touches is not None else account_touches(dataset, contact_accounts)
+    tt = account_touches(dataset)
     opps = dataset.opportunities
-    as_of_ts = None if as_of is None else pd.Timestamp(as_of)
-    if as_of_ts is not None and as_of_ts.tzinfo is None:
-        as_of_ts = as_of_ts.tz_localize("UTC")
+    as_of = as_of if as_of is not None else dataset.as_of
+    as_of_ts = None if as_of is None else utc_timestamp(as_of)
 
-    code = _account_codes(ids, tt["account_id"])
+    code = account_codes(ids, tt["account_id"])
     t_all = _ns(tt["occurred_at"])
     keep = code >= 0
     if as_of_ts is not None:
@@ -373,32 +375,72 @@ def stage_history(dataset: Dataset, rules: StageRules | None = None, *,
         "stage": np.asarray(STAGES, dtype=object)[si],
         "entered_at": pd.to_datetime(entered[ai, si], utc=True),
     })
-    ends = [x for x in (t.max() if len(t) else None,
-                        o_created[ok_o].max() if ok_o.any() else None,
-                        o_closed[ok_w].max() if ok_w.any() else None) if x is not None]
-    last = pd.Timestamp(max(ends), tz="UTC") if ends else pd.NaT
-    # censor at as_of, but never after the last thing we observed (a report for a
-    # quarter that is still running must not count unobserved days as "no progress")
-    end = last if as_of_ts is None else (as_of_ts if pd.isna(last) else min(as_of_ts, last))
-    out.attrs["data_end"] = end
-    out.attrs["touches_without_account"] = unplaced
-    return out
+    # the dataset's censoring date (its last observation, not after its as_of), and
+    # never after an earlier as_of asked for here
+    end = dataset.data_end
+    if as_of_ts is not None and (pd.isna(end) or as_of_ts < end):
+        end = as_of_ts
+    return StageHistory(table=out, data_end=end, touches_without_account=unplaced, rules=rules)
+
+
+@dataclass
+class StageHistory(Result):
+    """Stage entry dates per account, with the censoring date they are read against.
+
+    Attributes
+    ----------
+    table : DataFrame
+        ``account_id, stage, entered_at``: one row per account and stage entered.
+    data_end : Timestamp
+        Censoring date: an account not yet in the next stage at ``data_end`` is
+        censored there (velocity, uplift).
+    touches_without_account : int
+        Touches that could not be placed on an account (left out).
+    rules : StageRules
+    """
+    table: pd.DataFrame
+    data_end: pd.Timestamp
+    touches_without_account: int = 0
+    rules: StageRules = field(default_factory=lambda: StageRules())
+
+    _summary_title = "Stage history"
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """Accounts that have entered each stage by ``data_end``."""
+        h = self.table[self.table["entered_at"] <= self.data_end] if not pd.isna(self.data_end) else self.table
+        counts = h.groupby("stage").size().reindex(list(STAGES), fill_value=0)
+        return pd.DataFrame({"stage": list(STAGES), "accounts_entered": counts.to_numpy()})
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    @property
+    def account_id(self) -> pd.Series:
+        return self.table["account_id"]
+
+
+def history_table(history) -> pd.DataFrame:
+    """The ``account_id, stage, entered_at`` table of a :class:`StageHistory` (a
+    DataFrame is returned as is)."""
+    return history.table if isinstance(history, StageHistory) else history
 
 
 # --------------------------------------------------------------------------- views
-def data_end(history: pd.DataFrame, as_of=None) -> pd.Timestamp:
-    """Censoring date: ``as_of``, else ``history.attrs['data_end']``, else the last entry."""
+def data_end(history, as_of=None) -> pd.Timestamp:
+    """Censoring date: ``as_of`` when given, else the :class:`StageHistory`'s
+    ``data_end``. A bare stage table carries no censoring date: pass ``as_of``."""
     if as_of is not None:
-        ts = pd.Timestamp(as_of)
-        return ts.tz_localize("UTC") if ts.tzinfo is None else ts
-    end = history.attrs.get("data_end")
-    if end is not None and not pd.isna(end):
-        return end
-    return history["entered_at"].max()
+        return utc_timestamp(as_of)
+    if isinstance(history, StageHistory):
+        return history.data_end
+    raise ValueError("a bare stage table carries no censoring date: pass the StageHistory that "
+                     "stage_history() returns, or as_of=<censoring date> (e.g. data.data_end)")
 
 
-def stage_wide(history: pd.DataFrame) -> pd.DataFrame:
+def stage_wide(history) -> pd.DataFrame:
     """One row per account, one ``entered_at`` column per stage (NaT = not entered)."""
+    history = history_table(history)
     if history.empty:
         return pd.DataFrame({s: pd.Series([], dtype="datetime64[ns, UTC]") for s in STAGES},
                             index=pd.Index([], name="account_id", dtype=object))
@@ -417,21 +459,12 @@ def stage_as_of(history: pd.DataFrame, date) -> pd.DataFrame:
     >>> stage_as_of(h, "2026-02-01").stage.tolist()
     ['unaware']
     """
-    ts = pd.Timestamp(date)
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts
+    ts = utc_timestamp(date)
+    history = history_table(history)
     h = history[history["entered_at"] <= ts]
     idx = h["stage"].map(STAGE_INDEX)
     last = h.assign(_i=idx).sort_values(["account_id", "_i"]).drop_duplicates("account_id", keep="last")
     return last[["account_id", "stage"]].reset_index(drop=True)
-
-
-def size_band(employee_count: pd.Series) -> pd.Series:
-    """Company size band from employee counts: 1-199 / 200-999 / 1000-4999 / 5000+ (else "unknown")."""
-    v = pd.to_numeric(employee_count, errors="coerce")
-    out = pd.Series("unknown", index=v.index, dtype=object)
-    for label, lo, hi in SIZE_BANDS:
-        out[(v >= lo) & (v < hi)] = label
-    return out
 
 
 def account_segments(accounts: pd.DataFrame) -> pd.DataFrame:
@@ -469,7 +502,7 @@ def stage_distribution(history: pd.DataFrame, dates=None, *, freq: str = "QE", b
     Returns ``as_of, [segment], stage, accounts, share`` (share within the date and segment).
     """
     if dates is None:
-        lo, hi = history["entered_at"].min(), data_end(history)
+        lo, hi = history_table(history)["entered_at"].min(), data_end(history)
         if pd.isna(lo) or pd.isna(hi):  # no account has entered any stage (e.g. as_of before the data)
             seg = [by] if isinstance(by, str) else list(by or [])
             return pd.DataFrame({"as_of": pd.Series([], dtype="datetime64[ns, UTC]"),
@@ -612,8 +645,8 @@ def velocity_curves(history: pd.DataFrame, *, by=None, accounts: pd.DataFrame | 
 
 # --------------------------------------------------------------------------- baseline
 @dataclass
-class TransitionBaseline:
-    """What it typically takes to move an account from stage s to s+1 (DESIGN §4)."""
+class TransitionBaseline(Result):
+    """What it typically takes to move an account from stage s to s+1."""
     summary_table: pd.DataFrame
     channel_mix: pd.DataFrame
     sequences: pd.DataFrame
@@ -621,25 +654,33 @@ class TransitionBaseline:
     def to_frame(self) -> pd.DataFrame:
         return self.summary_table
 
-    def summary(self) -> str:
-        lines = ["Transition baseline (accounts that made each transition):"]
-        for r in self.summary_table.itertuples():
-            lines.append(f"  {r.transition}: {r.accounts} accounts, median {r.median_touches:g} touches from "
-                         f"{r.median_contacts:g} contacts over {r.median_days:.0f} days; top channel {r.top_channel}")
-        return "\n".join(lines)
+    _summary_title = "Transition baseline (accounts that made each transition)"
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """One row per transition: accounts, median touches, contacts and days, top channel
+        (:attr:`summary_table`)."""
+        return self.summary_table.copy()
+
+    @property
+    def headline(self) -> str:
+        """One sentence per transition (e.g. for a notebook's prose)."""
+        return "\n".join(
+            f"{r.transition}: {r.accounts} accounts, median {r.median_touches:g} touches from "
+            f"{r.median_contacts:g} contacts over {r.median_days:.0f} days; top channel {r.top_channel}"
+            for r in self.summary_table.itertuples())
 
 
-def transition_baseline(dataset: Dataset, history: pd.DataFrame | None = None, *,
-                        contact_accounts: pd.DataFrame | None = None, touches: pd.DataFrame | None = None,
-                        max_sequence: int = 4, top_sequences: int = 5) -> TransitionBaseline:
+def transition_baseline(data, history=None, *, max_sequence: int = 4, top_sequences: int = 5) -> TransitionBaseline:
     """Per transition s→s+1, among accounts that made it: median touches and
     distinct contacts between entering s and entering s+1 (inclusive), the channel
     mix of those touches, and the most common channel sequences (repeats of the
     same channel collapsed, last ``max_sequence`` channels before the move).
     """
-    tt = touches if touches is not None else account_touches(dataset, contact_accounts)
+    data = resolve(data)
+    tt = account_touches(data)
     if history is None:
-        history = stage_history(dataset, touches=tt)
+        history = stage_history(data)
     wide = stage_wide(history)
     tt = tt.loc[tt["account_id"].notna(), ["account_id", "contact_id", "occurred_at", "channel", "touchpoint_id"]]
     summ, mix, seqs = [], [], []
@@ -684,8 +725,8 @@ CONTACT_FUNNEL = ("inquiry", "mql", "sql", "opportunity", "won")
 
 
 @dataclass
-class DualFunnel:
-    """Contact funnel beside the account funnel (DESIGN §4)."""
+class DualFunnel(Result):
+    """Contact funnel beside the account funnel."""
     contacts: pd.DataFrame
     accounts: pd.DataFrame
     mql_account_engaged_share: float
@@ -699,22 +740,33 @@ class DualFunnel:
         n = max(len(c), len(a))
         return pd.concat([c.reindex(range(n)), a.reindex(range(n))], axis=1)
 
-    def summary(self) -> str:
+    _summary_title = "Dual funnel (contacts beside accounts)"
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """The two funnels side by side (:meth:`to_frame`)."""
+        return self.to_frame()
+
+    @property
+    def headline(self) -> str:
+        """E.g. "120 MQL contacts; 64% of them belong to an account that is engaged or beyond."."""
         return (f"{self.n_mql} MQL contacts; {self.mql_account_engaged_share:.0%} of them belong to an "
                 "account that is engaged or beyond.")
 
 
-def dual_funnel(dataset: Dataset, history: pd.DataFrame, *, contact_accounts: pd.DataFrame | None = None,
-                as_of=None) -> DualFunnel:
+def dual_funnel(data, history=None, *, as_of=None) -> DualFunnel:
     """Contact funnel (inquiry → mql → sql → opportunity → won; nested: each step
     counts contacts that also passed the previous one) from ``lead_status``/``mql_at``,
     beside the account funnel (accounts that have entered each stage), and the
     share of MQL contacts whose account is engaged or beyond at ``as_of``.
     """
+    data = resolve(data)
+    dataset = data
+    if history is None:
+        history = stage_history(data)
     end = data_end(history, as_of)
     c = dataset.contacts
-    if contact_accounts is None:
-        contact_accounts = c[["contact_id", "crm_account_id"]].rename(columns={"crm_account_id": "account_id"})
+    contact_accounts = data.contact_accounts  # the dataset's one mapping
     acc_of = c["contact_id"].map(contact_accounts.dropna(subset=["account_id"])
                                  .drop_duplicates("contact_id").set_index("contact_id")["account_id"])
     status = c["lead_status"] if "lead_status" in c else pd.Series(None, index=c.index)
@@ -731,7 +783,8 @@ def dual_funnel(dataset: Dataset, history: pd.DataFrame, *, contact_accounts: pd
     steps = [inquiry, mql, sql, opp, won]
     contacts = pd.DataFrame({"step": list(CONTACT_FUNNEL), "count": [int(s.sum()) for s in steps]})
     contacts["share_of_first"] = contacts["count"] / max(contacts["count"].iloc[0], 1)
-    h = history[history["entered_at"] <= end]
+    h = history_table(history)
+    h = h[h["entered_at"] <= end]
     accounts = h.groupby("stage").size().reindex(list(STAGES), fill_value=0).rename("count").reset_index()
     accounts["share_of_first"] = accounts["count"] / max(accounts["count"].iloc[0], 1)
     cur = stage_as_of(history, end).set_index("account_id")["stage"].map(STAGE_INDEX)

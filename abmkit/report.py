@@ -1,5 +1,5 @@
 """The quarterly report: run the notebooks with papermill, export code-free HTML, write
-an index, and swap the result in atomically (DESIGN §7).
+an index, and swap the result in atomically (see docs/report_and_scheduling.md).
 
 ``python -m abmkit report --quarter 2026Q3 --data data/sample --out reports`` calls
 :func:`run_report`. It

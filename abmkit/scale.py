@@ -1,4 +1,4 @@
-"""Scale out: the kit's per-account analyses on Dask (DESIGN §9, issue 8).
+"""Scale out: the kit's per-account analyses on Dask (see docs/scale.md).
 
 Every heavy step of the kit is a map over accounts followed by a reduce, so it
 partitions by account: each partition holds *whole accounts* (all their touches,
@@ -11,14 +11,17 @@ result; the results are then summed. What is not a plain sum is additive too:
   and touch-level Markov credits use those global removal effects.
 - Shapley: each conversion's split over the distinct channels of its journey is
   local (a unanimity game), so channel sums add up to the exact Shapley values.
-- Stage history and MQA dates need two global numbers (the data start and end);
-  a first pass computes them, then every partition gets them explicitly.
+- Each partition runs them on its own resolved dataset (:func:`abmkit.prepare` with
+  the partition's contact → account mapping, never mapped again); stage history and
+  MQA dates need two global numbers (the data start and end, the latter the
+  ``data_end`` of ``prepare`` on the whole data): they come from the partitioning
+  manifest or a first pass, then every partition gets them explicitly.
 
 What runs where:
 
 - :func:`channel_credits`, :func:`compare_models`, :func:`attribute` (lazy touch-level
   frame), :func:`campaign_credits`, :func:`sensitivity`, :func:`journey_credits`:
-  attribution (DESIGN §3) on the partitions.
+  attribution on the partitions.
 - :func:`stage_history`, :func:`campaign_influence` (full result: the partitions
   reduce the touches to the first exposure of each unit and account, the statistics
   run once on that), :func:`campaign_influence_counts` (the additive counts alone),
@@ -59,12 +62,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._extras import require
+from .results import Result
 from .schema import CHANNEL_DTYPE, ENGAGEMENT_TOUCH_TYPES, TABLES, Dataset, coerce_table, empty_table
+from .timeutil import NS_INF, to_ns_or_inf, utc_timestamp
 
 MANIFEST = "abmkit_partitions.json"
 #: tables split by account; campaigns are small and go to every partition whole
 _ACCOUNT_TABLES = ("accounts", "contacts", "opportunities", "revenue")
 _FORMAT = 2
+
+
+def _require_scale() -> None:
+    """dask and distributed (the ``scale`` extra) or an error naming the pip command:
+    this module imports them only where they run, so the notebooks can import it
+    without them and stay on the pandas path."""
+    require("scale", "abmkit.scale (the dask engine)")
+
 
 __all__ = ["partition_of", "partition_by_account", "PartitionedDataset", "partitions", "client",
            "attribute", "channel_credits", "ChannelCredits", "markov_counts", "chain_from_counts",
@@ -188,7 +202,7 @@ def _canonical(df: pd.DataFrame, table: str, *, trusted: bool = False, source: s
     """:func:`abmkit.schema.coerce_table`, skipping columns already at their canonical
     dtype (string ids are not re-checked value by value: that Python-level pass is the
     slowest part of loading 10^8 touches). ``trusted``: files this module wrote."""
-    from .schema import _KIND_DTYPES, _coerce_column
+    from .schema import KIND_DTYPES, coerce_column
     spec = TABLES[table]
     if any(c.name not in df.columns for c in spec.columns):
         return coerce_table(df, table, source=source)
@@ -196,14 +210,14 @@ def _canonical(df: pd.DataFrame, table: str, *, trusted: bool = False, source: s
     out = {}
     for col in spec.columns:
         s = df[col.name]
-        want = _KIND_DTYPES[col.kind]
+        want = KIND_DTYPES[col.kind]
         if col.kind in ("id", "str") and s.dtype == object and col.allowed is None and (
                 trusted or pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty")):
             out[col.name] = s if trusted or col.kind == "str" else s.where(s != "", None)
         elif s.dtype == want and col.kind not in ("id", "str"):
             out[col.name] = s
         else:
-            out[col.name] = _coerce_column(s, col, table, source)
+            out[col.name] = coerce_column(s, col, table, source)
     result = pd.DataFrame(out)
     for c in df.columns:
         if c not in spec.names:
@@ -232,7 +246,7 @@ def _account_ids(root: Path):
     (the whole table, with its checks, is read by :func:`_write_tables`)."""
     import pyarrow.parquet as pq
 
-    from .schema import _coerce_column
+    from .schema import coerce_column
     f = root / "accounts.parquet"
     try:
         col = pq.read_table(f, columns=["account_id"])["account_id"]
@@ -241,7 +255,7 @@ def _account_ids(root: Path):
         ids = col.to_pandas()
     except Exception:  # noqa: BLE001 - let the full read raise its own, precise error
         ids = _read_table(root, "accounts")["account_id"]
-    return _coerce_column(ids, TABLES["accounts"].column("account_id"), "accounts", str(f)).dropna().to_numpy()
+    return coerce_column(ids, TABLES["accounts"].column("account_id"), "accounts", str(f)).dropna().to_numpy()
 
 
 def _touch_batches(source, batch_rows: int):
@@ -274,8 +288,8 @@ def _is_dask(obj) -> bool:
 def _plain(df: pd.DataFrame) -> pd.DataFrame:
     """Non-canonical categoricals as strings: batch files must share one dictionary
     (the canonical taxonomies are the same in every file, so they stay categorical)."""
-    from .schema import _KIND_DTYPES
-    canonical = (_KIND_DTYPES["channel"], _KIND_DTYPES["touch_type"])
+    from .schema import KIND_DTYPES
+    canonical = (KIND_DTYPES["channel"], KIND_DTYPES["touch_type"])
     cats = [c for c in df.columns if isinstance(df[c].dtype, pd.CategoricalDtype) and df[c].dtype not in canonical]
     return df.assign(**{c: df[c].astype(object) for c in cats}) if cats else df
 
@@ -412,6 +426,7 @@ def _partition_into(out: Path, source, npartitions: int, dataset, contact_accoun
             if t != "revenue" and not (root / f"{t}.parquet").exists():
                 _read_table(root, t)
         small = None  # read below, while the workers already split the touches
+    mapping = None if contact_accounts is None else _mapping_fingerprint(contact_accounts)
     if contact_accounts is None:
         from .mapping import map_contacts
         small = small or _read_small(root)
@@ -428,6 +443,7 @@ def _partition_into(out: Path, source, npartitions: int, dataset, contact_accoun
         # dask scheduler / cluster); the id tables are built once and shipped once.
         # Started now, so the workers split touches while this process writes the
         # account tables below.
+        _require_scale()
         import dask
         shared = _share(resolver)
         pending = _submit([dask.delayed(_partition_chunks, pure=True)(task, b, shared, str(out))
@@ -447,7 +463,7 @@ def _partition_into(out: Path, source, npartitions: int, dataset, contact_accoun
                 "touchpoints_partitioned": n_part, "touchpoints_unattributable": n_unattr,
                 "contacts_unmapped": info["contacts_unmapped"], **{f"{t}": counts[t] for t in counts},
                 "span": {**touch_span, **info["span"], "any_target": info["any_target"]},
-                "source": _fingerprint(source)}
+                "source": _fingerprint(source), "mapping": mapping}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1), "utf-8")
     return PartitionedDataset(out, npartitions, manifest)
 
@@ -460,9 +476,11 @@ def _partition_touches(tp: pd.DataFrame, b: int, lookup: pd.Series, known: pd.In
     own = _resolved_accounts(tp, lookup)
     ok = ~pd.isna(own)
     t = tp["occurred_at"].array.asi8
-    t_ok = ok & tp["occurred_at"].notna().to_numpy()
+    t_seen = tp["occurred_at"].notna().to_numpy()
+    t_ok = ok & t_seen
     t_known = t_ok & (known.get_indexer(np.where(ok, own, None)) >= 0) if len(known) else np.zeros(len(tp), bool)
-    ext = {"t_all_max": int(t[t_ok].max()) if t_ok.any() else None,
+    ext = {"t_any_max": int(t[t_seen].max()) if t_seen.any() else None,
+           "t_all_max": int(t[t_ok].max()) if t_ok.any() else None,
            "t_min": int(t[t_known].min()) if t_known.any() else None,
            "t_max": int(t[t_known].max()) if t_known.any() else None}
     if (~ok).any():
@@ -583,30 +601,41 @@ class _Resolver:
         return pd.Index(self.known.ids.to_numpy(zero_copy_only=False))
 
 
+def _active_client():
+    """The active ``dask.distributed`` client, or None when there is none (the tasks
+    then run on dask's local scheduler). dask and distributed are the ``scale`` extra:
+    without them this is an error that says what to install."""
+    _require_scale()
+    from distributed import get_client
+    try:
+        return get_client()
+    except ValueError:  # distributed's "No global client found": a normal local run
+        return None
+
+
 def _share(obj):
     """``obj`` for tasks: scattered once to every worker of the active distributed
     client (not embedded in the task graph), else a delayed constant."""
     import dask
-    try:
-        from distributed import get_client
-        return get_client().scatter(obj, broadcast=True, hash=False)
-    except (ImportError, ValueError):
-        return dask.delayed(obj, pure=True, traverse=False)
+    c = _active_client()
+    if c is not None:
+        return c.scatter(obj, broadcast=True, hash=False)
+    return dask.delayed(obj, pure=True, traverse=False)
 
 
 def _submit(tasks: list) -> tuple:
     """Start ``tasks`` on the active distributed client (futures: this process goes
     on meanwhile) or, without one, keep them for :func:`_gather` to run."""
-    try:
-        from distributed import get_client
-        return True, get_client().compute(tasks)
-    except (ImportError, ValueError):
-        return False, tasks
+    c = _active_client()
+    if c is not None:
+        return True, c.compute(tasks)
+    return False, tasks
 
 
 def _gather(pending: tuple, desc: str, progress: bool | None = None) -> list:
     """Results of :func:`_submit`, in task order, with a progress bar (tqdm: quiet
     when not on a terminal unless ``progress=True``)."""
+    _require_scale()
     import dask
     from tqdm import tqdm
     started, items = pending
@@ -674,7 +703,8 @@ def _sum_batches(done: list) -> tuple:
         vals = [d[3][key] for d in done if d[3][key] is not None]
         return f(vals) if vals else None
     return (sum(d[0] for d in done), sum(d[1] for d in done), sum(d[2] for d in done),
-            {"t_min": ext("t_min", min), "t_max": ext("t_max", max), "t_all_max": ext("t_all_max", max)})
+            {"t_min": ext("t_min", min), "t_max": ext("t_max", max), "t_all_max": ext("t_all_max", max),
+             "t_any_max": ext("t_any_max", max)})
 
 
 def _is_str_type(t) -> bool:
@@ -844,7 +874,8 @@ def _partition_arrow(table, b, resolver: _Resolver, out, writers: dict | None = 
     t_valid = t.is_valid().to_numpy(zero_copy_only=False)
     t_ns = pc.fill_null(t.cast(pa.int64()), 0).to_numpy(zero_copy_only=False)
     rows = np.flatnonzero(ok_np & t_valid)
-    ext = {"t_all_max": int(t_ns[rows].max()) if len(rows) else None,
+    ext = {"t_any_max": int(t_ns[t_valid].max()) if t_valid.any() else None,
+           "t_all_max": int(t_ns[rows].max()) if len(rows) else None,
            "t_min": _known_extreme(t_ns, rows, resolved, resolver, largest=False),
            "t_max": _known_extreme(t_ns, rows, resolved, resolver, largest=True)}
     kept = table.set_column(table.column_names.index("account_id"), "account_id", resolved)
@@ -967,6 +998,8 @@ class _DaskFramePartitions:
     campaigns: pd.DataFrame
     npartitions: int
     manifest: dict
+    #: distinct times (int64 ns) of the touches without any account (in no partition)
+    unattributable_times: np.ndarray = field(default_factory=lambda: np.array([], np.int64))
 
 
 def _resolved_accounts(tp: pd.DataFrame, lookup: pd.Series) -> np.ndarray:
@@ -978,12 +1011,17 @@ def _resolved_accounts(tp: pd.DataFrame, lookup: pd.Series) -> np.ndarray:
     return own
 
 
-def _frame_accounts(tp: pd.DataFrame, lookup: pd.Series) -> pd.Series:
+def _frame_accounts(tp: pd.DataFrame, lookup: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """The accounts of a Dask partition's touches, and the distinct times of its
+    touches without any account."""
     own = _resolved_accounts(tp, lookup)
-    return pd.Series(pd.unique(own[~pd.isna(own)]), dtype=object)
+    none = pd.isna(own)
+    t = to_ns_or_inf(tp["occurred_at"][none]) if none.any() else np.array([], np.int64)
+    return pd.Series(pd.unique(own[~none]), dtype=object), np.unique(t[t != NS_INF])
 
 
 def _from_dask_frame(ddf, dataset: Dataset, contact_accounts=None) -> _DaskFramePartitions:
+    _require_scale()
     import dask
     if dataset is None:
         raise ValueError("a Dask DataFrame holds only touchpoints: pass the other tables as dataset=")
@@ -994,7 +1032,9 @@ def _from_dask_frame(ddf, dataset: Dataset, contact_accounts=None) -> _DaskFrame
     lookup = lookup[["contact_id", "account_id"]].reset_index(drop=True)
     lookup_s = lookup.set_index("contact_id")["account_id"]
     parts = ddf.to_delayed()
-    acc_sets = dask.compute(*[dask.delayed(_frame_accounts)(p, lookup_s) for p in parts])
+    found = dask.compute(*[dask.delayed(_frame_accounts)(p, lookup_s) for p in parts])
+    acc_sets = [f[0] for f in found]
+    unattributable_times = np.unique(np.concatenate([f[1] for f in found])) if found else np.array([], np.int64)
     all_ids = pd.concat(acc_sets, ignore_index=True) if acc_sets else pd.Series([], dtype=object)
     owners = pd.DataFrame({"account_id": all_ids,
                            "part": np.repeat(np.arange(len(acc_sets)), [len(x) for x in acc_sets])})
@@ -1026,7 +1066,7 @@ def _from_dask_frame(ddf, dataset: Dataset, contact_accounts=None) -> _DaskFrame
     p = part_of(lookup["account_id"].to_numpy(dtype=object))
     for i in range(n + 1):
         small[i]["contact_accounts"] = lookup[p == i]
-    return _DaskFramePartitions(ddf, small, dataset.campaigns, n + 1, {"npartitions": n + 1})
+    return _DaskFramePartitions(ddf, small, dataset.campaigns, n + 1, {"npartitions": n + 1}, unattributable_times)
 
 
 def _assemble(tp, small: dict, campaigns: pd.DataFrame, lookup=None) -> tuple[Dataset, pd.DataFrame]:
@@ -1045,7 +1085,9 @@ def partitions(source, *, dataset: Dataset | None = None, contact_accounts: pd.D
     - :class:`PartitionedDataset` or a folder holding ``abmkit_partitions.json``: as is.
     - a canonical dataset folder or a Dataset: partitioned with
       :func:`partition_by_account` into ``work_dir`` (a temporary folder by default;
-      ``npartitions`` default: one per ~500k touches, at least 2).
+      ``npartitions`` default: one per ~500k touches, at least 2). A folder's copy in
+      ``work_dir`` is reused while its files and the mapping (``contact_accounts``,
+      e.g. ``load_resolved(folder).contact_accounts``) are those it was written from.
     - a Dask DataFrame of touchpoints: used partition by partition (each must hold
       whole accounts; checked), the other tables from ``dataset``.
     """
@@ -1069,13 +1111,23 @@ def partitions(source, *, dataset: Dataset | None = None, contact_accounts: pd.D
         work = Path(work_dir)
         if (work / MANIFEST).exists():
             old = PartitionedDataset.open(work)
-            if (contact_accounts is None and not isinstance(source, Dataset)
-                    and old.manifest.get("source") == _fingerprint(source)):
-                return old  # same source files as when it was written: reuse
+            if (not isinstance(source, Dataset) and old.manifest.get("source") == _fingerprint(source)
+                    and old.manifest.get("mapping") == (None if contact_accounts is None
+                                                        else _mapping_fingerprint(contact_accounts))):
+                return old  # same source files and mapping as when it was written: reuse
         elif work.exists() and any(work.iterdir()):
             raise FileExistsError(f"{work} is neither empty nor a partitioned dataset; choose another work_dir")
     return partition_by_account(source, npartitions, work, dataset=dataset, contact_accounts=contact_accounts,
                                 overwrite=True)
+
+
+def _mapping_fingerprint(contact_accounts: pd.DataFrame) -> str:
+    """Digest of the contact → account rows partitioning uses (a contact's first row
+    with an account), to reuse a partitioned copy only with the same mapping."""
+    import hashlib
+    m = contact_accounts[["contact_id", "account_id"]].dropna(subset=["account_id"]).drop_duplicates("contact_id")
+    h = pd.util.hash_pandas_object(m.astype(object), index=False).to_numpy()
+    return hashlib.sha256(h.tobytes()).hexdigest()
 
 
 def _fingerprint(source) -> dict | None:
@@ -1090,6 +1142,7 @@ def _fingerprint(source) -> dict | None:
 
 def _loaders(parts) -> list:
     """One dask.delayed (Dataset, contact_accounts) per partition."""
+    _require_scale()
     import dask
     if isinstance(parts, PartitionedDataset):
         return [dask.delayed(parts.load, pure=True)(i) for i in range(parts.npartitions)]
@@ -1109,6 +1162,7 @@ def _map(parts, fn, *args, _progress: tuple = (None, None), **kwargs) -> list:
     """Run ``fn((dataset, contact_accounts), *args, **kwargs)`` on every partition;
     results gathered (they are small: counts, sums, per-account rows), with a
     progress bar named ``_progress[0]`` (on a terminal, or forced by ``_progress[1]``)."""
+    _require_scale()
     import dask
     tasks = [dask.delayed(fn, pure=True)(load, *args, **kwargs) for load in _loaders(parts)]
     desc, progress = _progress
@@ -1126,6 +1180,7 @@ def client(scheduler: str | None = None, *, n_workers: int = 2, threads_per_work
     >>> with client() as c:                     # doctest: +SKIP
     ...     scale.stage_history(parts)
     """
+    _require_scale()
     from distributed import Client, LocalCluster
     if scheduler:
         return Client(scheduler)
@@ -1159,17 +1214,23 @@ class _OwningClient:
 
 # --------------------------------------------------------------------------- global span
 def _opportunity_span(opps: pd.DataFrame, accounts: pd.DataFrame, as_of_ns: int | None) -> dict:
-    from .progression import _INF, _ns
+    """Extremes of the opportunities: of known accounts (``o_min``, ``o_max``,
+    ``w_max``) and the last creation or won close of any (``o_any_max``), up to ``as_of``."""
     o_known = opps["account_id"].isin(accounts["account_id"]).to_numpy()
-    o_created = _ns(opps["created_at"]) if len(opps) else np.array([], np.int64)
+    o_created = to_ns_or_inf(opps["created_at"]) if len(opps) else np.array([], np.int64)
+    o_closed = to_ns_or_inf(opps["closed_at"]) if len(opps) else np.array([], np.int64)
+    is_won = opps["is_won"].fillna(False).to_numpy(dtype=bool)
+    seen_c, seen_w = o_created != NS_INF, is_won & (o_closed != NS_INF)
     if as_of_ns is not None:
         o_known &= o_created <= as_of_ns
-    o_closed = _ns(opps["closed_at"]) if len(opps) else np.array([], np.int64)
-    won = o_known & opps["is_won"].fillna(False).to_numpy(dtype=bool) & (o_closed != _INF)
+        seen_c &= o_created <= as_of_ns
+        seen_w &= o_closed <= as_of_ns
+    won = o_known & is_won & (o_closed != NS_INF)
     if as_of_ns is not None:
         won &= o_closed <= as_of_ns
     return {"o_min": _ext(o_created[o_known], np.min), "o_max": _ext(o_created[o_known], np.max),
-            "w_max": _ext(o_closed[won], np.max)}
+            "w_max": _ext(o_closed[won], np.max),
+            "o_any_max": _ext(np.r_[o_created[seen_c], o_closed[seen_w]], np.max)}
 
 
 def _ext(a, f):
@@ -1178,36 +1239,48 @@ def _ext(a, f):
 
 def _span(part, as_of_ns: int | None) -> dict:
     """Per partition: the extremes the kit's functions take from the whole data."""
-    from .progression import _INF, _ns
     ds, _ = part
     tp = ds.touchpoints
-    t = _ns(tp["occurred_at"]) if len(tp) else np.array([], np.int64)
-    ok_t = t != _INF
-    known = tp["account_id"].isin(ds.accounts["account_id"]).to_numpy() & ok_t
-    if as_of_ns is not None:
-        known &= t <= as_of_ns
+    t = to_ns_or_inf(tp["occurred_at"]) if len(tp) else np.array([], np.int64)
+    ok_t = t != NS_INF
+    seen = ok_t if as_of_ns is None else ok_t & (t <= as_of_ns)
+    known = tp["account_id"].isin(ds.accounts["account_id"]).to_numpy() & seen
     return {"t_min": _ext(t[known], np.min), "t_max": _ext(t[known], np.max), "t_all_max": _ext(t[ok_t], np.max),
-            **_opportunity_span(ds.opportunities, ds.accounts, as_of_ns),
+            "t_any_max": _ext(t[seen], np.max), **_opportunity_span(ds.opportunities, ds.accounts, as_of_ns),
             "any_target": bool(ds.accounts["is_target"].fillna(False).astype(bool).any())}
 
 
+def _unattributable_times(parts) -> np.ndarray:
+    """Times (int64 ns) of the touches without any account, which no partition holds."""
+    if isinstance(parts, _DaskFramePartitions):
+        return parts.unattributable_times
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    files = sorted((parts.root / "unattributable").glob("touches-*.parquet"))
+    cols = [pq.read_table(f, columns=["occurred_at"])["occurred_at"] for f in files]
+    cols = [c for c in cols if c.null_count < len(c)]  # a column of nulls only (Arrow type null)
+    if not cols:
+        return np.array([], np.int64)
+    t = pa.chunked_array([c.cast(pa.timestamp("ns", tz="UTC")) for c in cols]).drop_null()
+    return t.cast(pa.int64()).to_numpy()
+
+
 def _global_span(parts, as_of=None) -> dict:
-    as_of_ns = None if as_of is None else _ts(as_of).value
+    as_of_ns = None if as_of is None else utc_timestamp(as_of).value
     if as_of is None and isinstance(parts, PartitionedDataset) and "span" in parts.manifest:
         return {**parts.manifest["span"], "as_of_ns": None}  # recorded while partitioning
     spans = _map(parts, _span, as_of_ns)
+    t = _unattributable_times(parts)
+    if as_of_ns is not None:
+        t = t[t <= as_of_ns]
+    spans.append({"t_any_max": _ext(t, np.max)})  # the latest touch may be one without account
 
     def agg(key, f):
-        vals = [s[key] for s in spans if s[key] is not None]
+        vals = [s[key] for s in spans if s.get(key) is not None]
         return f(vals) if vals else None
-    return {k: agg(k, f) for k, f in (("t_min", min), ("t_max", max), ("t_all_max", max), ("o_min", min),
-                                      ("o_max", max), ("w_max", max))} | {
-        "any_target": any(s["any_target"] for s in spans), "as_of_ns": as_of_ns}
-
-
-def _ts(x) -> pd.Timestamp:
-    ts = pd.Timestamp(x)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return {k: agg(k, f) for k, f in (("t_min", min), ("t_max", max), ("t_all_max", max), ("t_any_max", max),
+                                      ("o_min", min), ("o_max", max), ("w_max", max), ("o_any_max", max))} | {
+        "any_target": any(s.get("any_target", False) for s in spans), "as_of_ns": as_of_ns}
 
 
 def _data_start(span) -> pd.Timestamp | None:
@@ -1218,8 +1291,14 @@ def _data_start(span) -> pd.Timestamp | None:
 
 
 def _data_end(span) -> pd.Timestamp:
-    """``attrs['data_end']`` of :func:`abmkit.progression.stage_history`."""
-    ends = [x for x in (span["t_max"], span["o_max"], span["w_max"]) if x is not None]
+    """The whole data's censoring date, as :func:`abmkit.prepare` sets it
+    (:attr:`~abmkit.prepared.ResolvedDataset.data_end`): the last observation (any
+    touch, opportunity creation or won close), not after ``as_of``. Every partition's
+    resolved dataset gets it (:func:`_resolved`)."""
+    if "t_any_max" in span and "o_any_max" in span:
+        ends = [x for x in (span["t_any_max"], span["o_any_max"]) if x is not None]
+    else:  # a folder partitioned before these were recorded: the known accounts' ends
+        ends = [x for x in (span["t_max"], span["o_max"], span["w_max"]) if x is not None]
     last = pd.Timestamp(max(ends), tz="UTC") if ends else pd.NaT
     if span["as_of_ns"] is None:
         return last
@@ -1268,28 +1347,57 @@ def _models(model) -> list:
     return models
 
 
-def _journeys(part, models, span, journey_kw, params):
-    from .attribution import MQA_MODELS, journeys_for
+def _resolved(part, span, *, as_of=None, mqa_dates: pd.DataFrame | None = None):
+    """A partition as the :class:`~abmkit.prepared.ResolvedDataset` the pandas
+    analyses take: its tables, its own contact → account mapping (used as given:
+    nothing is mapped again) and the *whole data's* ``data_end`` (:func:`_data_end`).
+    A partition holds whole accounts, so every per-account result (stage entries, MQA
+    dates, journeys) is then the one of the whole data.
+
+    ``mqa_dates``: the whole data's ``account_id, mqa_at``, given to the partition
+    (its accounts' rows) instead of evaluating its MQA rule. ``span`` None: the
+    caller does not use ``data_end`` (e.g. a stage history is given)."""
+    from .prepared import prepare
     ds, ca = part
+    end = pd.NaT if span is None else _data_end(span)
+    data = prepare(ds, mapping=ca, data_end=None if pd.isna(end) else end, as_of=as_of)
+    if mqa_dates is not None:
+        mine = mqa_dates[mqa_dates["account_id"].isin(ds.accounts["account_id"]) |
+                         mqa_dates["account_id"].isin(ds.touchpoints["account_id"])]
+        data.memo(("mqa_dates",), lambda: mine)
+    return data
+
+
+def _mqa_dates(data) -> pd.DataFrame:
+    """``data.mqa_dates`` (the partition's MQA rule up to the global ``data_end``),
+    faster: the default rule counts decision makers with engagement touches, so
+    only those touches can change it and the others are left out."""
+    from .engagement import first_mqa_times
+    from .prepared import prepare
+    rule = data.mqa_rule
+    if rule.mqa_score is not None:  # a score threshold: every touch counts
+        return first_mqa_times(data)
+    ds = data.tables
+    tp = ds.touchpoints
+    dm = ds.contacts.loc[ds.contacts["persona"] == "decision_maker", "contact_id"]
+    eng = tp[tp["contact_id"].isin(dm).to_numpy() & tp["touch_type"].isin(ENGAGEMENT_TOUCH_TYPES).to_numpy()]
+    few = Dataset(accounts=ds.accounts, contacts=ds.contacts, touchpoints=eng, campaigns=ds.campaigns,
+                  opportunities=ds.opportunities, revenue=ds.revenue)
+    return prepare(few, mapping=data.contact_accounts, mqa=rule, as_of=data.as_of,
+                   data_end=None if pd.isna(data.data_end) else data.data_end).mqa_dates
+
+
+def _journeys(part, models, span, journey_kw, params):
+    """:func:`abmkit.attribution.journeys_for` on a partition (``(dataset,
+    contact_accounts)``, or its :func:`_resolved` dataset when several calls share it)."""
+    from .attribution import MQA_MODELS, journeys_for
+    data = part if not isinstance(part, tuple) else _resolved(part, span, mqa_dates=journey_kw.get("mqa_dates"))
     ms = params.get("milestone_weights") or {}
-    mqa = journey_kw.get("mqa_dates")
-    if mqa is None and (any(m in MQA_MODELS for m in models) or ("custom" in models and "mqa" in ms)):
-        from .engagement import mqa_dates
-        # the MQA rule is evaluated up to the *global* last touch, as on the whole data
-        end = span["t_all_max"]
-        # the default MQA rule counts decision makers with engagement touches: only
-        # those touches can change it, so the others are left out (much faster)
-        tp = ds.touchpoints
-        dm = ds.contacts.loc[ds.contacts["persona"] == "decision_maker", "contact_id"]
-        eng = tp[tp["contact_id"].isin(dm).to_numpy() & tp["touch_type"].isin(ENGAGEMENT_TOUCH_TYPES).to_numpy()]
-        mqa = mqa_dates(Dataset(accounts=ds.accounts, contacts=ds.contacts, touchpoints=eng,
-                                campaigns=ds.campaigns, opportunities=ds.opportunities, revenue=ds.revenue),
-                        contact_accounts=ca, as_of=None if end is None else pd.Timestamp(end, tz="UTC"))
-    elif mqa is not None:
-        mqa = mqa[mqa["account_id"].isin(ds.accounts["account_id"]) |
-                  mqa["account_id"].isin(ds.touchpoints["account_id"])]
+    if any(m in MQA_MODELS for m in models) or ("custom" in models and "mqa" in ms):
+        # computed here unless given (or already computed): the fast way
+        data.memo(("mqa_dates",), lambda: _mqa_dates(data))
     kw = {k: v for k, v in journey_kw.items() if k != "mqa_dates"}
-    return journeys_for(ds, models, contact_accounts=ca, mqa_dates=mqa, **kw, **params)
+    return journeys_for(data, models, **kw, **params)
 
 
 def _part_channel_credits(part, models, span, journey_kw, params, boot=None):
@@ -1301,7 +1409,7 @@ def _part_channel_credits(part, models, span, journey_kw, params, boot=None):
 
 def _credits_from_journeys(cj, models, params, boot=None) -> dict:
     """:func:`_part_channel_credits` on journeys already built."""
-    from .attribution.compare import _replicable, poisson_weights
+    from .attribution.compare import poisson_weights, replicable
     from .attribution.engine import channel_credits_from, touch_credits
     from .attribution.markov import build_chain, transition_type_codes
     conv = cj.conversions
@@ -1310,8 +1418,8 @@ def _credits_from_journeys(cj, models, params, boot=None) -> dict:
     boot_out = None
     if boot is not None:
         n_boot, seed = boot
-        rep = _replicable(cj, rule + (["markov"] if "markov" in models else []), n_boot, params,
-                          markov_credits=False)
+        rep = replicable(cj, rule + (["markov"] if "markov" in models else []), n_boot, params,
+                         markov_credits=False)
         credits = rep.credits[rep.credits["model"].isin(rule)] if rule else None
         sums = rep.replicates(n_boot, models, lambda first, b: poisson_weights(rep.group_accounts, seed, first, b))
         mk = None
@@ -1327,7 +1435,7 @@ def _credits_from_journeys(cj, models, params, boot=None) -> dict:
         counts = pd.concat([markov_counts(build_chain(cj.paths(v), order)).assign(kind=k)
                             for k, v in (("pipeline", "pipeline_amount"), ("revenue", "revenue_amount"))],
                            ignore_index=True)
-    s = cj.summary()
+    s = cj.info
     return {"credits": credits, "markov": counts, "boot": boot_out,
             "seen": np.bincount(cj.channel, minlength=len(cj.channels)) > 0,
             "channels": list(cj.channels),
@@ -1365,7 +1473,7 @@ def _boot_replicates(res: list, models, k: int, order: int, n_boot: int) -> dict
 
 
 @dataclass
-class ChannelCredits:
+class ChannelCredits(Result):
     """Output of :func:`channel_credits`.
 
     Attributes
@@ -1378,7 +1486,7 @@ class ChannelCredits:
     no_touch : DataFrame
         conversions without touches in their window (reported, not credited).
     info : dict
-        journey counts (as ``ConversionJourneys.summary()``) and the partition count.
+        journey counts (as ``ConversionJourneys.info``) and the partition count.
     removal_effects : ndarray or None
         global Markov removal effects (conversions), per taxonomy channel.
     channels_seen : list
@@ -1405,9 +1513,22 @@ class ChannelCredits:
         wide = wide[wide.sum(axis=1) > 0].reindex(columns=list(dict.fromkeys(self.credits["model"])))
         return wide / wide.sum()
 
-    def summary(self) -> dict:
-        return {**self.info, "models": list(dict.fromkeys(self.credits["model"])),
-                "all_credits_conserved": bool(self.conservation["ok"].all())}
+    _summary_title = "Channel credits"
+
+    def _summary_metadata(self) -> dict:
+        return {**{k: v for k, v in self.info.items() if not isinstance(v, (list, dict, tuple))},
+                "all_credits_conserved": bool(self.conservation["ok"].all()) if len(self.conservation) else True}
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """One row per model: conversions, pipeline and revenue credited and whether
+        they equal what was given (``conserved``); the journey counts are in :attr:`info`."""
+        c = self.conservation
+        if not len(c):
+            return pd.DataFrame(columns=["model", "conversions", "pipeline", "revenue", "conserved"])
+        return pd.DataFrame({"model": c["model"], "conversions": c["conversions_credited"],
+                             "pipeline": c["pipeline_credited"], "revenue": c["revenue_credited"],
+                             "conserved": c["ok"]}).reset_index(drop=True)
 
 
 def _journey_kw(milestone, lookback_days, mqa_dates, start, end):
@@ -1421,7 +1542,7 @@ def channel_credits(source, model=("first_touch", "last_touch", "linear", "time_
                     start=None, end=None, dataset: Dataset | None = None, contact_accounts=None,
                     n_boot: int = 0, seed: int = 0, alpha: float = 0.05, progress: bool | None = None,
                     **params) -> ChannelCredits:
-    """Channel credits of every model over all partitions (DESIGN §3).
+    """Channel credits of every model over all partitions.
 
     Each partition builds its journeys and runs the models with the kit's own
     functions (:func:`abmkit.attribution.journeys_for`,
@@ -1528,6 +1649,7 @@ def attribute(source, model, *, milestone: str = "opportunity_created", lookback
     >>> credits = scale.attribute(parts, ["linear", "markov"])                     # doctest: +SKIP
     >>> credits.groupby("campaign_id")["pipeline_credit"].sum().compute()         # doctest: +SKIP
     """
+    _require_scale()
     import dask
     import dask.dataframe as dd
     models = _models(model)
@@ -1577,14 +1699,15 @@ def _part_sensitivity(part, model, param, values, span, journey_kw, params) -> l
     """One partition's credits for every value of ``param``: journeys are built
     once (per value only when ``param`` changes the journeys)."""
     out, cj = [], None
+    data = _resolved(part, span, mqa_dates=journey_kw.get("mqa_dates"))  # journeys memoised on it
     for v in values:
         jkw, mp = dict(journey_kw), dict(params)
         if param in _JOURNEY_PARAMS:
             jkw[param] = v
-            cj_v = _journeys(part, [model], span, jkw, mp)
+            cj_v = _journeys(data, [model], span, jkw, mp)
         else:
             mp[param] = v
-            cj = cj if cj is not None else _journeys(part, [model], span, jkw, mp)
+            cj = cj if cj is not None else _journeys(data, [model], span, jkw, mp)
             cj_v = cj
         out.append(_credits_from_journeys(cj_v, [model], mp))
     return out
@@ -1670,28 +1793,40 @@ def _with_removal_effects(parts, models, span, jkw, params) -> dict:
 
 
 # --------------------------------------------------------------------------- progression / uplift
-def _part_stage_history(part, rules, as_of, data_start):
+def _part_stage_history(part, span, rules, as_of, data_start):
     from .progression import stage_history as _sh
-    ds, ca = part
-    return _sh(ds, rules, contact_accounts=ca, as_of=as_of, data_start=data_start)
+    return _sh(_resolved(part, span, as_of=as_of), rules, as_of=as_of, data_start=data_start)
+
+
+def _unattributable_count(parts) -> int:
+    """Touches without any account, kept aside by :func:`partition_by_account`."""
+    return parts.manifest.get("touchpoints_unattributable", 0) if isinstance(parts, PartitionedDataset) else 0
 
 
 def stage_history(source, rules=None, *, as_of=None, data_start=None, dataset: Dataset | None = None,
-                  contact_accounts=None) -> pd.DataFrame:
-    """:func:`abmkit.progression.stage_history` over all partitions (account rows;
-    one row per account and stage entered). ``attrs`` as on the pandas path
-    (``data_end``, ``touches_without_account``)."""
+                  contact_accounts=None):
+    """:func:`abmkit.progression.stage_history` over all partitions: the same
+    :class:`~abmkit.progression.StageHistory` as
+    ``stage_history(abmkit.prepare(ds, mapping=contact_accounts, as_of=as_of))``.
+
+    Returns
+    -------
+    abmkit.progression.StageHistory
+        ``.table`` (one row per account and stage entered), ``.data_end`` (the whole
+        data's censoring date), ``.touches_without_account`` (with the touches
+        partitioning kept aside), ``.rules``.
+    """
+    from .progression import StageHistory, StageRules
     parts = partitions(source, dataset=dataset, contact_accounts=contact_accounts)
     span = _global_span(parts, as_of)
     if data_start is None:
         data_start = _data_start(span)
-    res = _map(parts, _part_stage_history, rules, as_of, data_start)
-    out = pd.concat(res, ignore_index=True) if res else pd.DataFrame(columns=["account_id", "stage", "entered_at"])
-    out.attrs = {"data_end": _data_end(span),
-                 "touches_without_account": sum(r.attrs.get("touches_without_account", 0) for r in res)
-                 + (parts.manifest.get("touchpoints_unattributable", 0) if isinstance(parts, PartitionedDataset)
-                    else 0)}
-    return out
+    res = _map(parts, _part_stage_history, span, rules, as_of, data_start)
+    table = pd.concat([r.table for r in res], ignore_index=True) if res else \
+        pd.DataFrame(columns=["account_id", "stage", "entered_at"])
+    return StageHistory(table=table, data_end=_data_end(span), rules=rules or StageRules(),
+                        touches_without_account=sum(r.touches_without_account for r in res)
+                        + _unattributable_count(parts))
 
 
 _COUNT_COLS = ["n_at_risk", "n_treated", "n_control", "events_treated", "events_control"]
@@ -1701,19 +1836,18 @@ def _part_influence(part, history_kw, influence_kw):
     """Per partition: the treated counts per unit × transition, and the at-risk cohort
     per transition counted apart (a partition may have at-risk accounts but no unit
     rows, e.g. accounts that entered their stages by opportunities alone)."""
-    from .journeys import account_touches
     from .progression import stage_history as _sh
     from .uplift import at_risk_counts, campaign_influence
-    ds, ca = part
-    tt = account_touches(ds, ca)
-    hist = _sh(ds, history_kw["rules"], touches=tt, as_of=history_kw["as_of"], data_start=history_kw["data_start"])
-    hist.attrs["data_end"] = history_kw["data_end"]
+    ds, _ = part
+    as_of = history_kw["as_of"]
+    data = _resolved(part, history_kw["span"], as_of=as_of)
+    hist = _sh(data, history_kw["rules"], as_of=as_of, data_start=history_kw["data_start"])
     cohort = at_risk_counts(hist, ds.accounts["account_id"], exposure_days=influence_kw["exposure_days"],
                             outcome_days=influence_kw["outcome_days"], transitions=influence_kw["transitions"],
-                            as_of=history_kw["as_of"])
+                            as_of=as_of)
     # covariates/Cox off: only the counts are kept (they are additive over accounts)
-    table = campaign_influence(ds, touches=tt, history=hist, covariates=None, cox=False, min_group_size=0,
-                               as_of=history_kw["as_of"], progress=False, **influence_kw).table
+    table = campaign_influence(data, history=hist, covariates=None, cox=False, min_group_size=0,
+                               as_of=as_of, progress=False, **influence_kw).table
     cols = ["level", "unit", "campaign_id", "campaign_name", "channel", "transition", "from_stage", "to_stage",
             "n_treated", "events_treated"]
     if table.empty:
@@ -1728,7 +1862,7 @@ def campaign_influence_counts(source, *, exposure_days: float = 30, outcome_days
                               with_tests: bool = True, dataset: Dataset | None = None,
                               contact_accounts=None) -> pd.DataFrame:
     """Campaign influence counts per level × unit × transition over all partitions
-    (DESIGN §5 landmark design, :func:`abmkit.uplift.campaign_influence` on each
+    (landmark design, :func:`abmkit.uplift.campaign_influence` on each
     partition): n_at_risk, n_treated, n_control, events_treated, events_control,
     rate_treated, rate_control. The counts are sums over accounts, so they equal the
     pandas path exactly.
@@ -1740,7 +1874,7 @@ def campaign_influence_counts(source, *, exposure_days: float = 30, outcome_days
     """
     parts = partitions(source, dataset=dataset, contact_accounts=contact_accounts)
     span = _global_span(parts, as_of)
-    hist_kw = {"rules": rules, "as_of": as_of, "data_start": _data_start(span), "data_end": _data_end(span)}
+    hist_kw = {"rules": rules, "as_of": as_of, "data_start": _data_start(span), "span": span}
     infl_kw = {"exposure_days": exposure_days, "outcome_days": outcome_days, "transitions": transitions, "by": by}
     res = _map(parts, _part_influence, hist_kw, infl_kw)
     at_risk = pd.concat([r[1] for r in res], ignore_index=True).groupby("transition", sort=False)[
@@ -1788,28 +1922,32 @@ def _part_influence_inputs(part, history_kw, from_stages, exp_ns):
     per (account, campaign) and (account, channel), the first touch of every
     exposure window [entry into s, entry + exposure_days); plus the first touch of
     each campaign and channel (their metadata). The exposure of a unit is the first
-    such touch, so the reduced table gives exactly the same result."""
+    such touch, so the reduced table gives exactly the same result.
+
+    Returns (stage table, touches without account, reduced touches); the stage
+    table is the given history's rows for this partition's accounts when given."""
     from .journeys import account_touches
-    from .progression import _INF, _ns, stage_wide
+    from .progression import account_codes, history_table, stage_wide
     from .progression import stage_history as _sh
-    ds, ca = part
-    tt = account_touches(ds, ca)
+    ds, _ = part
+    data = _resolved(part, history_kw["span"], as_of=history_kw["as_of"])
+    tt = account_touches(data)
     if history_kw.get("history") is not None:  # given: its rows for this partition's accounts
-        given = history_kw["history"]
-        hist = given[given["account_id"].isin(ds.accounts["account_id"])]
+        given = history_table(history_kw["history"])
+        hist, unplaced = given[given["account_id"].isin(ds.accounts["account_id"])], 0
     else:
-        hist = _sh(ds, history_kw["rules"], touches=tt, as_of=history_kw["as_of"],
-                   data_start=history_kw["data_start"])
+        h = _sh(data, history_kw["rules"], as_of=history_kw["as_of"], data_start=history_kw["data_start"])
+        hist, unplaced = h.table, h.touches_without_account
     ids = ds.accounts["account_id"].to_numpy(dtype=object)
-    code = pd.Index(ids).get_indexer(tt["account_id"].where(tt["account_id"].notna(), "\0none"))
-    t = _ns(tt["occurred_at"])
-    ok = (code >= 0) & (t <= pd.Timestamp(history_kw["data_end"]).value) & (t != _INF)
+    code = account_codes(ids, tt["account_id"])
+    t = to_ns_or_inf(tt["occurred_at"])
+    ok = (code >= 0) & (t <= history_kw["data_end"].value) & (t != NS_INF)
     wide = stage_wide(hist).reindex(ids)
     keep = np.zeros(len(tt), bool)
     order = np.argsort(t, kind="stable")  # earliest first; ties keep the table order
     for a in from_stages:
-        E = _ns(wide[a])[np.where(code >= 0, code, 0)]
-        in_win = ok & (E != _INF) & (t >= E) & (t < E + exp_ns)
+        E = to_ns_or_inf(wide[a])[np.where(code >= 0, code, 0)]
+        in_win = ok & (E != NS_INF) & (t >= E) & (t < E + exp_ns)
         for col in ("campaign_id", "channel"):
             v = tt[col].astype(object).to_numpy()
             rows = order[in_win[order] & pd.notna(v[order])]
@@ -1819,11 +1957,11 @@ def _part_influence_inputs(part, history_kw, from_stages, exp_ns):
         v = tt[col].astype(object).to_numpy()
         rows = np.flatnonzero(ok & pd.notna(v))
         keep[rows[~pd.Series(v[rows]).duplicated().to_numpy()]] = True
-    return hist, tt[keep]
+    return hist, unplaced, tt[keep]
 
 
 def campaign_influence(source, *, exposure_days: float = 30, outcome_days: float = 90, transitions=None,
-                       rules=None, as_of=None, history: pd.DataFrame | None = None, dataset: Dataset | None = None,
+                       rules=None, as_of=None, history=None, dataset: Dataset | None = None,
                        contact_accounts=None, **kwargs):
     """:func:`abmkit.uplift.campaign_influence` for data that does not fit one machine:
     the stage history and a reduced touch table (the first touch of each campaign and
@@ -1832,36 +1970,46 @@ def campaign_influence(source, *, exposure_days: float = 30, outcome_days: float
     medians, BH q-values) then run once, with the kit's function, on these
     account-sized inputs. Same result as the pandas path.
 
+    ``history``: a :class:`~abmkit.progression.StageHistory` (e.g. from
+    :func:`stage_history`), censored at its ``data_end`` unless ``as_of`` is given; a
+    bare stage table needs ``as_of`` (as on the pandas path).
+
     Returns
     -------
     abmkit.uplift.InfluenceResult
     """
-    from .progression import TRANSITIONS
-    from .uplift import _parse_transitions
+    from .prepared import prepare
+    from .progression import StageHistory, StageRules, data_end
     from .uplift import campaign_influence as _ci
+    from .uplift import parse_transitions
     parts = partitions(source, dataset=dataset, contact_accounts=contact_accounts)
     if not isinstance(parts, PartitionedDataset):
         raise TypeError("campaign_influence needs a partitioned folder (scale.partition_by_account)")
+    _require_scale()
     import dask
-    from .progression import data_end
-    trans = _parse_transitions(transitions) if transitions is not None else list(TRANSITIONS[1:])
+    trans = parse_transitions(transitions)
     exp_ns = int(round(exposure_days * 86_400 * 10**9))
     if history is None:
         span = _global_span(parts, as_of)
-        hist_kw = {"rules": rules, "as_of": as_of, "data_start": _data_start(span), "data_end": _data_end(span)}
+        end = _data_end(span)
+        hist_kw = {"rules": rules, "as_of": as_of, "data_start": _data_start(span), "span": span, "data_end": end}
     else:
         # as uplift.campaign_influence: the history's own end unless as_of is given
-        hist_kw = {"history": dask.delayed(history, traverse=False), "data_end": data_end(history, as_of)}
+        end = data_end(history, as_of)
+        hist_kw = {"history": dask.delayed(history, traverse=False), "data_end": end, "span": None, "as_of": as_of}
     res = _map(parts, _part_influence_inputs, hist_kw, sorted({a for a, _ in trans}), exp_ns)
     if history is None:
-        history = pd.concat([r[0] for r in res], ignore_index=True)
-        history.attrs = {"data_end": hist_kw["data_end"],
-                         "touches_without_account": sum(r[0].attrs.get("touches_without_account", 0) for r in res)
-                         + parts.manifest.get("touchpoints_unattributable", 0)}
-    touches = pd.concat([r[1] for r in res], ignore_index=True)
+        history = StageHistory(table=pd.concat([r[0] for r in res], ignore_index=True), data_end=end,
+                               touches_without_account=sum(r[1] for r in res) + _unattributable_count(parts),
+                               rules=rules or StageRules())
+    touches = pd.concat([r[2] for r in res], ignore_index=True)
     small = parts.account_tables()
-    return _ci(small, exposure_days=exposure_days, outcome_days=outcome_days, transitions=transitions,
-               touches=touches, history=history, as_of=as_of, **kwargs)
+    # the reduced touches are on their accounts already: no mapping needed
+    no_mapping = pd.DataFrame({"contact_id": pd.Series([], dtype=object), "account_id": pd.Series([], dtype=object)})
+    data = prepare(Dataset(touchpoints=touches, **{t: getattr(small, t) for t in _ACCOUNT_TABLES + ("campaigns",)}),
+                   mapping=no_mapping, as_of=as_of, data_end=None if pd.isna(end) else end)
+    return _ci(data, exposure_days=exposure_days, outcome_days=outcome_days, transitions=transitions,
+               history=history, as_of=as_of, **kwargs)
 
 
 def _part_touch_count(part) -> int:
@@ -1875,16 +2023,23 @@ def _merge_partitions(loaded: list) -> tuple[Dataset, pd.DataFrame]:
     return ds, pd.concat([x[1] for x in loaded], ignore_index=True)
 
 
-def transition_baseline(source, history: pd.DataFrame | None = None, *, max_touches: int = 5_000_000,
+def transition_baseline(source, history=None, *, max_touches: int = 5_000_000,
                         dataset: Dataset | None = None, contact_accounts=None, **kwargs):
     """:func:`abmkit.progression.transition_baseline` (medians of touches and contacts
     per transition, channel mix, common sequences: medians and top sequences are not
     sums, so they need the accounts together). Runs on as many whole partitions as fit
     in ``max_touches`` touches: exact when that is all of them, otherwise an estimate on
     a random sample of accounts (partitions are a hash of the account id), which
-    ``.sample`` on the result describes."""
+    ``.sample`` on the result describes. ``history``: a
+    :class:`~abmkit.progression.StageHistory` (or its table); default
+    :func:`stage_history`."""
+    _require_scale()
+    import dataclasses
+
     import dask
-    from .journeys import account_touches
+
+    from .prepared import prepare
+    from .progression import StageHistory, history_table
     from .progression import transition_baseline as _tb
     parts = partitions(source, dataset=dataset, contact_accounts=contact_accounts)
     loaders = _loaders(parts)
@@ -1896,11 +2051,12 @@ def transition_baseline(source, history: pd.DataFrame | None = None, *, max_touc
         take.append(i)
         total += n
     ds, ca = dask.compute(dask.delayed(_merge_partitions)(list(loaders[i] for i in take)))[0]
-    hist = history
-    if hist is None:
-        hist = stage_history(parts)
-    hist = hist[hist["account_id"].isin(ds.accounts["account_id"])]
-    res = _tb(ds, hist, touches=account_touches(ds, ca), **kwargs)
+    hist = history if history is not None else stage_history(parts)
+    table = history_table(hist)
+    table = table[table["account_id"].isin(ds.accounts["account_id"])]
+    end = hist.data_end if isinstance(hist, StageHistory) else pd.NaT
+    hist = dataclasses.replace(hist, table=table) if isinstance(hist, StageHistory) else table
+    res = _tb(prepare(ds, mapping=ca, data_end=None if pd.isna(end) else end), hist, **kwargs)
     res.sample = {"partitions_used": len(take), "partitions": len(sizes), "touches_used": int(total),
                   "touches": int(sum(sizes)), "exact": len(take) == len(sizes)}
     return res
@@ -1908,38 +2064,51 @@ def transition_baseline(source, history: pd.DataFrame | None = None, *, max_touc
 
 # --------------------------------------------------------------------------- KPIs
 #: KPIs whose numerator and denominator are sums over accounts (exact when partitioned)
-ADDITIVE_KPIS = ("market_reach", "account_engagement", "audience_exposure_time", "engaged_accounts",
+ADDITIVE_KPIS = ("market_reach", "account_engagement", "audience_exposure_time", "mqa_accounts", "new_mqas",
                  "influenced_pipeline", "pipeline_velocity", "win_rate", "average_deal_size", "retention_rate",
                  "product_adoption", "upsell_rate", "cross_sell_rate", "net_revenue_retention",
                  "buying_group_coverage", "opportunity_creation", "opportunity_conversion", "deal_velocity")
 
 
 #: KPIs whose value is the numerator itself (the denominator is context, e.g. accounts considered)
-_COUNT_KPIS = ("account_engagement", "engaged_accounts", "influenced_pipeline", "opportunity_creation")
+_COUNT_KPIS = ("account_engagement", "mqa_accounts", "new_mqas", "influenced_pipeline", "opportunity_creation")
 
 
-def _part_kpis(part, periods, any_target, names):
+def _part_kpis(part, span, periods, names):
+    """Per partition, period and KPI: numerator, denominator, unit and the size of the
+    population counted on (:func:`abmkit.kpis.population_of`), with the kit's KPI
+    functions on the partition's resolved dataset."""
     from . import kpis
-    ds, ca = part
-    data = kpis.prepare(ds, ca)
-    data.targets_flagged = any_target  # a global property: "does the data flag target accounts"
+    from .prepared import prepare
+    data = _resolved(part, span)
+    nobody = None
+    if span["any_target"] and not data.targets_flagged:
+        # the data flags target accounts but none is here: this partition's target
+        # population is empty (not all its accounts), so its target-population KPIs
+        # are those of no accounts
+        nobody = prepare(Dataset(campaigns=data.campaigns), mapping=part[1].iloc[:0], mqa=data.mqa_rule,
+                         data_end=None if pd.isna(data.data_end) else data.data_end)
     rows = []
     for label, p in periods:
         for n in names:
-            r = kpis.KPI_FUNCTIONS[n](data, period=p)
+            on = nobody if nobody is not None and kpis.KPI_POPULATION[n] == "target" else data
+            r = kpis.KPI_FUNCTIONS[n](on, period=p)
+            population, size = kpis.population_of(n, on, p)
             rows.append({"period": label, "kpi": n, "numerator": r.numerator, "denominator": r.denominator,
-                         "unit": r.unit})
+                         "unit": r.unit, "population": population, "population_size": size})
     return pd.DataFrame(rows)
 
 
 def kpi_aggregates(source, quarter=None, start=None, end=None, *, kpis=ADDITIVE_KPIS,
                    dataset: Dataset | None = None, contact_accounts=None) -> pd.DataFrame:
-    """The additive ABM KPIs (DESIGN §6) for the period and the previous one:
+    """The additive ABM KPIs (docs/kpis.md) for the period and the previous one:
     numerators and denominators summed over partitions, values recomputed with the
-    KPI's formula. Columns: kpi, unit, value, numerator, denominator, previous,
-    change (as ``abmkit.kpis.kpi_table(...).overall`` for these KPIs)."""
+    KPI's formula. Columns: group, kpi, unit, value, numerator, denominator,
+    population, population_size, previous, change, change_pct (as
+    ``abmkit.kpis.kpi_table(abmkit.prepare(ds), ...).overall`` for these KPIs)."""
     from . import kpis as _k
     from .period import resolve_period
+    from .prepared import ALL_ACCOUNTS, TARGET_POPULATION
     bad = [k for k in kpis if k not in ADDITIVE_KPIS]
     if bad:
         raise ValueError(f"{bad} are not additive over accounts (campaign costs, ratios of ratios); "
@@ -1947,11 +2116,14 @@ def kpi_aggregates(source, quarter=None, start=None, end=None, *, kpis=ADDITIVE_
     p = resolve_period(quarter=quarter, start=start, end=end)
     parts = partitions(source, dataset=dataset, contact_accounts=contact_accounts)
     span = _global_span(parts)
-    res = pd.concat(_map(parts, _part_kpis, [("current", p), ("previous", p.previous)], span["any_target"],
-                         list(kpis)), ignore_index=True)
+    res = pd.concat(_map(parts, _part_kpis, span, [("current", p), ("previous", p.previous)], list(kpis)),
+                    ignore_index=True)
     g = res.groupby(["period", "kpi"], sort=False).agg(numerator=("numerator", lambda s: s.sum(min_count=1)),
                                                        denominator=("denominator", "first"), unit=("unit", "first"),
-                                                       den_sum=("denominator", lambda s: s.sum(min_count=1)))
+                                                       den_sum=("denominator", lambda s: s.sum(min_count=1)),
+                                                       population=("population", "first"),
+                                                       population_size=("population_size", "sum"))
+    group_of = {k: grp for grp, names in _k.KPI_GROUPS.items() for k in names}
     rows = []
     for n in kpis:
         vals = {}
@@ -1968,8 +2140,14 @@ def kpi_aggregates(source, quarter=None, start=None, end=None, *, kpis=ADDITIVE_
                 value = num / den if den else np.nan
             vals[per] = (value, num, den, r["unit"])
         cur, prev = vals["current"], vals["previous"]
-        rows.append({"group": _k._GROUP_OF.get(n), "kpi": n, "unit": cur[3], "value": cur[0], "numerator": cur[1],
-                     "denominator": cur[2], "previous": prev[0], "change": cur[0] - prev[0]})
+        population = g.loc[("current", n), "population"]
+        if _k.KPI_POPULATION[n] == "target":  # a partition without target accounts names "all accounts"
+            population = TARGET_POPULATION if span["any_target"] else ALL_ACCOUNTS
+        change = cur[0] - prev[0]
+        rows.append({"group": group_of.get(n), "kpi": n, "unit": cur[3], "value": cur[0], "numerator": cur[1],
+                     "denominator": cur[2], "population": population,
+                     "population_size": float(g.loc[("current", n), "population_size"]), "previous": prev[0],
+                     "change": change, "change_pct": change / abs(prev[0]) if prev[0] else np.nan})
     return pd.DataFrame(rows)
 
 

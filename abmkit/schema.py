@@ -2,7 +2,7 @@
 and validation with errors that say which table, column and rows are wrong and
 what to do about it.
 
-The contract is DESIGN §1: timestamps are timezone-aware UTC, ids are strings,
+The contract (docs/data_model.md): timestamps are timezone-aware UTC, ids are strings,
 ``channel`` and ``touch_type`` use the fixed taxonomies below (stored as
 categoricals with these categories, in this order, so every module can use their
 integer codes).
@@ -23,6 +23,8 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from .results import Result
+
 CHANNELS: tuple[str, ...] = (
     "paid_search", "paid_social", "display", "organic_search", "direct", "referral",
     "email", "webinar", "event", "content_syndication", "direct_mail",
@@ -33,7 +35,7 @@ TOUCH_TYPES: tuple[str, ...] = (
     "content_download", "webinar_registered", "webinar_attended", "event_attended",
     "meeting", "call", "demo_request", "intent_signal",
 )
-#: every touch type except impression and email_open (DESIGN §1)
+#: every touch type except impression and email_open
 ENGAGEMENT_TOUCH_TYPES: frozenset[str] = frozenset(TOUCH_TYPES) - {"impression", "email_open"}
 HIGH_INTENT_TOUCH_TYPES: frozenset[str] = frozenset({
     "content_download", "webinar_attended", "event_attended", "demo_request",
@@ -49,7 +51,7 @@ TOUCH_TYPE_DTYPE = pd.CategoricalDtype(list(TOUCH_TYPES))
 
 # column kinds: id/str -> object of str; ts -> datetime64[ns, UTC]; float; int (Int64);
 # bool (pandas "boolean"); channel/touch_type -> categorical with the fixed taxonomy
-_KIND_DTYPES = {
+KIND_DTYPES = {
     "id": object, "str": object, "ts": "datetime64[ns, UTC]", "float": "float64",
     "int": "Int64", "bool": "boolean", "channel": CHANNEL_DTYPE, "touch_type": TOUCH_TYPE_DTYPE,
 }
@@ -132,7 +134,7 @@ def _where(source: str | None, table: str) -> str:
 def empty_table(name: str) -> pd.DataFrame:
     """A zero-row canonical table with every column at its canonical dtype."""
     spec = TABLES[name]
-    return pd.DataFrame({c.name: pd.Series([], dtype=_KIND_DTYPES[c.kind]) for c in spec.columns})
+    return pd.DataFrame({c.name: pd.Series([], dtype=KIND_DTYPES[c.kind]) for c in spec.columns})
 
 
 def coerce_table(df: pd.DataFrame, name: str, *, source: str | None = None) -> pd.DataFrame:
@@ -158,9 +160,9 @@ def coerce_table(df: pd.DataFrame, name: str, *, source: str | None = None) -> p
         if col.name not in df.columns:
             # np.full, not [None] * n: a Python list of 10^6 Nones costs seconds to convert
             out[col.name] = pd.Series(np.full(n, None, dtype=object) if col.kind in ("id", "str") else np.nan,
-                                      index=df.index, dtype=_KIND_DTYPES[col.kind])
+                                      index=df.index, dtype=KIND_DTYPES[col.kind])
             continue
-        out[col.name] = _coerce_column(df[col.name], col, name, source)
+        out[col.name] = coerce_column(df[col.name], col, name, source)
     extra = [c for c in df.columns if c not in spec.names]
     result = pd.DataFrame(out, index=df.index)
     for c in extra:
@@ -175,7 +177,9 @@ def _bad_rows_message(table, source, col, mask, values, expected, fix):
             f"{expected} ({sample}). {fix}")
 
 
-def _coerce_column(s: pd.Series, col: Column, table: str, source: str | None) -> pd.Series:
+def coerce_column(s: pd.Series, col: Column, table: str, source: str | None) -> pd.Series:
+    """One column of ``table`` at its canonical dtype (:data:`KIND_DTYPES`), or a
+    :class:`SchemaError` naming the column, the rows and ``source``."""
     kind = col.kind
     s = s.reset_index(drop=True)
     if kind in ("id", "str"):
@@ -244,7 +248,7 @@ def _coerce_column(s: pd.Series, col: Column, table: str, source: str | None) ->
             raise SchemaError(_bad_rows_message(
                 table, source, col.name, bad, values, f"canonical {kind} values ({', '.join(allowed)})",
                 f"Map source labels to the taxonomy (column map `{kind}_map`, see abmkit.clean)."))
-        return values.astype(_KIND_DTYPES[kind])
+        return values.astype(KIND_DTYPES[kind])
     raise AssertionError(kind)
 
 
@@ -273,8 +277,8 @@ def validate_table(df: pd.DataFrame, name: str, *, source: str | None = None) ->
 
 
 @dataclass
-class Dataset:
-    """The canonical tables of one analysis (DESIGN §1).
+class Dataset(Result):
+    """The canonical tables of one analysis (see docs/data_model.md).
 
     Every attribute is a DataFrame at canonical dtypes; ``revenue`` may be empty.
     Build one with :func:`load`, :func:`Dataset.from_frames` or
@@ -307,6 +311,9 @@ class Dataset:
     def tables(self) -> dict[str, pd.DataFrame]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    _summary_title = "Dataset"
+
+    @property
     def summary(self) -> pd.DataFrame:
         """Rows per table and the time span of each table's main timestamp."""
         ts_col = {"accounts": "created_at", "contacts": "created_at", "touchpoints": "occurred_at",
@@ -358,3 +365,23 @@ def save(dataset: Dataset, data_dir: str | Path) -> Path:
 def categories_codes(values: Iterable[str], dtype: pd.CategoricalDtype) -> np.ndarray:
     """Integer codes of ``values`` in a fixed categorical dtype (-1 for unknown)."""
     return pd.Categorical(list(values), dtype=dtype).codes
+
+
+#: employee-count bands of the "size_band" segment, the one definition used by KPI
+#: segments, progression breakdowns and uplift covariates (upper bounds exclusive)
+SIZE_BANDS: tuple[tuple[float, str], ...] = (
+    (50, "1-49"), (250, "50-249"), (1000, "250-999"), (5000, "1000-4999"), (float("inf"), "5000+"),
+)
+
+
+def size_band(employee_count: pd.Series) -> pd.Series:
+    """Employee-count band label per account (:data:`SIZE_BANDS`; "unknown" when missing).
+
+    >>> size_band(pd.Series([10, 300, None])).tolist()
+    ['1-49', '250-999', 'unknown']
+    """
+    edges = [-float("inf")] + [b for b, _ in SIZE_BANDS]
+    labels = [lab for _, lab in SIZE_BANDS]
+    v = pd.to_numeric(pd.Series(employee_count), errors="coerce")
+    out = pd.cut(v, edges, right=False, labels=labels)
+    return out.astype(object).where(out.notna(), "unknown")

@@ -1,5 +1,5 @@
 """Uplift statistics: a generic two-group comparison and campaign influence on
-account progression (DESIGN §5).
+account progression (see docs/progression_and_uplift.md).
 
 :func:`two_group` compares a binary outcome between a treated and a control
 group of any table: rates, risk difference (Newcomb CI) and ratio (log-adjusted
@@ -39,8 +39,13 @@ import pandas as pd
 from scipy import stats
 
 from .journeys import account_touches
-from .progression import (TRANSITIONS, _INF, _DAY_NS, _account_codes, _ns, data_end, stage_history,
-                          stage_wide, transition_label)
+from .results import Result
+from .prepared import resolve
+from .progression import (TRANSITIONS, account_codes, data_end, stage_history, stage_wide, transition_label)
+from .schema import size_band
+from .timeutil import DAY_NS as _DAY_NS
+from .timeutil import NS_INF as _INF
+from .timeutil import to_ns_or_inf as _ns
 from .schema import CHANNELS, Dataset
 
 __all__ = ["two_group", "TwoGroupResult", "campaign_influence", "InfluenceResult", "covariate_frame",
@@ -60,7 +65,7 @@ TWO_GROUP_COLUMNS = [
 
 
 @dataclass
-class TwoGroupResult:
+class TwoGroupResult(Result):
     """Outcome of :func:`two_group`. ``flag`` is True when any statistic could not
     be computed or should not be trusted; ``flag_reason`` says why."""
     n_treated: int = 0
@@ -101,7 +106,29 @@ class TwoGroupResult:
         cols = TWO_GROUP_COLUMNS + [c for c in d if c not in TWO_GROUP_COLUMNS]
         return pd.DataFrame([d])[cols]
 
-    def summary(self) -> str:
+    _summary_title = "Two-group comparison"
+
+    def _summary_metadata(self) -> dict:
+        return {"n_treated": self.n_treated, "n_control": self.n_control, "alpha": self.alpha,
+                "adj_method": self.adj_method, "estimand": self.estimand, "n_dropped": self.n_dropped}
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """One row per statistic (rate_treated, rate_control, diff, ratio and, when
+        computed, adj_diff): ``statistic, estimate, low, high, p_value``."""
+        rows = [("rate_treated", self.rate_treated, np.nan, np.nan, np.nan),
+                ("rate_control", self.rate_control, np.nan, np.nan, np.nan),
+                ("diff", self.diff, self.diff_low, self.diff_high, self.p_value),
+                ("ratio", self.ratio, self.ratio_low, self.ratio_high, self.p_value)]
+        if self.adj_method != "none":
+            rows.append(("adj_diff", self.adj_diff, self.adj_diff_low, self.adj_diff_high, self.adj_p_value))
+        return pd.DataFrame(rows, columns=["statistic", "estimate", "low", "high", "p_value"]).astype(
+            {c: float for c in ("estimate", "low", "high", "p_value")})
+
+    @property
+    def headline(self) -> str:
+        """The comparison in words: rates, difference and ratio with CIs, the adjusted
+        difference and the flag reason (one line each)."""
         ci = int(round(100 * (1 - self.alpha)))
         lines = [
             f"treated: {self.events_treated}/{self.n_treated} = {self.rate_treated:.1%}; "
@@ -364,7 +391,7 @@ def two_group(df: pd.DataFrame, treatment: str, outcome: str, covariates=None, a
 
     Returns
     -------
-    TwoGroupResult (``.to_frame()`` one row; ``.summary()`` text).
+    TwoGroupResult (``.to_frame()`` one row; ``.summary`` table; ``.headline`` text).
 
     Example
     -------
@@ -506,7 +533,6 @@ def covariate_frame(accounts: pd.DataFrame, covariates=DEFAULT_COVARIATES, *, sk
     With ``skip_missing`` covariates whose source column is absent or empty are
     left out and named in the returned notes (else KeyError).
     """
-    from .progression import size_band
     out = pd.DataFrame(index=accounts.index)
     notes = []
     source = {"log_employee_count": "employee_count", "size_band": "employee_count"}
@@ -533,7 +559,7 @@ def covariate_frame(accounts: pd.DataFrame, covariates=DEFAULT_COVARIATES, *, sk
 
 
 @dataclass
-class InfluenceResult:
+class InfluenceResult(Result):
     """Output of :func:`campaign_influence`: ``table`` (one row per unit ×
     transition), the stage ``history`` used, and the run's parameters."""
     table: pd.DataFrame
@@ -547,19 +573,29 @@ class InfluenceResult:
         q = self.params["alpha"] if q is None else q
         return self.table[self.table["q_value"] < q]
 
-    def summary(self) -> str:
+    _summary_title = "Campaign influence on progression"
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """The significant tests (q < alpha), lowest q first: level, unit, transition,
+        adjusted and naive difference, q-value."""
+        cols = ["level", "unit", "transition", "adj_diff", "adj_diff_low", "adj_diff_high", "diff", "q_value"]
+        sig = self.significant().sort_values("q_value", kind="stable")
+        return sig[[c for c in cols if c in sig.columns]].reset_index(drop=True)
+
+    @property
+    def headline(self) -> str:
+        """Tests, flagged tests and significant ones, with the design's parameters (the
+        significant tests themselves are :attr:`summary`)."""
         t = self.table
-        sig = self.significant()
-        lines = [f"{len(t)} tests ({t['flag'].sum()} flagged); {len(sig)} significant at q < {self.params['alpha']}"
-                 f" (estimand of adj_diff: {self.params['estimand']}, landmark {self.params['exposure_days']} d, "
-                 f"outcome window {self.params['outcome_days']} d)"]
-        for r in sig.sort_values("q_value").head(10).itertuples():
-            lines.append(f"  {r.level} {r.unit}: {r.transition} adjusted {r.adj_diff:+.1%} "
-                         f"[{r.adj_diff_low:+.1%}, {r.adj_diff_high:+.1%}], naive {r.diff:+.1%}, q = {r.q_value:.2g}")
-        return "\n".join(lines)
+        return (f"{len(t)} tests ({int(t['flag'].sum())} flagged); {len(self.significant())} significant at "
+                f"q < {self.params['alpha']} (estimand of adj_diff: {self.params['estimand']}, landmark "
+                f"{self.params['exposure_days']} d, outcome window {self.params['outcome_days']} d)")
 
 
-def _parse_transitions(transitions):
+def parse_transitions(transitions):
+    """``[(from_stage, to_stage), ...]`` of ``"from->to"`` labels or pairs (each must be
+    a consecutive transition); None: every transition but unaware->aware."""
     if transitions is None:
         return list(TRANSITIONS[1:])  # unaware->aware is caused by any touch by definition
     out = []
@@ -603,28 +639,36 @@ def at_risk_counts(history: pd.DataFrame, account_ids, *, exposure_days: float =
     wide = stage_wide(history).reindex(np.asarray(account_ids, dtype=object))
     exp_ns, out_ns = int(round(exposure_days * _DAY_NS)), int(round(outcome_days * _DAY_NS))
     rows = []
-    for a, b in _parse_transitions(transitions):
+    for a, b in parse_transitions(transitions):
         _, _, at_risk, y_all = _landmark(_ns(wide[a]), _ns(wide[b]), end_ns, exp_ns, out_ns)
         rows.append({"transition": transition_label(a, b), "from_stage": a, "to_stage": b,
                      "n_at_risk": int(at_risk.sum()), "events_at_risk": int((at_risk & y_all).sum())})
     return pd.DataFrame(rows, columns=["transition", "from_stage", "to_stage", "n_at_risk", "events_at_risk"])
 
 
-def campaign_influence(dataset: Dataset, *, exposure_days: float = 30, outcome_days: float = 90,
+def campaign_influence(data, *, exposure_days: float = 30, outcome_days: float = 90,
                        transitions=None, by=("campaign", "channel"),
                        covariates=DEFAULT_COVARIATES, min_group_size: int = 20,
                        alpha: float = 0.05, method: str = "standardization", estimand: str = "ATT",
-                       contact_accounts: pd.DataFrame | None = None, history: pd.DataFrame | None = None,
-                       touches: pd.DataFrame | None = None, cox: bool = True, as_of=None,
+                       history=None, cox: bool = True, as_of=None,
                        progress: bool | None = None) -> InfluenceResult:
     """Influence of each campaign (and channel) on each stage transition.
 
-    Landmark design (DESIGN §5): for transition s→s+1, the cohort is every account
+    Landmark design: for transition s→s+1, the cohort is every account
     that entered s with a fully observed window (entry + exposure_days +
     outcome_days ≤ data end). Exposed = touched by the campaign in
     ``[entry, entry + exposure_days)``. At risk = still in s at the landmark
     ``L = entry + exposure_days`` (exposure is fixed before outcomes are counted,
     so no immortal-time bias). Outcome = entering s+1 in ``(L, L + outcome_days]``.
+
+    Parameters
+    ----------
+    data : ResolvedDataset
+        :func:`abmkit.prepare` output (a plain Dataset is prepared with defaults); its
+        ``data_end`` is the censoring date.
+    history : StageHistory, optional
+        :func:`abmkit.progression.stage_history` of ``data`` (default: built, and
+        shared through the dataset, with the default rules).
 
     Returns
     -------
@@ -639,7 +683,7 @@ def campaign_influence(dataset: Dataset, *, exposure_days: float = 30, outcome_d
 
     Example
     -------
-    >>> res = campaign_influence(abmkit.load("data/sample/canonical"))   # doctest: +SKIP
+    >>> res = campaign_influence(abmkit.prepare(abmkit.load("data/sample/canonical")))   # doctest: +SKIP
     >>> res.table.sort_values("q_value").head()                          # doctest: +SKIP
     """
     from statsmodels.stats.multitest import multipletests
@@ -649,9 +693,10 @@ def campaign_influence(dataset: Dataset, *, exposure_days: float = 30, outcome_d
     bad = [b for b in by if b not in ("campaign", "channel")]
     if bad:
         raise ValueError(f"by must name 'campaign' and/or 'channel', not {bad}")
-    tt = touches if touches is not None else account_touches(dataset, contact_accounts)
+    dataset = resolve(data)
+    tt = account_touches(dataset)
     if history is None:
-        history = stage_history(dataset, touches=tt, as_of=as_of)
+        history = stage_history(dataset, as_of=as_of)
     end = data_end(history, as_of)
     end_ns = end.value
     accounts = dataset.accounts.reset_index(drop=True)
@@ -662,7 +707,7 @@ def campaign_influence(dataset: Dataset, *, exposure_days: float = 30, outcome_d
     covariates = list(cov.columns)
 
     # touches placed on known accounts, inside the data window
-    code = _account_codes(ids, tt["account_id"])
+    code = account_codes(ids, tt["account_id"])
     t_ns = _ns(tt["occurred_at"])
     ok = (code >= 0) & (t_ns <= end_ns)
     code, t_ns = code[ok].astype(np.int64), t_ns[ok]
@@ -696,7 +741,7 @@ def campaign_influence(dataset: Dataset, *, exposure_days: float = 30, outcome_d
     exp_ns = int(round(exposure_days * _DAY_NS))
     out_ns = int(round(outcome_days * _DAY_NS))
     rows = []
-    trans = _parse_transitions(transitions)
+    trans = parse_transitions(transitions)
     n_units = sum(sum(m is not None for m in meta) for meta, _ in units)
     bar = tqdm(total=n_units * len(trans), desc="campaign influence", disable=None if progress is None else not progress,
                leave=False)

@@ -23,3 +23,57 @@ def small_sample():
 def small_sample_dir(tmp_path_factory):
     from abmkit.sample import write_sample
     return write_sample(tmp_path_factory.mktemp("sample"), seed=SMALL_SEED, n_accounts=SMALL_N_ACCOUNTS)
+
+
+# --------------------------------------------------------------------------- notebook marker
+# Tests that execute a notebook (papermill / nbclient) or run the report get the
+# ``notebook`` marker (registered in pyproject.toml), so the fast suite is
+#     pytest -m "not slow and not notebook"
+# Marked here rather than in each test module: the explicit list below (file, test
+# function; "*" = every test of the file), plus any test whose own source or whose
+# fixtures' source (fixtures of the same file) calls papermill's execute_notebook,
+# nbclient or run_report directly (so a new
+# notebook test is marked without anyone remembering to).
+NOTEBOOK_TESTS = {
+    ("test_attribution_notebook.py", "*"),
+    ("test_browser.py", "test_index_page_loads"),   # their report_dir fixture executes a notebook
+    ("test_browser.py", "test_notebook_page_loads_with_charts"),
+    ("test_clean.py", "test_notebook_01_runs_on_small_sample"),
+    ("test_mapping.py", "test_notebook_02_runs_on_small_sample"),
+    ("test_uplift.py", "test_notebook_04_executes_on_small_sample"),
+    ("test_report.py", "test_notebook_05_on_small_sample"),
+    ("test_report.py", "test_full_run_second_period_failure_and_only"),   # run_report on stand-in notebooks
+    ("test_report.py", "test_full_pipeline_on_small_sample"),
+    ("test_reproducibility.py", "test_report_csv_outputs_are_byte_identical"),
+    ("test_scale.py", "test_notebook_engine_dask_saves_the_pandas_tables"),
+    ("test_bad_inputs.py", "test_full_report_runs_on_a_tiny_hostile_export"),
+}
+_NOTEBOOK_CALLS = ("execute_notebook(", "NotebookClient(", "nbclient.execute(", "run_report(")
+
+
+def _calls_a_notebook(obj) -> bool:
+    import inspect
+    try:
+        src = inspect.getsource(obj)
+    except (OSError, TypeError):
+        return False
+    return any(s in src for s in _NOTEBOOK_CALLS)
+
+
+def pytest_collection_modifyitems(config, items):
+    mark = pytest.mark.notebook
+    for item in items:
+        fname = item.path.name if getattr(item, "path", None) else ""
+        func = getattr(item, "originalname", None) or item.name
+        hit = (fname, "*") in NOTEBOOK_TESTS or (fname, func) in NOTEBOOK_TESTS
+        if not hit and getattr(item, "function", None) is not None and fname.startswith("test_"):
+            hit = _calls_a_notebook(item.function)
+            if not hit:
+                info = getattr(item, "_fixtureinfo", None)
+                for defs in (getattr(info, "name2fixturedefs", None) or {}).values():
+                    if any(str(getattr(d, "baseid", "")).endswith(fname) and _calls_a_notebook(d.func)
+                           for d in defs):
+                        hit = True
+                        break
+        if hit:
+            item.add_marker(mark)

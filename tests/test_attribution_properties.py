@@ -85,7 +85,7 @@ def test_compare_models_conservation_and_seeded_bootstrap():
     pd.testing.assert_frame_equal(res.intervals, again.intervals)
     other = compare_models(ds, n_boot=200, seed=4, mqa_dates=mqa)
     assert not res.intervals["low"].equals(other.intervals["low"])
-    s = res.summary()
+    s = res.summary
     assert list(s["model"]) == list(res.shares.columns) and s["conserved"].all()
     assert set(res.to_frame().columns) >= {"channel", "model", "share", "low", "high", "conversions", "pipeline"}
     # shapley / linear shares in the table equal the touch-level attribution summed by channel

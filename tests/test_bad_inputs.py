@@ -274,7 +274,7 @@ def test_quiet_period_analyses_return_empty_frames_and_figures():
     p = resolve_period(quarter="2024Q1")
     journeys = attribution.journeys_for(ds, ["linear", "markov"], start=p.start, end=p.end)
     res = attribution.compare_models(ds, ["linear", "markov"], n_boot=20, seed=0, journeys=journeys)
-    summary = res.summary()
+    summary = res.summary
     assert summary["model"].tolist() == ["linear", "markov"]
     assert summary["top_channel"].isna().all() and summary["top_share"].isna().all()
     example = attribution.journey_credits(journeys, models=["linear"])

@@ -99,7 +99,7 @@ def test_basic_summary_and_conservation(basic):
         "opportunities": {"rows_in": 7, "rows_clean": 3, "rows_rejected": 4, "rows_merged": 0},
     }
     assert s["conservation_ok"].all()
-    assert "Data-quality summary" in basic.summary() and "unmapped_channel" in basic.summary()
+    assert "Data-quality summary" in str(basic) and "unmapped_channel" in str(basic)
 
 
 def test_basic_files_encodings_and_delimiters(basic):

@@ -10,6 +10,7 @@ import pytest
 from abmkit.engagement import (
     COMPONENTS, DEFAULT_COMPONENT_WEIGHTS, DEFAULT_TOUCH_WEIGHTS, engagement_scores, mqa, mqa_dates,
 )
+from abmkit.prepared import MQARule, prepare
 from abmkit.schema import ENGAGEMENT_TOUCH_TYPES, HIGH_INTENT_TOUCH_TYPES, TOUCH_TYPES, Dataset
 
 T0 = pd.Timestamp("2026-01-01", tz="UTC")
@@ -41,6 +42,11 @@ def crm_map(ds):
     return ds.contacts[["contact_id", "crm_account_id"]].rename(columns={"crm_account_id": "account_id"})
 
 
+def prep(ds, **rule):
+    """The dataset resolved with its CRM mapping (as given) and an MQA rule."""
+    return prepare(ds, mapping=crm_map(ds), mqa=MQARule(**rule))
+
+
 # --------------------------------------------------------------------------- components by hand
 def test_components_by_hand():
     ds = dataset([
@@ -52,7 +58,8 @@ def test_components_by_hand():
         (-40, "meeting", "u1", None),          # 100 days before as_of: outside the window
         (10, "visit", "nomap", None),          # unmapped contact: unattributable
     ])
-    s = engagement_scores(ds, as_of=ts(60), contact_accounts=crm_map(ds)).set_index("account_id")
+    data = prep(ds)
+    s = engagement_scores(data, as_of=ts(60)).set_index("account_id")
     a1 = s.loc["a1"]
     assert a1["activity"] == pytest.approx(8 * 0.25 + 0.5 * 0.5 + 0.1 * 2 ** -0.5 + 1.0)
     assert a1["breadth"] == 2            # d1 and i1 (d2 only opened an email)
@@ -67,31 +74,31 @@ def test_components_by_hand():
     a2 = s.loc["a2"]
     assert a2[["activity", "breadth", "touches", "high_intent_count"]].tolist() == [0, 0, 0, 0]
     assert np.isnan(a2["recency_days"]) and np.isnan(a2["cadence_days"])
-    assert s.attrs["unattributable_touches"] == 1
+    assert (data.touches["account_source"] == "unattributable").sum() == 1   # counted on the resolved dataset
     assert list(s.columns) == ["as_of", *COMPONENTS]
 
 
 def test_window_is_half_open_on_the_left():
     ds = dataset([(0, "visit", "d1", None), (90, "visit", "d2", None)])
-    s = engagement_scores(ds, as_of=ts(90), contact_accounts=crm_map(ds)).set_index("account_id")
+    s = engagement_scores(prep(ds), as_of=ts(90)).set_index("account_id")
     # the day-0 touch is exactly window_days old: out; the day-90 touch is at as_of: in
     assert s.loc["a1", "breadth"] == 1 and s.loc["a1", "touches"] == 1
     assert s.loc["a1", "recency_days"] == 0
-    s = engagement_scores(ds, as_of=ts(89.999), contact_accounts=crm_map(ds)).set_index("account_id")
+    s = engagement_scores(prep(ds), as_of=ts(89.999)).set_index("account_id")
     assert s.loc["a1", "breadth"] == 1 and s.loc["a1", "recency_days"] == pytest.approx(89.999)
 
 
 def test_weights_are_configurable():
     ds = dataset([(0, "visit", "d1", None), (0, "meeting", "d2", None)])
-    s = engagement_scores(ds, as_of=ts(0), contact_accounts=crm_map(ds), weights={"visit": 4},
+    s = engagement_scores(prep(ds), as_of=ts(0), weights={"visit": 4},
                           component_weights={"activity": 2.0, "breadth": 1.0})
     a1 = s.set_index("account_id").loc["a1"]
     assert a1["activity"] == pytest.approx(4 + 8)
     assert a1["score"] == pytest.approx(2 * 12 + 2)
     with pytest.raises(ValueError, match="unknown touch type"):
-        engagement_scores(ds, weights={"tweet": 1}, contact_accounts=crm_map(ds))
+        engagement_scores(prep(ds), weights={"tweet": 1})
     with pytest.raises(ValueError, match="unknown component"):
-        engagement_scores(ds, component_weights={"vibes": 1}, contact_accounts=crm_map(ds))
+        engagement_scores(prep(ds), component_weights={"vibes": 1})
 
 
 def test_design_default_weights():
@@ -107,10 +114,10 @@ def test_design_default_weights():
 
 def test_dates_list_and_frequency():
     ds = dataset([(0, "visit", "d1", None), (20, "visit", "d2", None)])
-    s = engagement_scores(ds, as_of=[ts(10), ts(20)], contact_accounts=crm_map(ds))
+    s = engagement_scores(prep(ds), as_of=[ts(10), ts(20)])
     got = s[s.account_id == "a1"].set_index("as_of")["breadth"].to_dict()
     assert got == {ts(10): 1, ts(20): 2}
-    w = engagement_scores(ds, freq="W", contact_accounts=crm_map(ds))
+    w = engagement_scores(prep(ds), freq="W")
     dates = sorted(w["as_of"].unique())
     assert all(pd.Timestamp(d).dayofweek == 6 for d in dates)     # weekly = Sundays
     assert len(w) == 2 * len(dates)
@@ -162,7 +169,7 @@ def brute_force(ds, as_of, window=90):
 def test_components_match_brute_force(seed):
     ds = random_dataset(seed)
     dates = [ts(75.3), ts(150), ts(299.9), ds.touchpoints["occurred_at"].iloc[7]]
-    got = engagement_scores(ds, as_of=dates, contact_accounts=crm_map(ds))
+    got = engagement_scores(prep(ds), as_of=dates)
     for d in dates:
         exp = brute_force(ds, d)
         g = got[got["as_of"] == d].set_index("account_id").loc[exp.index]
@@ -191,7 +198,7 @@ def brute_force_mqa(ds, k, window=90):
 @pytest.mark.parametrize("seed", [0, 3])
 def test_mqa_dates_match_brute_force(seed):
     ds = random_dataset(seed, n_con=30, n_t=400)
-    got = mqa_dates(ds, min_decision_makers=2, contact_accounts=crm_map(ds))
+    got = mqa_dates(prep(ds, min_decision_makers=2))
     exp = brute_force_mqa(ds, 2)
     assert len(exp) >= 1
     assert got.set_index("account_id")["mqa_at"].to_dict() == exp
@@ -212,23 +219,23 @@ def mqa_story():
 
 def test_mqa_at_is_exact_not_weekly():
     ds = mqa_story()
-    got = mqa_dates(ds, contact_accounts=crm_map(ds))
+    got = mqa_dates(prep(ds))
     assert got.values.tolist() == [["a1", ts(100)]]
-    r = mqa(ds, contact_accounts=crm_map(ds), as_of=ts(130))
+    r = mqa(prep(ds), as_of=ts(130))
     a = r.accounts.set_index("account_id")
     assert a.loc["a1", "mqa_at"] == ts(100) and bool(a.loc["a1", "is_mqa"])
     assert pd.isna(a.loc["a2", "mqa_at"]) and not a.loc["a2", "is_mqa"]
     # before day 100 nobody is an MQA
-    early = mqa(ds, contact_accounts=crm_map(ds), as_of=ts(99.5))
+    early = mqa(prep(ds), as_of=ts(99.5))
     assert early.accounts["mqa_at"].isna().all()
     # fewer decision makers needed: d1 and d2 at day 50
-    assert mqa_dates(ds, min_decision_makers=2, contact_accounts=crm_map(ds)).values.tolist() == [["a1", ts(50)]]
+    assert mqa_dates(prep(ds, min_decision_makers=2)).values.tolist() == [["a1", ts(50)]]
 
 
 def test_mqa_by_score_fires_at_a_touch_time():
     ds = mqa_story()
     # x1's meeting at day 101: activity 8 + breadth 2 + coverage 10/3 + DMs 3 + high intent 5 = 21.33
-    r = mqa(ds, contact_accounts=crm_map(ds), min_decision_makers=99, mqa_score=21, as_of=ts(101))
+    r = mqa(prep(ds, min_decision_makers=99, mqa_score=21), as_of=ts(101))
     a = r.accounts.set_index("account_id")
     assert a.loc["a2", "mqa_at"] == ts(101)
     assert a.loc["a2", "score"] == pytest.approx(8 + 2 + 10 / 3 + 3 + 5)
@@ -236,7 +243,7 @@ def test_mqa_by_score_fires_at_a_touch_time():
 
 def test_mqa_follow_up_lists():
     ds = mqa_story()
-    r = mqa(ds, contact_accounts=crm_map(ds), as_of=ts(130), n_top_contacts=2)
+    r = mqa(prep(ds), as_of=ts(130), n_top_contacts=2)
     top = r.top_contacts
     assert top["account_id"].unique().tolist() == ["a1"]
     # activity at day 130: d3 demo 8×2^(-35/30) = 3.56, d2 webinar 5×2^(-80/30) = 0.79, d1 and i1 0.5
@@ -251,18 +258,18 @@ def test_mqa_follow_up_lists():
     assert cov.loc["a1", "engaged_contacts"] == 4
     assert cov.loc["a1", "buying_group_size"] == 6        # contacts mapped to a1
     assert cov.loc["a1", "coverage"] == pytest.approx(4 / 6)
-    r2 = mqa(ds, contact_accounts=crm_map(ds), as_of=ts(130), buying_group_size=10)
+    r2 = mqa(prep(ds), as_of=ts(130), buying_group_size=10)
     assert r2.buying_group_coverage.set_index("account_id").loc["a1", "coverage"] == pytest.approx(0.4)
     frame = r.to_frame()
     assert {"is_mqa", "mqa_at", "coverage", "missing_personas", "stalled", "score"} <= set(frame.columns)
-    summ = r.summary().set_index("metric")["value"]
+    summ = r.summary.set_index("metric")["value"]
     assert summ["ever_mqa"] == 1 and summ["accounts"] == 2
 
 
 def test_stalled_accounts_with_stage():
     ds = dataset([(0, "demo_request", "d1", None), (1, "meeting", "d2", None), (2, "webinar_attended", "i1", None),
                   (100, "email_open", "u1", None), (10, "visit", "x1", None), (95, "visit", "x1", None)])
-    r = mqa(ds, contact_accounts=crm_map(ds), as_of=ts(92))
+    r = mqa(prep(ds), as_of=ts(92))
     st = r.stalled.set_index("account_id")
     # a1 had a high score at day 2 and nothing in (2, 92]: its score fell to 0
     assert "a1" in st.index and st.loc["a1", "score_now"] == 0 and st.loc["a1", "change"] == -1.0
@@ -278,26 +285,24 @@ def test_stalled_accounts_with_stage():
 
 def test_empty_touches_give_zero_scores():
     ds = dataset([])
-    s = engagement_scores(ds, as_of=ts(0), contact_accounts=crm_map(ds))
+    s = engagement_scores(prep(ds), as_of=ts(0))
     assert s["score"].eq(0).all() and len(s) == 2
-    assert len(mqa_dates(ds, contact_accounts=crm_map(ds))) == 0
-    r = mqa(ds, contact_accounts=crm_map(ds), as_of=ts(0))
+    assert len(mqa_dates(prep(ds))) == 0
+    r = mqa(prep(ds), as_of=ts(0))
     assert not r.accounts["is_mqa"].any() and r.top_contacts.empty and r.stalled.empty
 
 
 # --------------------------------------------------------------------------- sample
 def test_engagement_on_small_sample(small_sample):
-    from abmkit.mapping import map_contacts
-    ds = small_sample.dataset
-    ca = map_contacts(ds.contacts, ds.accounts)
-    weekly = engagement_scores(ds, freq="W", contact_accounts=ca, accounts="touched")
+    data = prepare(small_sample.dataset)        # default mapping settings (map_contacts' defaults)
+    weekly = engagement_scores(data, freq="W", accounts="touched")
     assert weekly["score"].ge(0).all() and weekly["breadth"].le(weekly["touches"]).all()
-    dates = mqa_dates(ds, contact_accounts=ca)
-    r = mqa(ds, contact_accounts=ca)
+    dates = mqa_dates(data)
+    r = mqa(data)
     assert set(dates["account_id"]) == set(r.accounts.loc[r.accounts["mqa_at"].notna(), "account_id"])
     assert len(dates) > 0
     # the rule holds at mqa_at and not a moment before
-    at = engagement_scores(ds, as_of=list(dates["mqa_at"].head(5)), contact_accounts=ca)
+    at = engagement_scores(data, as_of=list(dates["mqa_at"].head(5)))
     at = at.merge(dates.head(5), left_on=["account_id", "as_of"], right_on=["account_id", "mqa_at"])
     assert (at["decision_makers_engaged"] >= 3).all() and len(at) == min(5, len(dates))
 
@@ -311,14 +316,14 @@ def test_plots_draw_result_frames():
     from abmkit.engagement import engagement_leaderboard
 
     ds = mqa_story()
-    weekly = engagement_scores(ds, freq="W", contact_accounts=crm_map(ds))
+    weekly = engagement_scores(prep(ds), freq="W")
     fig = plots.engagement_trend_chart(weekly)
     assert len(fig.axes[0].lines) >= 2
-    board = engagement_leaderboard(engagement_scores(ds, as_of=ts(101), contact_accounts=crm_map(ds)), ds.accounts)
+    board = engagement_leaderboard(engagement_scores(prep(ds), as_of=ts(101)), ds.accounts)
     assert board["rank"].tolist() == [1, 2] and board["account_name"].tolist() == ["Name a1", "Name a2"]
     fig2 = plots.engagement_leaderboard_chart(board)
     assert len(fig2.axes[0].patches) >= 2
-    fig3 = plots.mqa_timeline_chart(mqa_dates(ds, contact_accounts=crm_map(ds)))
+    fig3 = plots.mqa_timeline_chart(mqa_dates(prep(ds)))
     assert fig3.axes[0].get_title().startswith("Accounts that became MQA")
     with pytest.raises(ValueError, match="single as_of"):
         engagement_leaderboard(weekly)

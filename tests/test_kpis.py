@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from abmkit import kpis
-from abmkit.schema import Dataset
+from abmkit.prepared import MQARule, prepare
+from abmkit.schema import Dataset, size_band
 
 
 # ----------------------------------------------------------------- DESIGN §6 worked examples
@@ -62,9 +63,11 @@ def test_nrr_example():
     assert round(r.value * 100) == 106 and r.numerator == 530_000 and r.denominator == 500_000
 
 
-def test_engaged_accounts_counts_rule():
-    r = kpis.engaged_accounts_from_counts([3, 2, 5, 0])
-    assert (r.value, r.denominator) == (2, 4)
+def test_mqa_accounts_counts_rule():
+    # the KPI is the count of MQA accounts; numerator / denominator is their share of the population
+    r = kpis.mqa_accounts_from_counts(50, 1000)
+    assert (r.value, r.numerator, r.denominator) == (50, 50, 1000)
+    assert r.numerator / r.denominator == 0.05 and r.unit == "accounts"
 
 
 def test_other_formulas():
@@ -72,13 +75,15 @@ def test_other_formulas():
     assert kpis.customer_lifetime_value_from_counts(1_000, 0.25).value == 4_000
     assert kpis.cost_per_acquired_account_from_counts(90_000, 3).value == 30_000
     assert kpis.roi_from_counts(300_000, 100_000).value == 2.0
-    assert math.isnan(kpis.win_rate_from_counts(0, 0).value)  # no engaged accounts: undefined, not 0
+    assert math.isnan(kpis.win_rate_from_counts(0, 0).value)  # no MQA accounts: undefined, not 0
 
 
 def test_every_kpi_has_formula_docstring():
     for name, fn in kpis.KPI_FUNCTIONS.items():
         assert fn.__doc__ and "=" in fn.__doc__, name
-    assert len(kpis.KPI_FUNCTIONS) == 20
+    assert len(kpis.KPI_FUNCTIONS) == 21                       # 20 + new_mqas
+    assert "engaged_accounts" not in kpis.KPI_FUNCTIONS and {"mqa_accounts", "new_mqas"} <= set(kpis.KPI_FUNCTIONS)
+    assert set(kpis.KPI_POPULATION) == set(kpis.KPI_FUNCTIONS)
 
 
 # ----------------------------------------------------------------- tiny dataset, hand counts
@@ -152,80 +157,117 @@ def mapping(tiny):
     return pd.DataFrame({"contact_id": c.contact_id, "account_id": c.crm_account_id})
 
 
-def _k(name, tiny, mapping, q="2026Q3"):
-    return kpis.KPI_FUNCTIONS[name](tiny, quarter=q, contact_accounts=mapping)
+@pytest.fixture(scope="module")
+def data(tiny, mapping):
+    """tiny resolved once: its CRM mapping as given, the default MQA rule."""
+    return prepare(tiny, mapping=mapping)
 
 
-def test_reach_and_engagement_by_hand(tiny, mapping):
-    r = _k("market_reach", tiny, mapping)
+@pytest.fixture(scope="module")
+def wide(tiny, mapping):
+    """tiny with a 92-day MQA window: at the Q3 end (2026-10-01) it reaches back to
+    (2026-07-01, 2026-10-01], so c1's 2026-07-02 click still counts."""
+    return prepare(tiny, mapping=mapping, mqa=MQARule(window_days=92))
+
+
+def _k(name, data, q="2026Q3"):
+    return kpis.KPI_FUNCTIONS[name](data, quarter=q)
+
+
+def test_reach_and_engagement_by_hand(data):
+    r = _k("market_reach", data)
     assert (r.numerator, r.denominator) == (3, 3)           # a1, a2, a3 targets all touched; a4 not a target
-    assert _k("market_reach", tiny, mapping, "2026Q2").value == pytest.approx(2 / 3)
-    e = _k("account_engagement", tiny, mapping)
+    assert _k("market_reach", data, "2026Q2").value == pytest.approx(2 / 3)
+    e = _k("account_engagement", data)
     assert e.value == 5                                      # t1,t2,t3,t5,t6 (not the open, not impressions)
-    x = _k("audience_exposure_time", tiny, mapping)
+    x = _k("audience_exposure_time", data)
     assert x.numerator == 3600 and x.value == 1.0
-    m = _k("engaged_accounts", tiny, mapping)
-    assert (m.value, m.denominator) == (1, 4)                # only a1 has 3 decision makers
-    b = _k("buying_group_coverage", tiny, mapping)
+    b = _k("buying_group_coverage", data)
     assert (b.numerator, b.denominator) == (5, 7)            # c4 only opened, c7 never touched
 
 
-def test_pipeline_by_hand(tiny, mapping):
-    ip = _k("influenced_pipeline", tiny, mapping)
+def test_mqa_accounts_new_mqas_and_win_rate_by_hand(data, wide):
+    # Decision makers' engagement touches: a1 c1 (2026-04-10, 2026-07-02), c2 (07-05), c3 (08-01);
+    # a2 c5 (08-03), c6 (08-04) -- only two decision makers, never an MQA. Targets: a1, a2, a3 (3).
+    # Default rule, >= 3 decision makers in the trailing 90 days, at the Q3 end 2026-10-01: the window
+    # is (2026-07-03, 2026-10-01], c1's 07-02 click has left it -> a1 has 2, a2 has 2: no MQA at the end.
+    m = _k("mqa_accounts", data)
+    assert (m.value, m.numerator, m.denominator) == (0, 0, 3)
+    # a1 first met the rule on 2026-08-01 (window (05-03, 08-01] holds c1 07-02, c2 07-05, c3 08-01):
+    # a new MQA of Q3 although no longer an MQA at the quarter end
+    assert data.mqa_dates.values.tolist() == [["a1", _ts("2026-08-01")]]
+    n = _k("new_mqas", data)
+    assert (n.value, n.numerator, n.denominator) == (1, 1, 3)
+    assert _k("new_mqas", data, "2026Q2").value == 0
+    # win rate = MQA accounts at the end that won in the period / MQA accounts at the end = 0/0: undefined
+    wr = _k("win_rate", data)
+    assert (wr.numerator, wr.denominator) == (0, 0) and math.isnan(wr.value)
+    # 92-day window (2026-07-01, 2026-10-01]: c1's 07-02 click counts, a1 has 3 decision makers -> 1 of 3
+    m = _k("mqa_accounts", wide)
+    assert (m.value, m.denominator) == (1, 3)
+    assert _k("new_mqas", wide).value == 1                   # a1 again first at 2026-08-01
+    wr = _k("win_rate", wide)
+    assert (wr.numerator, wr.denominator) == (1, 1)          # a1 is an MQA at the end and won o1 (2026-09-10)
+    # Q2 end (2026-07-01), window (04-02, 07-01]: only c1's 04-10 click -> no MQA
+    assert _k("mqa_accounts", wide, "2026Q2").value == 0
+
+
+def test_pipeline_by_hand(data):
+    ip = _k("influenced_pipeline", data)
     assert ip.value == 125_000                               # o1 (a1 touched before), o2 (a2); o3: a3 touched after
-    pv = _k("pipeline_velocity", tiny, mapping)              # closed in Q3: o1 62 d, o3 61 d, o5 182 d
+    pv = _k("pipeline_velocity", data)              # closed in Q3: o1 62 d, o3 61 d, o5 182 d
     assert pv.value == pytest.approx((62 + 61 + 182) / 3)
-    assert _k("opportunity_creation", tiny, mapping).value == 3
-    oc = _k("opportunity_conversion", tiny, mapping)
+    assert _k("opportunity_creation", data).value == 3
+    oc = _k("opportunity_conversion", data)
     assert (oc.numerator, oc.denominator) == (2, 3)
-    wr = _k("win_rate", tiny, mapping)
-    assert (wr.numerator, wr.denominator) == (1, 1)           # a1 engaged and won o1
-    ads = _k("average_deal_size", tiny, mapping)
+    # win rate (MQA at the period end): test_mqa_accounts_new_mqas_and_win_rate_by_hand
+    ads = _k("average_deal_size", data)
     assert ads.value == 40_000                               # (50k + 30k) / 2
-    dv = _k("deal_velocity", tiny, mapping)
+    dv = _k("deal_velocity", data)
     # o1: first a1 touch within 365 d of creation = 2026-04-10 -> closed 2026-09-10 = 153 d;
     # o5: a2 touches 2026-05-10 (before close) -> 2026-08-30 = 112 d
     assert dv.value == pytest.approx((153 + 112) / 2)
 
 
-def test_cost_and_roi_by_hand(tiny, mapping):
+def test_cost_and_roi_by_hand(data):
     # k1 fully in Q3 (9,200); k2 2026-06-01..07-30 = 60 days, 30 of them in Q3 -> 3,000
-    cpa = _k("cost_per_acquired_account", tiny, mapping)
-    cpa = _k("cost_per_acquired_account", tiny, mapping)
+    cpa = _k("cost_per_acquired_account", data)
+    cpa = _k("cost_per_acquired_account", data)
     assert cpa.numerator == pytest.approx(12_200)
     assert cpa.denominator == 1 and cpa.value == pytest.approx(12_200)  # a2's first win (o5); a1 won in Q2
-    roi = _k("roi", tiny, mapping)
+    roi = _k("roi", data)
     # won in Q3: o1 50k (a1 touched before creation) and o5 30k (no a2 touch before 2026-03-01)
     assert roi.value == pytest.approx((50_000 - 12_200) / 12_200)
 
 
-def test_retention_and_growth_by_hand(tiny, mapping):
-    ret = _k("retention_rate", tiny, mapping)
+def test_retention_and_growth_by_hand(data):
+    ret = _k("retention_rate", data)
     assert (ret.numerator, ret.denominator) == (1, 2)         # a2 at 0 by September
-    nrr = _k("net_revenue_retention", tiny, mapping)
+    nrr = _k("net_revenue_retention", data)
     # start 1000 + 500 = 1500; a1 +500 expansion; a2 -500 churn -> 1500 / 1500
     assert (nrr.numerator, nrr.denominator, nrr.value) == (1500, 1500, 1.0)
-    ad = _k("product_adoption", tiny, mapping)
+    ad = _k("product_adoption", data)
     assert (ad.numerator, ad.denominator) == (1, 1)
-    up = _k("upsell_rate", tiny, mapping)
+    up = _k("upsell_rate", data)
     assert (up.numerator, up.denominator) == (1, 2)
-    cs = _k("cross_sell_rate", tiny, mapping)
+    cs = _k("cross_sell_rate", data)
     assert (cs.numerator, cs.denominator) == (1, 2)
-    clv = _k("customer_lifetime_value", tiny, mapping)
+    clv = _k("customer_lifetime_value", data)
     # Q3 revenue rows: a1 1000+1500 = 2500, a2 400 -> mean 1450; churn 0.5
     assert clv.value == pytest.approx(1450 / 0.5)
 
 
 def test_no_revenue_table_gives_nan_with_note(tiny, mapping):
     ds = Dataset(**{**tiny.tables(), "revenue": Dataset().revenue})
-    r = kpis.retention_rate(ds, quarter="2026Q3", contact_accounts=mapping)
+    ds = prepare(ds, mapping=mapping)
+    r = kpis.retention_rate(ds, quarter="2026Q3")
     assert math.isnan(r.value) and "revenue" in r.note
     # customers then come from closed-won history: a1 (o4, May) and a2 (none before Q3) -> 1
-    assert kpis.upsell_rate(ds, quarter="2026Q3", contact_accounts=mapping).denominator == 1
+    assert kpis.upsell_rate(ds, quarter="2026Q3").denominator == 1
 
 
-def test_kpi_table_overall_and_segments(tiny, mapping):
-    t = kpis.kpi_table(tiny, quarter="2026Q3", contact_accounts=mapping)
+def test_kpi_table_overall_and_segments(data):
+    t = kpis.kpi_table(data, quarter="2026Q3")
     o = t.overall.set_index("kpi")
     assert list(o.index) == list(kpis.KPI_FUNCTIONS)
     assert o.loc["market_reach", "value"] == 1.0
@@ -241,16 +283,16 @@ def test_kpi_table_overall_and_segments(tiny, mapping):
     assert math.isnan(s.loc[("tier", "1", "roi"), "value"])                     # costs not segmentable
     bands = t.segments.loc[t.segments.segment == "size_band", "segment_value"].unique().tolist()
     assert bands == ["1-49", "250-999", "5000+", "unknown"]                       # small to large
-    assert "market_reach" in t.summary()
-    assert kpis.kpi_table(tiny, segments=(), contact_accounts=mapping).period.label == "2026Q3"  # default
+    assert "market_reach" in t.summary["kpi"].tolist()
+    assert kpis.kpi_table(data, segments=()).period.label == "2026Q3"  # default
 
 
-def test_kpi_table_custom_dates_and_bad_segment(tiny, mapping):
-    t = kpis.kpi_table(tiny, start="2026-08-01", end="2026-08-29", segments=(), contact_accounts=mapping)
+def test_kpi_table_custom_dates_and_bad_segment(data):
+    t = kpis.kpi_table(data, start="2026-08-01", end="2026-08-29", segments=())
     assert t.period.previous.label == "2026-07-04_2026-08-01"
     assert t.overall.set_index("kpi").loc["account_engagement", "value"] == 3   # t3, t5, t6
     with pytest.raises(ValueError, match="segment 'region_x'"):
-        kpis.kpi_table(tiny, quarter="2026Q3", segments=("region_x",), contact_accounts=mapping)
+        kpis.kpi_table(data, quarter="2026Q3", segments=("region_x",))
 
 
 def test_default_quarter_is_last_complete():
@@ -262,7 +304,8 @@ def test_default_quarter_is_last_complete():
 
 
 def test_size_band():
-    assert kpis.size_band(pd.Series([1, 49, 50, 999, 1000, 5000, None])).tolist() == [
+    # one definition, in abmkit.schema (5 bands)
+    assert size_band(pd.Series([1, 49, 50, 999, 1000, 5000, None])).tolist() == [
         "1-49", "1-49", "50-249", "250-999", "1000-4999", "5000+", "unknown"]
 
 
@@ -281,29 +324,67 @@ def test_kpi_table_on_sample(small_sample):
 
 
 def test_mqa_matches_engagement_module(small_sample):
-    """The KPI's MQA set (rule counted on touches, period as window) equals
-    abmkit.engagement.mqa evaluated at the period end with the period as its window."""
+    """The mqa_accounts KPI is the number of target accounts flagged is_mqa by
+    abmkit.engagement.mqa evaluated at the period end (the dataset's one rule), and the
+    funnel's "mqa" step is the same number."""
     from abmkit.engagement import mqa
 
-    data = kpis.prepare(small_sample.dataset)
+    data = prepare(small_sample.dataset)
+    targets = data.target_account_ids()
+    assert data.targets_flagged
     for q in ("2026Q2", "2026Q3"):
         p = kpis.resolve_period(q)
-        ours = set(kpis._engaged_account_ids(data, p))
-        res = mqa(small_sample.dataset, window_days=p.days, as_of=p.end - pd.Timedelta(1, "ns"),
-                  contact_accounts=data.contact_accounts, with_stage=False)
-        theirs = set(res.accounts.loc[res.accounts["is_mqa"].astype(bool), "account_id"])
-        assert ours == theirs and len(ours) > 0
+        k = kpis.mqa_accounts(data, quarter=q)
+        res = mqa(data, as_of=p.end, with_stage=False)
+        flagged = res.accounts.loc[res.accounts["is_mqa"].astype(bool), "account_id"]
+        theirs = int(flagged.isin(targets).sum())
+        assert k.value == theirs and theirs > 0, q
+        assert k.denominator == len(targets)
+        f = kpis.account_funnel(data, quarter=q).set_index("step")["accounts"]
+        assert f["mqa"] == k.value, q
 
 
-def test_funnel_and_pipeline_by_hand(tiny, mapping):
-    f = kpis.account_funnel(tiny, quarter="2026Q3", contact_accounts=mapping).set_index("step")["accounts"]
-    # targets a1-a3 all reached; engaged a1, a2 (a3 only impressions); MQA a1; a1 opened o1; a1 won o1
-    assert f.to_dict() == {"addressable": 3, "reached": 3, "engaged": 2, "mqa": 1, "opportunity": 1, "won": 1}
-    pl = kpis.pipeline_by_period(tiny, quarter="2026Q3", n_periods=2, contact_accounts=mapping).set_index("period")
+def test_kpi_table_states_the_population_of_every_kpi(data):
+    o = kpis.kpi_table(data, quarter="2026Q3", segments=()).overall.set_index("kpi")
+    assert {"population", "population_size"} <= set(o.columns)
+    assert list(o.index) == list(kpis.KPI_FUNCTIONS)
+    assert (o["population"] != "").all() and o["population_size"].notna().all()
+    label = {"target": "target accounts", "all": "all accounts", "customers": "customers at period start"}
+    assert o["population"].to_dict() == {k: label[v] for k, v in kpis.KPI_POPULATION.items()}
+    # targets a1-a3; all accounts a1-a4; customers on 2026-07-01: a1 (1000) and a2 (500, June row)
+    size = {"target": 3, "all": 4, "customers": 2}
+    assert o["population_size"].to_dict() == {k: size[v] for k, v in kpis.KPI_POPULATION.items()}
+    h = kpis.kpi_history(data, quarter="2026Q3", n_periods=2, kpis=["mqa_accounts", "roi"])
+    assert h[["population", "population_size"]].values.tolist() == [
+        ["target accounts", 3], ["all accounts", 4], ["target accounts", 3], ["all accounts", 4]]
+
+
+def test_funnel_mqa_step_is_the_mqa_tile(data, wide):
+    for d in (data, wide):
+        for q in ("2026Q2", "2026Q3"):
+            f = kpis.account_funnel(d, quarter=q).set_index("step")["accounts"]
+            assert f["mqa"] == _k("mqa_accounts", d, q).value, q
+
+
+def test_funnel_and_pipeline_by_hand(data, wide):
+    f = kpis.account_funnel(wide, quarter="2026Q3")
+    assert list(f.columns) == ["step", "accounts", "share_of_population", "share_of_previous_step", "population"]
+    assert f["population"].eq("target accounts").all()
+    f = f.set_index("step")
+    # targets a1-a3 all reached; with an engagement touch a1, a2 (a3 only impressions); MQA at the Q3 end
+    # with the 92-day window: a1 (see test_mqa_accounts_new_mqas_and_win_rate_by_hand); a1 opened o1; a1 won o1
+    assert f["accounts"].to_dict() == {"population": 3, "reached": 3, "with_engagement": 2, "mqa": 1,
+                                       "opportunity": 1, "won": 1}
+    assert f["share_of_population"].tolist() == pytest.approx([1, 1, 2 / 3, 1 / 3, 1 / 3, 1 / 3])
+    assert f["share_of_previous_step"].tolist() == pytest.approx([1, 1, 2 / 3, 1 / 2, 1, 1])
+    # default 90-day window: nobody is an MQA at the Q3 end, and the funnel never widens after that
+    f = kpis.account_funnel(data, quarter="2026Q3").set_index("step")["accounts"]
+    assert f.to_dict() == {"population": 3, "reached": 3, "with_engagement": 2, "mqa": 0, "opportunity": 0, "won": 0}
+    pl = kpis.pipeline_by_period(data, quarter="2026Q3", n_periods=2).set_index("period")
     assert pl.loc["2026Q3", ["created", "created_amount", "influenced_amount", "won", "won_amount", "lost"]].tolist() == [
         3, 225_000, 125_000, 2, 80_000, 1]
     assert pl.loc["2026Q2", ["created", "won", "won_amount"]].tolist() == [0, 1, 20_000]
-    h = kpis.kpi_history(tiny, quarter="2026Q3", n_periods=3, kpis=["market_reach"], contact_accounts=mapping)
+    h = kpis.kpi_history(data, quarter="2026Q3", n_periods=3, kpis=["market_reach"])
     assert h["period"].tolist() == ["2026Q1", "2026Q2", "2026Q3"]
     assert h["value"].tolist()[1:] == pytest.approx([2 / 3, 1.0])
 

@@ -317,7 +317,7 @@ def test_mapping_report_counts_and_accuracy_by_hand():
                                                                       "unmatched": 3}
     assert r.contacts_per_account["contacts"].sum() == 3
     assert {"precision", "recall"} <= set(r.to_frame().columns)
-    assert r.summary().set_index("metric").loc["matched", "value"] == 3
+    assert r.summary.set_index("metric").loc["matched", "value"] == 3
 
 
 # --------------------------------------------------------------------------- planted truth

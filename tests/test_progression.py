@@ -6,10 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from abmkit.progression import (StageRules, account_segments, dual_funnel, progression_rates, size_band,
-                                stage_as_of, stage_distribution, stage_history, transition_baseline,
-                                velocity, velocity_curves)
-from abmkit.schema import Dataset
+from abmkit.prepared import prepare
+from abmkit.progression import (StageRules, account_segments, dual_funnel, progression_rates, stage_as_of,
+                                stage_distribution, stage_history, transition_baseline, velocity,
+                                velocity_curves)
+from abmkit.schema import Dataset, size_band
 
 UTC = "UTC"
 
@@ -78,44 +79,46 @@ EXPECTED = {
 
 def test_stage_history_hand_computed(hand):
     ds, mapping = hand
-    h = stage_history(ds, contact_accounts=mapping, data_start="2025-12-01")
-    got = {(r.account_id, r.stage): r.entered_at for r in h.itertuples()}
+    h = stage_history(prepare(ds, mapping=mapping), data_start="2025-12-01")
+    got = {(r.account_id, r.stage): r.entered_at for r in h.table.itertuples()}
     assert got == {k: ts(v) for k, v in EXPECTED.items()}
-    assert h.attrs["data_end"] == ts("2026-09-01")
+    assert h.data_end == ts("2026-09-01")
 
 
 def test_stage_history_as_of_and_rules(hand):
     ds, mapping = hand
     # as of 02-12, a1 is engaged (qualification on 02-15 not seen yet); a2's opportunity not yet open
-    h = stage_history(ds, contact_accounts=mapping, as_of="2026-02-12", data_start="2025-12-01")
+    data = prepare(ds, mapping=mapping)
+    h = stage_history(data, as_of="2026-02-12", data_start="2025-12-01")
     cur = stage_as_of(h, "2026-02-12").set_index("account_id")["stage"].to_dict()
     assert cur == {"a1": "engaged", "a2": "unaware", "a3": "unaware", "a4": "unaware"}
     # with a stricter engaged rule a1 never gets engaged by touches, yet the won
     # opportunity still enters every earlier stage when the opportunity opens/closes
-    h = stage_history(ds, StageRules(engaged_min_contacts=5), contact_accounts=mapping)
+    h = stage_history(data, StageRules(engaged_min_contacts=5)).table
     a1 = h[h.account_id == "a1"].set_index("stage")["entered_at"]
     assert a1["engaged"] == ts("2026-04-01") and a1["qualified"] == ts("2026-04-01")
     # missing ICP data counts as fit by default, not when told otherwise
     ds2 = Dataset.from_frames(accounts=ds.accounts.assign(icp_fit=np.nan), contacts=ds.contacts,
                               touchpoints=ds.touchpoints, opportunities=ds.opportunities)
-    h2 = stage_history(ds2, contact_accounts=mapping)
+    data2 = prepare(ds2, mapping=mapping)
+    h2 = stage_history(data2).table
     assert "qualified" in set(h2.loc[h2.account_id == "a4", "stage"])
-    h3 = stage_history(ds2, StageRules(icp_missing_is_fit=False), contact_accounts=mapping)
+    h3 = stage_history(data2, StageRules(icp_missing_is_fit=False)).table
     assert "qualified" not in set(h3.loc[h3.account_id.isin(["a1", "a4"]) &
                                          (h3.entered_at < ts("2026-03-15")), "stage"])
 
 
 def test_unattributable_touches_are_counted(hand):
     ds, mapping = hand
-    h = stage_history(ds, contact_accounts=mapping)
-    assert h.attrs["touches_without_account"] == 0
-    h = stage_history(ds, contact_accounts=mapping[mapping.contact_id != "c1"])
-    assert h.attrs["touches_without_account"] == 3
+    h = stage_history(prepare(ds, mapping=mapping))
+    assert h.touches_without_account == 0
+    h = stage_history(prepare(ds, mapping=mapping[mapping.contact_id != "c1"]))
+    assert h.touches_without_account == 3
 
 
 def test_views_on_hand_history(hand):
     ds, mapping = hand
-    h = stage_history(ds, contact_accounts=mapping, data_start="2025-12-01")
+    h = stage_history(prepare(ds, mapping=mapping), data_start="2025-12-01")
     rates = progression_rates(h).set_index("transition")
     assert rates.loc["aware->engaged", ["entered", "progressed"]].tolist() == [4, 3]
     assert rates.loc["engaged->qualified", ["entered", "progressed"]].tolist() == [3, 2]
@@ -127,10 +130,11 @@ def test_views_on_hand_history(hand):
         "unaware": 1, "aware": 0, "engaged": 1, "qualified": 0, "sales_ready": 2, "customer": 0}
     assert dist["share"].sum() == pytest.approx(1.0)
     seg = account_segments(ds.accounts).set_index("account_id")
-    assert seg["size_band"].tolist() == ["1-199", "200-999", "1000-4999", "5000+"]
+    # the one size band of abmkit.schema (150, 800, 3000, 12000 employees)
+    assert seg["size_band"].tolist() == ["50-249", "250-999", "1000-4999", "5000+"]
     assert seg.loc["a4", "industry"] == "unknown"
-    assert size_band(pd.Series([199, 200, 4999, 5000, np.nan])).tolist() == [
-        "1-199", "200-999", "1000-4999", "5000+", "unknown"]
+    assert size_band(pd.Series([49, 50, 249, 250, 999, 1000, 4999, 5000, np.nan])).tolist() == [
+        "1-49", "50-249", "50-249", "250-999", "250-999", "1000-4999", "1000-4999", "5000+", "unknown"]
 
 
 def test_velocity_km_median_with_censoring():
@@ -169,16 +173,17 @@ def test_velocity_km_median_with_censoring():
 
 def test_transition_baseline_and_dual_funnel(hand):
     ds, mapping = hand
-    h = stage_history(ds, contact_accounts=mapping, data_start="2025-12-01")
-    base = transition_baseline(ds, h, contact_accounts=mapping)
+    data = prepare(ds, mapping=mapping)
+    h = stage_history(data, data_start="2025-12-01")
+    base = transition_baseline(data, h)
     s = base.summary_table.set_index("transition")
     # a1 aware (01-20) -> engaged (02-10): touches on 01-20, 02-01, 02-05, 02-10 by c2, c1, c2, c3;
     # a2 and a4 also made it: a2 with 0 touches, a4 (03-01 -> 03-03) with 3 touches / 3 contacts
     assert s.loc["aware->engaged", "accounts"] == 3
     assert s.loc["aware->engaged", "median_touches"] == 3
     assert s.loc["aware->engaged", "median_contacts"] == 3
-    assert "accounts" in base.summary()
-    f = dual_funnel(ds, h, contact_accounts=mapping)
+    assert "accounts" in base.headline
+    f = dual_funnel(data, h)
     counts = f.contacts.set_index("step")["count"].to_dict()
     assert counts == {"inquiry": 11, "mql": 5, "sql": 1, "opportunity": 1, "won": 1}
     # MQLs: c1 (a1 customer), c5 (a3 aware), c7 (a4 engaged), c11 (no account): 2 of 4 (c2 is sql)
@@ -190,8 +195,8 @@ def test_transition_baseline_and_dual_funnel(hand):
 def test_stage_history_reproduces_generator_truth(small_sample):
     truth = small_sample.truth
     mapping = truth["contact_accounts"].rename(columns={"true_account_id": "account_id"})
-    h = stage_history(small_sample.dataset, contact_accounts=mapping, data_start=small_sample.params["start"])
-    m = truth["stage_entries"].merge(h, on=["account_id", "stage"], how="outer", suffixes=("_true", "_est"))
+    h = stage_history(prepare(small_sample.dataset, mapping=mapping), data_start=small_sample.params["start"])
+    m = truth["stage_entries"].merge(h.table, on=["account_id", "stage"], how="outer", suffixes=("_true", "_est"))
     exact = (m["entered_at_true"] == m["entered_at_est"]).mean()
     assert exact >= 0.95, f"stage agreement {exact:.1%}"
 

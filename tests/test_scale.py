@@ -1,7 +1,8 @@
 """abmkit.scale: the Dask path gives the pandas path's numbers (issue 8).
 
 Every test compares against the kit's own pandas functions on the small sample
-(``small_sample`` fixture), run on a 2-worker LocalCluster (threads, to stay quick).
+(``small_sample`` fixture) resolved once with the same mapping (``prepare(ds,
+mapping=mapping)``), run on a 2-worker LocalCluster (threads, to stay quick).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from abmkit import attribution, kpis, progression, scale, uplift
 from abmkit.journeys import account_touches
 from abmkit.mapping import map_contacts
+from abmkit.prepared import prepare
 
 MODELS = ["first_touch", "last_touch", "linear", "time_decay", "u_shaped", "w_shaped", "j_shaped", "inverse_j",
           "hubspot_u_shaped", "marketo_u_shaped", "markov", "shapley"]
@@ -33,6 +35,12 @@ def ds(small_sample):
 @pytest.fixture(scope="module")
 def mapping(ds):
     return map_contacts(ds.contacts, ds.accounts)
+
+
+@pytest.fixture(scope="module")
+def data(ds, mapping):
+    """The pandas path's resolved dataset: the partitions' mapping, default settings."""
+    return prepare(ds, mapping=mapping)
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +79,9 @@ def test_partition_keeps_every_row_and_whole_accounts(ds, parts):
     assert n_acc == len(ds.accounts) and n_opp == len(ds.opportunities)
 
 
-def test_channel_credits_equal_pandas_every_model(ds, mapping, parts):
+def test_channel_credits_equal_pandas_every_model(data, parts):
     got = scale.channel_credits(parts, MODELS + ["custom"], **CUSTOM)
-    ref = attribution.compare_models(ds, MODELS + ["custom"], n_boot=0, contact_accounts=mapping, **CUSTOM)
+    ref = attribution.compare_models(data, MODELS + ["custom"], n_boot=0, **CUSTOM)
     m = ref.credits.merge(got.credits, on=["channel", "model"], suffixes=("_pd", "_dask"), how="outer")
     assert len(m) == len(ref.credits) == len(got.credits)
     for model, g in m.groupby("model"):
@@ -88,20 +96,19 @@ def test_channel_credits_equal_pandas_every_model(ds, mapping, parts):
     assert mk.max() > 2 * mk[mk > 0].min()
 
 
-def test_closed_won_full_path_equal_pandas(ds, mapping, parts):
+def test_closed_won_full_path_equal_pandas(data, parts):
     models = ["full_path", "w_shaped", "markov", "shapley"]
     got = scale.channel_credits(parts, models, milestone="closed_won", lookback_days=180)
-    ref = attribution.compare_models(ds, models, n_boot=0, milestone="closed_won", lookback_days=180,
-                                     contact_accounts=mapping)
+    ref = attribution.compare_models(data, models, n_boot=0, milestone="closed_won", lookback_days=180)
     m = ref.credits.merge(got.credits, on=["channel", "model"], suffixes=("_pd", "_dask"))
     for col in ("conversions", "pipeline", "revenue"):
         _close(m[f"{col}_dask"], m[f"{col}_pd"], col)
 
 
-def test_touch_level_attribute_equal_pandas(ds, mapping, parts):
+def test_touch_level_attribute_equal_pandas(data, parts):
     models = ["linear", "time_decay", "w_shaped", "markov", "shapley"]
     got = scale.attribute(parts, models).compute()
-    ref = attribution.attribute(ds, models, contact_accounts=mapping)
+    ref = attribution.attribute(data, models)
     key = ["model", "conversion_id", "touchpoint_id"]
     m = ref.merge(got, on=key, suffixes=("_pd", "_dask"), how="outer", indicator=True)
     assert (m["_merge"] == "both").all() and len(m) == len(ref)
@@ -112,18 +119,20 @@ def test_touch_level_attribute_equal_pandas(ds, mapping, parts):
 def test_stage_history_equal_pandas(ds, mapping, parts):
     key = ["account_id", "stage"]
     for as_of in (None, "2026-06-30"):
-        got = scale.stage_history(parts, as_of=as_of).sort_values(key, ignore_index=True)
-        ref = progression.stage_history(ds, contact_accounts=mapping, as_of=as_of).sort_values(key, ignore_index=True)
-        pd.testing.assert_frame_equal(got, ref)
-        assert got.attrs["data_end"] == ref.attrs["data_end"]
-        assert got.attrs["touches_without_account"] == ref.attrs["touches_without_account"]
+        got = scale.stage_history(parts, as_of=as_of)
+        ref = progression.stage_history(prepare(ds, mapping=mapping, as_of=as_of))
+        assert isinstance(got, progression.StageHistory)
+        pd.testing.assert_frame_equal(got.table.sort_values(key, ignore_index=True),
+                                      ref.table.sort_values(key, ignore_index=True))
+        assert got.data_end == ref.data_end
+        assert got.touches_without_account == ref.touches_without_account > 0
+        assert got.rules == ref.rules
 
 
-def test_campaign_influence_counts_equal_pandas(ds, mapping, parts):
+def test_campaign_influence_counts_equal_pandas(data, parts):
     trans = ["aware->engaged", "qualified->sales_ready"]
     got = scale.campaign_influence_counts(parts, transitions=trans)
-    ref = uplift.campaign_influence(ds, touches=account_touches(ds, mapping), covariates=None, cox=False,
-                                    transitions=trans).table
+    ref = uplift.campaign_influence(data, covariates=None, cox=False, transitions=trans).table
     key = ["level", "unit", "transition"]
     m = ref.merge(got, on=key, suffixes=("_pd", "_dask"), how="outer", indicator=True)
     assert (m["_merge"] == "both").all() and len(m) == len(ref)
@@ -156,17 +165,17 @@ def test_influence_counts_keep_at_risk_accounts_of_partitions_without_units(ds, 
         accounts=pd.concat([ds.accounts, quiet_acc], ignore_index=True), contacts=ds.contacts,
         touchpoints=ds.touchpoints, campaigns=ds.campaigns,
         opportunities=pd.concat([ds.opportunities, quiet_opp], ignore_index=True), revenue=ds.revenue)
-    tt = account_touches(big, mapping)
+    big_data = prepare(big, mapping=mapping)
+    tt = account_touches(big_data)
     trans = ["sales_ready->customer"]
-    ref = uplift.campaign_influence(big, touches=tt, covariates=None, cox=False, transitions=trans,
-                                    by="channel").table
+    ref = uplift.campaign_influence(big_data, covariates=None, cox=False, transitions=trans, by="channel").table
     per_account = tt.sort_values("account_id")
     ddf = dd.from_pandas(per_account, npartitions=1)
     got = scale.campaign_influence_counts(ddf, transitions=trans, by=("channel",), dataset=big,
                                           contact_accounts=mapping)
     m = ref.merge(got, on=["level", "unit", "transition"], suffixes=("_pd", "_dask"))
     assert len(m) == len(ref) > 0
-    hist = progression.stage_history(big, touches=tt)
+    hist = progression.stage_history(big_data)
     quiet_at_risk = uplift.at_risk_counts(hist, ids, transitions=trans)
     assert quiet_at_risk["n_at_risk"].iloc[0] == n  # the planted accounts are all in the cohort
     assert quiet_at_risk["events_at_risk"].iloc[0] == n // 2
@@ -175,25 +184,30 @@ def test_influence_counts_keep_at_risk_accounts_of_partitions_without_units(ds, 
     _close(m["rate_control_dask"], m["rate_control_pd"], "rate_control")
 
 
-def test_kpi_aggregates_equal_pandas(ds, mapping, parts):
+def test_kpi_aggregates_equal_pandas(data, parts):
     got = scale.kpi_aggregates(parts, quarter="2026Q2")
-    ref = kpis.kpi_table(ds, quarter="2026Q2", segments=(), contact_accounts=mapping).overall
+    ref = kpis.kpi_table(data, quarter="2026Q2", segments=()).overall
     m = ref.merge(got, on="kpi", suffixes=("_pd", "_dask"))
     assert len(m) == len(scale.ADDITIVE_KPIS)
-    for col in ("value", "numerator", "previous"):
+    for col in ("value", "numerator", "denominator", "population_size", "previous", "change", "change_pct"):
         _close(m[f"{col}_dask"], m[f"{col}_pd"], col)
+    for col in ("group", "unit", "population"):
+        assert m[f"{col}_dask"].tolist() == m[f"{col}_pd"].tolist(), col
+    mqa = m.set_index("kpi")
+    assert mqa.loc["mqa_accounts", "value_dask"] > 0 and mqa.loc["mqa_accounts", "population_dask"] == "target accounts"
+    assert "engaged_accounts" not in scale.ADDITIVE_KPIS and "new_mqas" in scale.ADDITIVE_KPIS
     with pytest.raises(ValueError, match="not additive"):
         scale.kpi_aggregates(parts, quarter="2026Q2", kpis=["roi"])
 
 
-def test_dask_dataframe_source_equal_pandas(ds, mapping, cluster):
+def test_dask_dataframe_source_equal_pandas(ds, mapping, data, cluster):
     import dask.dataframe as dd
     # a touch frame whose partitions hold whole accounts (accounts sorted, split at account bounds)
-    tp = ds.touchpoints.assign(_acc=account_touches(ds, mapping)["account_id"].fillna("~"))
+    tp = ds.touchpoints.assign(_acc=account_touches(data)["account_id"].fillna("~"))
     tp = tp.sort_values("_acc", kind="stable").drop(columns="_acc").reset_index(drop=True)
     ddf = dd.from_pandas(tp, npartitions=1)
     got = scale.channel_credits(ddf, ["linear", "markov"], dataset=ds, contact_accounts=mapping)
-    ref = attribution.compare_models(ds, ["linear", "markov"], n_boot=0, contact_accounts=mapping)
+    ref = attribution.compare_models(data, ["linear", "markov"], n_boot=0)
     m = ref.credits.merge(got.credits, on=["channel", "model"], suffixes=("_pd", "_dask"))
     _close(m["conversions_dask"], m["conversions_pd"], "conversions")
     # partitions that split an account are refused with a clear message
@@ -241,32 +255,31 @@ def test_bad_inputs(ds, tmp_path):
         scale.channel_credits(ds, "nope")
 
 
-def test_campaign_sensitivity_and_example_equal_pandas(ds, mapping, parts):
+def test_campaign_sensitivity_and_example_equal_pandas(ds, data, parts):
     models = ["linear", "markov"]
     got = attribution.campaign_table(scale.campaign_credits(parts, models), ds.campaigns)
-    ref = attribution.campaign_table(attribution.attribute(ds, models, contact_accounts=mapping), ds.campaigns)
+    ref = attribution.campaign_table(attribution.attribute(data, models), ds.campaigns)
     m = ref.merge(got, on="campaign_id", suffixes=("_pd", "_dask"))
     assert len(m) == len(ref) == len(got)
     for model in models:
         _close(m[f"{model}_dask"], m[f"{model}_pd"], model)
     sweep = scale.sensitivity(parts, "time_decay", "half_life_days", [3, 30])
-    sref = attribution.sensitivity(ds, "time_decay", "half_life_days", [3, 30], contact_accounts=mapping)
+    sref = attribution.sensitivity(data, "time_decay", "half_life_days", [3, 30])
     ms = sref.merge(sweep, on=["value", "channel"], suffixes=("_pd", "_dask"))
     assert len(ms) == len(sref) == len(sweep)
     _close(ms["share_dask"], ms["share_pd"], "share")
     ex = scale.journey_credits(parts)
-    cj = attribution.journeys_for(ds, ["first_touch", "linear", "time_decay", "w_shaped", "markov"],
-                                  contact_accounts=mapping)
+    cj = attribution.journeys_for(data, ["first_touch", "linear", "time_decay", "w_shaped", "markov"])
     exref = attribution.journey_credits(cj)
     assert list(ex["touchpoint_id"]) == list(exref["touchpoint_id"])
     for model in ("linear", "w_shaped", "markov"):
         _close(ex[model], exref[model], model)
 
 
-def test_compare_models_equal_pandas_without_bootstrap(ds, mapping, parts):
+def test_compare_models_equal_pandas_without_bootstrap(data, parts):
     models = ["first_touch", "linear", "w_shaped", "markov", "shapley"]
     got = scale.compare_models(parts, models, n_boot=0)
-    ref = attribution.compare_models(ds, models, n_boot=0, contact_accounts=mapping)
+    ref = attribution.compare_models(data, models, n_boot=0)
     pd.testing.assert_index_equal(got.shares.index, ref.shares.index)
     _close(got.shares.to_numpy(), ref.shares.to_numpy(), "shares")
     # Shapley gives exactly tied shares that differ in the last bits with summation
@@ -275,17 +288,17 @@ def test_compare_models_equal_pandas_without_bootstrap(ds, mapping, parts):
     _close(got.disagreement["range"], ref.disagreement["range"], "disagreement range")
     for col in ("best_rank", "worst_rank"):
         assert got.disagreement[col].tolist() == ref.disagreement[col].tolist(), col
-    _close(got.summary()["top_share"], ref.summary()["top_share"], "top share")
-    assert got.summary().set_index("model").loc[["first_touch", "linear", "w_shaped", "markov"], "top_channel"].equals(
-        ref.summary().set_index("model").loc[["first_touch", "linear", "w_shaped", "markov"], "top_channel"])
+    _close(got.summary["top_share"], ref.summary["top_share"], "top share")
+    assert got.summary.set_index("model").loc[["first_touch", "linear", "w_shaped", "markov"], "top_channel"].equals(
+        ref.summary.set_index("model").loc[["first_touch", "linear", "w_shaped", "markov"], "top_channel"])
     assert got.conservation["ok"].all()
 
 
-def test_compare_models_bootstrap_equals_pandas_poisson(ds, mapping, parts, tmp_path):
+def test_compare_models_bootstrap_equals_pandas_poisson(ds, mapping, data, parts, tmp_path):
     """Intervals from one pass over the partitions equal the pandas path's Poisson
     bootstrap, whatever the number of partitions."""
     models = ["first_touch", "linear", "time_decay", "markov", "shapley"]
-    ref = attribution.compare_models(ds, models, n_boot=150, seed=5, bootstrap="poisson", contact_accounts=mapping)
+    ref = attribution.compare_models(data, models, n_boot=150, seed=5, bootstrap="poisson")
     got = scale.compare_models(parts, models, n_boot=150, seed=5)
     assert got.n_boot == 150 and got.info["bootstrap"] == "poisson"
     m = ref.intervals.merge(got.intervals, on=["channel", "model"], suffixes=("_pd", "_dask"))
@@ -299,9 +312,9 @@ def test_compare_models_bootstrap_equals_pandas_poisson(ds, mapping, parts, tmp_
     assert not scale.compare_models(parts, models, n_boot=150, seed=6).intervals["low"].equals(got.intervals["low"])
 
 
-def test_campaign_influence_full_table_equal_pandas(ds, mapping, parts):
+def test_campaign_influence_full_table_equal_pandas(data, parts):
     got = scale.campaign_influence(parts).table
-    ref = uplift.campaign_influence(ds, touches=account_touches(ds, mapping)).table
+    ref = uplift.campaign_influence(data).table
     key = ["level", "unit", "transition"]
     m = ref.merge(got, on=key, suffixes=("_pd", "_dask"), how="outer", indicator=True)
     assert (m["_merge"] == "both").all() and len(m) == len(ref)
@@ -314,9 +327,8 @@ def test_campaign_influence_full_table_equal_pandas(ds, mapping, parts):
         np.testing.assert_allclose(a[a.notna()], b[b.notna()], rtol=1e-9, err_msg=col)
 
 
-def test_transition_baseline_exact_when_it_fits_and_sampled_otherwise(ds, mapping, parts):
-    ref = progression.transition_baseline(ds, progression.stage_history(ds, contact_accounts=mapping),
-                                          touches=account_touches(ds, mapping))
+def test_transition_baseline_exact_when_it_fits_and_sampled_otherwise(data, parts):
+    ref = progression.transition_baseline(data, progression.stage_history(data))
     got = scale.transition_baseline(parts)
     assert got.sample["exact"]
     pd.testing.assert_frame_equal(got.summary_table, ref.summary_table)
@@ -330,9 +342,9 @@ def test_transition_baseline_exact_when_it_fits_and_sampled_otherwise(ds, mappin
 def test_campaign_influence_with_given_history_as_notebook_04(ds, mapping, parts):
     hist = scale.stage_history(parts, as_of="2026-09-30")
     got = scale.campaign_influence(parts, history=hist, transitions=["aware->engaged"]).table
-    tt = account_touches(ds, mapping)
-    ref = uplift.campaign_influence(ds, touches=tt, transitions=["aware->engaged"],
-                                    history=progression.stage_history(ds, touches=tt, as_of="2026-09-30")).table
+    report = prepare(ds, mapping=mapping, as_of="2026-09-30")  # a report's resolved dataset
+    ref = uplift.campaign_influence(report, transitions=["aware->engaged"],
+                                    history=progression.stage_history(report)).table
     m = ref.merge(got, on=["level", "unit", "transition"], suffixes=("_pd", "_dask"))
     assert len(m) == len(ref) == len(got)
     assert (m["n_treated_dask"] == m["n_treated_pd"]).all()
@@ -355,8 +367,12 @@ def test_notebook_engine_dask_saves_the_pandas_tables(stem, tables, small_sample
     nb = Path(__file__).parent.parent / "notebooks" / f"{stem}.ipynb"
     if "engine" not in pm.inspect_notebook(str(nb)):
         pytest.skip(f"{nb.name} does not declare engine")
+    import abmkit
+    from abmkit.period import resolve_period
     data = tmp_path / "canonical"
     shutil.copytree(Path(small_sample_dir) / "canonical", data)
+    # the resolved dataset notebook 02 writes (notebooks 03-05 open it)
+    abmkit.prepare(abmkit.load(data), as_of=resolve_period(quarter="2026Q3").end).save(data)
     out = {}
     for engine in ("pandas", "dask"):
         params = {"data_dir": str(data), "quarter": "2026Q3", "output_dir": str(tmp_path / engine), "engine": engine}
@@ -373,6 +389,76 @@ def test_notebook_engine_dask_saves_the_pandas_tables(stem, tables, small_sample
                 np.testing.assert_allclose(a[c], b[c], rtol=1e-9, atol=1e-6, err_msg=f"{t}.{c}")
             else:
                 assert a[c].equals(b[c]), f"{t}.{c}"
+
+
+def _with_rows(ds, table: str, rows: pd.DataFrame):
+    import abmkit
+    return abmkit.schema.Dataset(**{**ds.tables(), table: pd.concat([getattr(ds, table), rows], ignore_index=True)})
+
+
+def test_data_end_is_the_whole_data_last_observation(ds, mapping, tmp_path, cluster):
+    """The partitions' censoring date is ``prepare(ds).data_end``: the last touch or
+    opportunity of any kind, also a touch without account (kept aside by
+    partitioning) or an opportunity of an account missing from the accounts table."""
+    import dask.dataframe as dd
+    last = ds.touchpoints["occurred_at"].max()
+    lost = ds.touchpoints.iloc[:1].assign(touchpoint_id="lost-touch", account_id=None, contact_id="nobody",
+                                          occurred_at=last + pd.Timedelta(days=2))
+    big = _with_rows(ds, "touchpoints", lost)
+    stray = ds.opportunities.iloc[:1].assign(opportunity_id="stray-opp", account_id="no-such-account",
+                                             created_at=last + pd.Timedelta(days=5), closed_at=pd.NaT, is_won=False)
+    for d, want in ((big, last + pd.Timedelta(days=2)), (_with_rows(big, "opportunities", stray),
+                                                        last + pd.Timedelta(days=5))):
+        parts = scale.partition_by_account(d, 3, tmp_path / f"p{len(d.opportunities)}", contact_accounts=mapping)
+        ref = prepare(d, mapping=mapping)
+        assert ref.data_end == want
+        got = scale.stage_history(parts)
+        assert got.data_end == ref.data_end
+        assert got.touches_without_account == progression.stage_history(ref).touches_without_account
+        as_of = last + pd.Timedelta(days=1)  # a report period that ends before those
+        assert scale.stage_history(parts, as_of=as_of).data_end == prepare(d, mapping=mapping, as_of=as_of).data_end
+    # a Dask DataFrame source: the touches without account are in no partition either
+    tt = account_touches(prepare(big, mapping=mapping))
+    ddf = dd.from_pandas(big.touchpoints.iloc[tt.assign(_a=tt["account_id"].fillna("~")).sort_values(
+        "_a", kind="stable").index], npartitions=1)
+    got = scale.stage_history(ddf, dataset=big, contact_accounts=mapping)
+    assert got.data_end == prepare(big, mapping=mapping).data_end == last + pd.Timedelta(days=2)
+
+
+def test_kpis_of_a_partition_without_target_accounts(ds, mapping, tmp_path, cluster):
+    """The data flags target accounts, one partition holds none: its target
+    population is empty (not all its accounts), as on the pandas path."""
+    from abmkit.schema import Dataset
+    keep = ds.accounts["account_id"].iloc[:40]
+    their = mapping.loc[mapping["account_id"].isin(keep), "contact_id"]
+    tp = ds.touchpoints
+    sub = Dataset(accounts=ds.accounts.iloc[:40], contacts=ds.contacts[ds.contacts["contact_id"].isin(their)],
+                  touchpoints=tp[tp["account_id"].isin(keep) | tp["contact_id"].isin(their)], campaigns=ds.campaigns,
+                  opportunities=ds.opportunities[ds.opportunities["account_id"].isin(keep)],
+                  revenue=ds.revenue[ds.revenue["account_id"].isin(keep)])
+    parts = scale.partition_by_account(sub, 16, tmp_path / "p", contact_accounts=mapping)
+    flags = [(len(a), int(a["is_target"].fillna(False).astype(bool).sum()))
+             for a in (parts.load(i)[0].accounts for i in range(16))]
+    assert any(n > 0 and t == 0 for n, t in flags) and any(t > 0 for _, t in flags), flags
+    got = scale.kpi_aggregates(parts, quarter="2026Q2")
+    ref = kpis.kpi_table(prepare(sub, mapping=mapping), quarter="2026Q2", segments=()).overall
+    m = ref.merge(got, on="kpi", suffixes=("_pd", "_dask"))
+    assert len(m) == len(scale.ADDITIVE_KPIS)
+    for col in ("value", "numerator", "denominator", "population_size", "previous"):
+        _close(m[f"{col}_dask"], m[f"{col}_pd"], col)
+    assert m["population_dask"].tolist() == m["population_pd"].tolist()
+
+
+def test_work_dir_copy_is_reused_only_with_the_same_mapping(small_sample_dir, mapping, tmp_path, cluster):
+    canonical = small_sample_dir / "canonical"
+    work = tmp_path / "work"
+    first = scale.partitions(str(canonical), work_dir=work, contact_accounts=mapping, npartitions=2)
+    stamp = (work / scale.MANIFEST).stat().st_mtime_ns
+    again = scale.partitions(str(canonical), work_dir=work, contact_accounts=mapping.copy(), npartitions=2)
+    assert (work / scale.MANIFEST).stat().st_mtime_ns == stamp and again.manifest == first.manifest
+    other = mapping.assign(account_id=mapping["account_id"].where(mapping.index % 5 != 0, None))
+    scale.partitions(str(canonical), work_dir=work, contact_accounts=other, npartitions=2)
+    assert (work / scale.MANIFEST).stat().st_mtime_ns != stamp  # another mapping: partitioned again
 
 
 def test_folder_with_bad_values_raises_schema_error(small_sample, tmp_path):

@@ -76,7 +76,7 @@ def test_adjusted_standardisation_att_by_hand():
     assert r.adj_diff_low == pytest.approx(att - z * se, rel=1e-5)
     assert r.adj_diff_high == pytest.approx(att + z * se, rel=1e-5)
     assert not r.flag and r.estimand == "ATT" and r.adj_method == "standardization"
-    assert "adjusted (standardization, ATT)" in r.summary()
+    assert "adjusted (standardization, ATT)" in r.headline
 
 
 def test_ipw_att_saturated_propensity_equals_stratified_by_hand():
@@ -221,7 +221,7 @@ def test_influence_table_contract(influence):
     # webinar campaign is faster (negative acceleration) and its hazard ratio above 1
     web = t[(t.campaign_id == "CMP002") & (t.transition == "engaged->qualified")].iloc[0]
     assert web.acceleration_days < 0 and web.hazard_ratio > 1
-    assert "significant at q" in influence.summary()
+    assert "significant at q" in influence.headline
 
 
 def test_transition_nobody_reaches_is_flagged(default_sample):

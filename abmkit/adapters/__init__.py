@@ -23,7 +23,7 @@ Every adapter module offers
   from which field, what is missing and which analyses that disables, picklist values
   not in the default tables). :func:`format_description` renders it as text.
 
-Row numbers (``source_row``) follow :mod:`abmkit.clean.csvio`: data records count from
+Row numbers (``source_row``) follow :mod:`abmkit.io.csv`: data records count from
 1 (row 1 is the first record below the header, spreadsheet row 2).
 
 Example
@@ -41,7 +41,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Iterable, Mapping
+from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -49,31 +49,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
-@dataclass
-class _RawFrame:
-    """Stand-in for ``abmkit.clean.RawFrame`` (same fields) while the cleaner is absent."""
-    source_file: str
-    data: pd.DataFrame
-    source_row: Any
+from ..io.csv import FIRST_DATA_ROW, RawFrame, read_file  # FIRST_DATA_ROW: row number of the first record
 
 
-def raw_frame(source_file: str, data: pd.DataFrame, source_row, like: "ExportFile | None" = None) -> Any:
-    """A ``abmkit.clean.RawFrame`` (imported lazily: the cleaner imports adapters);
-    ``like`` passes on the encoding and delimiter detected when the file was read."""
+def raw_frame(source_file: str, data: pd.DataFrame, source_row, like: "ExportFile | None" = None) -> RawFrame:
+    """A :class:`abmkit.io.csv.RawFrame` (``abmkit.clean.RawFrame``); ``like`` passes on
+    the encoding and delimiter detected when the file was read."""
     data = data.reset_index(drop=True)
     rows = np.asarray(source_row, dtype="int64")
-    try:
-        from abmkit.clean.csvio import RawFrame
-    except ImportError:  # cleaner not installed yet: same fields, duck-typed
-        return _RawFrame(source_file=source_file, data=data, source_row=rows)
     if like is not None:
         return RawFrame(source_file, data, rows, encoding=like.encoding, delimiter=like.delimiter)
     return RawFrame(source_file, data, rows)
 
 
 LEDGER_COLUMNS = ["source_file", "source_row", "table", "reason", "raw_values"]
-#: row number of the first record below the header (as abmkit.clean.csvio counts)
-FIRST_DATA_ROW = 1
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 
 
@@ -116,20 +105,11 @@ def read_export(path: Path, table: str) -> ExportFile:
     detection, every value a string, ragged rows kept aside) and normalise the data
     to object columns of ``str`` with ``""`` for empty cells."""
     path = Path(path)
-    try:
-        from abmkit.clean.csvio import read_file
-    except ImportError:  # pragma: no cover - cleaner absent: plain pandas read
-        read_file = None
-    if read_file is not None:
-        rf = read_file(path)
-        data = rf.data.astype(object).where(rf.data.notna(), "")
-        rows = np.asarray(rf.source_row, dtype="int64")
-        bad = getattr(rf, "malformed", None) or []
-        enc, delim = rf.encoding, rf.delimiter
-    else:  # pragma: no cover
-        data = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-        rows, bad = np.arange(FIRST_DATA_ROW, FIRST_DATA_ROW + len(data)), []
-        enc, delim = "utf-8-sig", ","
+    rf = read_file(path)
+    data = rf.data.astype(object).where(rf.data.notna(), "")
+    rows = np.asarray(rf.source_row, dtype="int64")
+    bad = rf.malformed
+    enc, delim = rf.encoding, rf.delimiter
     data.columns = [str(c).strip() for c in data.columns]
     malformed = pd.DataFrame({
         "source_file": path.name, "source_row": np.asarray([b[0] for b in bad], dtype="int64"),

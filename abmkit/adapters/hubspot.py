@@ -49,7 +49,7 @@ import pandas as pd
 
 from . import (first_reason, ExportFile, blank_to_none, concat_ledgers, find_file, ledger,
                load_picklist, map_labels, raw_frame, read_export, unknown_counts, warn_unknown)
-from .salesforce import _describe, _first, _truthy
+from .common import coalesce, describe_read, truthy
 
 PRESET = "hubspot"
 OBJECTS: dict[str, tuple[str, ...]] = {
@@ -158,7 +158,7 @@ def _pick(df: pd.DataFrame, key: str) -> pd.Series:
     present = [blank_to_none(df[headers[name.casefold()]]) for name in ALIASES[key] if name.casefold() in headers]
     if not present:
         return pd.Series([None] * len(df), index=df.index, dtype=object)
-    return _first(*present)
+    return coalesce(*present)
 
 
 def _field(df: pd.DataFrame, name: str) -> pd.Series:
@@ -184,7 +184,7 @@ def primary_id(values: pd.Series) -> pd.Series:
 
 
 def _company_of(df: pd.DataFrame) -> pd.Series:
-    return _first(primary_id(_pick(df, "primary_company")), primary_id(_pick(df, "company_ids")))
+    return coalesce(primary_id(_pick(df, "primary_company")), primary_id(_pick(df, "company_ids")))
 
 
 def _persona(roles: pd.Series, table: Mapping) -> tuple[pd.Series, pd.Series]:
@@ -265,12 +265,12 @@ def _read(raw_dir, column_map: Mapping) -> dict:
                                       "else empty"))
         is_closed = outcome.map({"open": "false", "won": "true", "lost": "true"})
         is_won = outcome.map({"open": "false", "won": "true", "lost": "false"})
-        is_closed = _first(is_closed, _field(d, "Is Deal Closed?"))
-        is_won = _first(is_won, _field(d, "Is Closed Won"))
+        is_closed = coalesce(is_closed, _field(d, "Is Deal Closed?"))
+        is_won = coalesce(is_won, _field(d, "Is Closed Won"))
         dtype_label = _field(d, "Deal Type")
         otype, t_unknown = map_labels(dtype_label, tables["deal_type"])
         unknown.append(unknown_counts("deals", "Deal Type", dtype_label, t_unknown, "opportunity_type left empty"))
-        closed = _truthy(is_closed.fillna(""))
+        closed = truthy(is_closed.fillna(""))
         out = pd.DataFrame({
             "Record ID": _pick(d, "id").values, "Company ID": _company_of(d).values,
             "Create Date": _field(d, "Create Date").values,
@@ -308,7 +308,7 @@ def _touches(obj, ef: ExportFile, contact_ids, email_to_contact, tables, unknown
     n = len(d)
     ref = _pick(d, "contact_ref")
     by_email = _email_key(_pick(d, "email")).map(email_to_contact)
-    person = _first(ref.where(ref.isin(contact_ids), None), by_email)
+    person = coalesce(ref.where(ref.isin(contact_ids), None), by_email)
     if obj == "email_events":
         etype = _pick(d, "event_type")
         touch, unk = map_labels(etype, tables["email_event_type"])
@@ -327,11 +327,11 @@ def _touches(obj, ef: ExportFile, contact_ids, email_to_contact, tables, unknown
         campaign = pd.Series([None] * n, index=d.index, dtype=object)
         event_id = pd.Series([None] * n, index=d.index, dtype=object)
     # exports of events carry no id of their own: file name + row number is stable for a file
-    tid = _first(event_id, pd.Series(np.char.add(f"{ef.name}:", rows.astype(str)).astype(object), index=d.index))
+    tid = coalesce(event_id, pd.Series(np.char.add(f"{ef.name}:", rows.astype(str)).astype(object), index=d.index))
 
     reason, fail = first_reason(d.index)
 
-    who = _first(ref, _pick(d, "email")).fillna("(empty)")
+    who = coalesce(ref, _pick(d, "email")).fillna("(empty)")
     etype_raw = _pick(d, "event_type").fillna("")
     fail(person.isna(), lambda m: f"unknown_person: {obj} row names contact " + who[m] +
          " not found in the contacts export")
@@ -367,4 +367,4 @@ def read_frames(raw_dir, column_map: Mapping) -> tuple[dict[str, list], pd.DataF
 
 def describe(raw_dir, column_map: Mapping) -> pd.DataFrame:
     """Pre-flight report rows for ``validate`` (see :func:`abmkit.adapters.salesforce.describe`)."""
-    return _describe(_read(raw_dir, column_map or {}), column_map or {}, SOURCES, OPTIONAL_OBJECTS, OBJECT_NOTES)
+    return describe_read(_read(raw_dir, column_map or {}), column_map or {}, SOURCES, OPTIONAL_OBJECTS, OBJECT_NOTES)

@@ -61,8 +61,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import (first_reason, DISABLES, ExportFile, blank_to_none, concat_ledgers, describe_frame, empty_ledger, filled_share,
+from . import (first_reason, ExportFile, blank_to_none, concat_ledgers, empty_ledger,
                find_file, ledger, load_picklist, map_labels, raw_frame, read_export, unknown_counts, warn_unknown)
+from .common import coalesce, describe_read, truthy
 
 PRESET = "salesforce"
 OBJECTS: dict[str, tuple[str, ...]] = {  # object -> file names tried (Data Export, Data Loader, reports)
@@ -213,25 +214,11 @@ def _normalize_id_fields(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _truthy(s: pd.Series) -> pd.Series:
-    """Salesforce checkbox values ("true"/"false", Data Loader "1"/"0") as bool; empty = False."""
-    codes, uniq = pd.factorize(pd.Series(s, copy=False).astype(object), use_na_sentinel=True)
-    hit = np.array([str(u).strip().lower() in ("true", "1", "yes", "y", "t") for u in uniq] + [False])
-    return pd.Series(hit[codes], index=s.index)
-
-
 def _col(df: pd.DataFrame, name: str) -> pd.Series:
     """A field as stripped strings-or-None (None everywhere when the field is absent)."""
     if name in df.columns:
         return blank_to_none(df[name])
     return pd.Series([None] * len(df), index=df.index, dtype=object)
-
-
-def _first(*series: pd.Series) -> pd.Series:
-    out = series[0]
-    for s in series[1:]:
-        out = out.where(out.notna(), s)
-    return out
 
 
 # ---------------------------------------------------------------------------- reading
@@ -245,7 +232,7 @@ def _read_objects(raw_dir: Path) -> dict[str, ExportFile]:
             ef.raw = ef.data  # normalising below builds new frames: the raw cells stay for the ledger
             ef.data = _normalize_id_fields(ef.data.rename(columns=lambda c: known.get(c.casefold(), c)))
             # records in the recycle bin (Data Loader "Export All" includes them) are not data
-            deleted = _truthy(_col(ef.data, "IsDeleted").fillna(""))
+            deleted = truthy(_col(ef.data, "IsDeleted").fillna(""))
             if deleted.any():
                 ef.malformed = concat_ledgers([ef.malformed, ledger(
                     ef.name, ef.raw[deleted.values], ef.rows[deleted.values], OBJECT_TABLE[obj],
@@ -286,7 +273,7 @@ def _read(raw_dir, column_map: Mapping) -> dict:
     if "Campaign" in objs:
         c = camp.data.copy()
         c["Channel"] = camp_channel.values
-        c["Cost"] = _first(_col(c, "ActualCost"), _col(c, "BudgetedCost")).values
+        c["Cost"] = coalesce(_col(c, "ActualCost"), _col(c, "BudgetedCost")).values
         frames["campaigns"] = [raw_frame(camp.name, _ensure(c, ["Id", "Name", "StartDate", "EndDate"]), camp.rows,
                                          like=camp)]
 
@@ -318,7 +305,7 @@ def _read(raw_dir, column_map: Mapping) -> dict:
     if "Opportunity" in objs:
         opp = objs["Opportunity"]
         o = opp.data.copy()
-        closed = _truthy(_col(o, "IsClosed").fillna(""))
+        closed = truthy(_col(o, "IsClosed").fillna(""))
         # CloseDate of an open opportunity is a forecast, not a close
         o["ClosedAt"] = _col(o, "CloseDate").where(closed, None).values
         otype, o_unknown = map_labels(_col(o, "Type"), tables["opportunity_type"])
@@ -353,10 +340,10 @@ def _people(contact, lead, tables, unknown, *, has_contact, has_lead):
     con, led = contact.data, lead.data
     status_lead, l_unknown = map_labels(_col(led, "Status"), tables["lead_status"])
     unknown.append(unknown_counts("Lead", "Status", _col(led, "Status"), l_unknown, "lead_status left empty"))
-    converted_to = _col(led, "ConvertedContactId").where(_truthy(_col(led, "IsConverted").fillna("")) |
+    converted_to = _col(led, "ConvertedContactId").where(truthy(_col(led, "IsConverted").fillna("")) |
                                                          _col(led, "ConvertedContactId").notna(), None)
     lead_ids = _col(led, "Id")
-    lead_person = pd.Series(_first(converted_to, lead_ids).values, index=lead_ids.values)
+    lead_person = pd.Series(coalesce(converted_to, lead_ids).values, index=lead_ids.values)
     lead_person = lead_person[lead_person.index.notna()]
     lead_person = lead_person[~lead_person.index.duplicated()]
 
@@ -418,7 +405,7 @@ def _person_of(contact_id: pd.Series, lead_id: pd.Series, lead_person: pd.Series
     """ContactId, else the LeadId re-pointed to its converted contact."""
     from_lead = lead_id.map(lead_person)
     from_lead = from_lead.where(from_lead.notna(), lead_id)
-    return _first(contact_id, from_lead)
+    return coalesce(contact_id, from_lead)
 
 
 def _member_touches(member, camp, camp_channel, lead_person, person_ids, tables, unknown, *, has_campaigns):
@@ -436,7 +423,7 @@ def _member_touches(member, camp, camp_channel, lead_person, person_ids, tables,
     camp_type = campaign_id.map(type_by_campaign)
 
     status = _col(mem, "Status")
-    responded = _truthy(_col(mem, "HasResponded").fillna(""))
+    responded = truthy(_col(mem, "HasResponded").fillna(""))
     touch, status_known, not_a_touch = _member_touch_type(status, channel, responded,
                                                           tables["campaign_member_status"])
     fallback = tables["campaign_member_status"].get("unknown_status") or {}
@@ -445,7 +432,7 @@ def _member_touches(member, camp, camp_channel, lead_person, person_ids, tables,
         f"HasResponded fallback: responded -> {fallback.get('responded')}, "
         f"not responded -> {fallback.get('not_responded')} (null = rejected)"))
 
-    occurred = _first(_col(mem, "FirstRespondedDate").where(responded, None), _col(mem, "CreatedDate"))
+    occurred = coalesce(_col(mem, "FirstRespondedDate").where(responded, None), _col(mem, "CreatedDate"))
 
     # first failing check names the reason (vectorised: later checks only fill still-empty reasons)
     reason, fail = first_reason(mem.index)
@@ -505,7 +492,7 @@ def _activity_touches(obj, activity, lead_person, person_ids, tables, unknown):
     by_type, type_unknown = map_labels(_col(act, "Type"), table.get("type") or {})
     sub_field = "TaskSubtype" if obj == "Task" else "EventSubtype"
     by_sub, sub_unknown = map_labels(_col(act, sub_field), table.get("subtype") or {})
-    touch = _first(by_type, by_sub)
+    touch = coalesce(by_type, by_sub)
     if table.get("default"):
         touch = touch.fillna(table["default"])
     unknown.append(unknown_counts(obj, "Type", _col(act, "Type"), type_unknown & touch.isna(),
@@ -516,13 +503,13 @@ def _activity_touches(obj, activity, lead_person, person_ids, tables, unknown):
     person = person.where(person.notna(), who)
     person_known = person.isin(person_ids)
     what = _col(act, "WhatId")
-    account = _first(_col(act, "AccountId"), what.where(what.fillna("").str.startswith("001"), None))
+    account = coalesce(_col(act, "AccountId"), what.where(what.fillna("").str.startswith("001"), None))
     if obj == "Task":
-        occurred = _first(_col(act, "CompletedDateTime"), _col(act, "ActivityDate"), _col(act, "CreatedDate"))
+        occurred = coalesce(_col(act, "CompletedDateTime"), _col(act, "ActivityDate"), _col(act, "CreatedDate"))
         done = _col(act, "IsClosed")
-        open_task = done.notna() & ~_truthy(done.fillna(""))
+        open_task = done.notna() & ~truthy(done.fillna(""))
     else:
-        occurred = _first(_col(act, "StartDateTime"), _col(act, "ActivityDateTime"), _col(act, "ActivityDate"))
+        occurred = coalesce(_col(act, "StartDateTime"), _col(act, "ActivityDateTime"), _col(act, "ActivityDate"))
         open_task = pd.Series(False, index=act.index)
 
     reason, fail = first_reason(act.index)
@@ -578,58 +565,4 @@ def describe(raw_dir, column_map: Mapping) -> pd.DataFrame:
     ``missing`` (absent objects / empty columns and the analyses they disable) and
     ``picklist`` (values not in the default tables, with what happens to them).
     """
-    return _describe(_read(raw_dir, column_map or {}), column_map or {}, SOURCES, OPTIONAL_OBJECTS, OBJECT_NOTES)
-
-
-def _describe(got: dict, column_map: Mapping, sources: dict, optional_objects, object_notes) -> pd.DataFrame:
-    rows = []
-    for r in got["files"].itertuples(index=False):
-        rows.append({"section": "file", "object": r.object, "file": r.file, "rows": r.rows, "table": r.table,
-                     "note": "optional" if r.object in optional_objects and r.file is None else ""})
-        if r.file is None:
-            rows.append({"section": "missing", "object": r.object, "table": "", "column": "",
-                         "note": f"file not found -> {object_notes.get(r.object, 'not used')}"})
-    for obj, fld, fname in got.get("absent", []):
-        rows.append({"section": "missing", "object": obj, "file": fname, "table": "", "column": "",
-                     "source": fld, "note": f"{fname} has no column {fld}: read as empty"})
-    frames = got["frames"]
-    mapped_tables = (column_map.get("tables") or {})
-    from ..schema import TABLES
-    for table, spec in TABLES.items():
-        cols = ((mapped_tables.get(table) or {}).get("columns") or {})
-        if table not in frames or not frames[table]:
-            if table in mapped_tables or table != "revenue":
-                rows.append({"section": "missing", "object": "", "table": table, "column": "",
-                             "note": f"no rows -> off: {DISABLES[table]}"})
-            elif table == "revenue":
-                rows.append({"section": "missing", "object": "", "table": table, "column": "",
-                             "note": f"not in this export -> off: {DISABLES[table]}"})
-            continue
-        for col in spec.names:
-            header = cols.get(col)
-            if header is None:
-                if col in ("email_domain",):
-                    continue
-                key = f"{table}.{col}"
-                if key in DISABLES:
-                    rows.append({"section": "missing", "object": "", "table": table, "column": col,
-                                 "note": f"no source field -> off: {DISABLES[key]}"})
-                continue
-            values = pd.concat([f.data[header] for f in frames[table] if header in f.data.columns],
-                               ignore_index=True) if frames[table] else None
-            share = filled_share(values)
-            rows.append({"section": "column", "object": "", "table": table, "column": col,
-                         "source": sources.get((table, col), header), "filled": share, "note": ""})
-            key = f"{table}.{col}"
-            if share == 0.0 and key in DISABLES:
-                rows.append({"section": "missing", "object": "", "table": table, "column": col,
-                             "note": f"source field empty -> off: {DISABLES[key]}"})
-    for r in got["unknown"].itertuples(index=False):
-        rows.append({"section": "picklist", "object": r.object, "source": r.field, "column": r.value,
-                     "rows": r.rows, "note": r.action})
-    rej = got["rejects"]
-    if len(rej):
-        counts = rej.assign(kind=rej["reason"].str.split(":").str[0]).groupby(["source_file", "kind"]).size()
-        for (src, kind), k in counts.items():
-            rows.append({"section": "rejected", "object": src, "file": src, "rows": int(k), "note": kind})
-    return describe_frame(rows)
+    return describe_read(_read(raw_dir, column_map or {}), column_map or {}, SOURCES, OPTIONAL_OBJECTS, OBJECT_NOTES)

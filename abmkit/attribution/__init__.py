@@ -1,4 +1,4 @@
-"""Account-level attribution (DESIGN §3, §8).
+"""Account-level attribution (see docs/attribution.md).
 
 - :func:`attribute` — touch-level credits of one model (or several) straight from a
   :class:`~abmkit.schema.Dataset`.
@@ -18,7 +18,7 @@ Example
 -------
 >>> import abmkit
 >>> ds = abmkit.load("data/sample/canonical")                        # doctest: +SKIP
->>> credits = attribute(ds, "linear", contact_accounts=mapping)       # doctest: +SKIP
+>>> credits = attribute(abmkit.prepare(ds), "linear")               # doctest: +SKIP
 >>> credits.groupby("channel", observed=True)["credit"].sum()        # doctest: +SKIP
 """
 from __future__ import annotations
@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..journeys import ConversionJourneys, conversion_journeys, conversions
+from ..prepared import resolve
 from .compare import ComparisonResult, compare_models, comparison_findings, comparison_from_credits, sensitivity
 from .engine import (ALL_MODELS, DATA_DRIVEN_MODELS, DEFAULT_COMPARE_MODELS, aggregate_credits,
                      attribute_journeys, campaign_table, channel_credits_from, credit_matrix, journey_credits,
@@ -52,55 +53,51 @@ def _needs_mqa(models, params) -> bool:
     return any(m in MQA_MODELS for m in models) or ("custom" in models and "mqa" in ms)
 
 
-def _default_mqa_dates(dataset, contact_accounts):
-    """MQA dates from :mod:`abmkit.engagement` when it is available, else none (the
-    models then fall back as documented for journeys without an MQA touch)."""
-    try:
-        from ..engagement import mqa_dates
-    except ImportError:
-        return None
-    try:
-        return mqa_dates(dataset, contact_accounts=contact_accounts)
-    except TypeError:  # older signature without contact_accounts
-        return mqa_dates(dataset)
-
-
-def journeys_for(dataset, models=("linear",), *, milestone: str = "opportunity_created", lookback_days: float = 365,
-                 contact_accounts=None, mqa_dates=None, start=None, end=None, **params) -> ConversionJourneys:
-    """Build the journeys that ``models`` need (MQA dates and non-converting journeys
-    only when some model uses them)."""
-    models = [models] if isinstance(models, str) else list(models)
-    if mqa_dates is None and _needs_mqa(models, params):
-        mqa_dates = _default_mqa_dates(dataset, contact_accounts)
-    return conversion_journeys(dataset, milestone, lookback_days=lookback_days, contact_accounts=contact_accounts,
-                               mqa_dates=mqa_dates, start=start, end=end,
-                               non_converting=any(m in DATA_DRIVEN_MODELS for m in models))
-
-
-def attribute(dataset, model, *, milestone: str = "opportunity_created", lookback_days: float = 365,
-              contact_accounts: pd.DataFrame | None = None, mqa_dates: pd.DataFrame | None = None,
-              start=None, end=None, journeys: ConversionJourneys | None = None, **params) -> pd.DataFrame:
-    """Touch-level credits of ``model`` for every conversion (DESIGN §3, §8).
+def journeys_for(data, models=("linear",), *, milestone: str = "opportunity_created", lookback_days: float = 365,
+                 start=None, end=None, **params) -> ConversionJourneys:
+    """The journeys that ``models`` need, built once per resolved dataset and options
+    (MQA touches and non-converting journeys only when some model uses them; a build
+    that has them serves calls that do not need them too).
 
     Parameters
     ----------
-    dataset : Dataset
+    data : ResolvedDataset
+        :func:`abmkit.prepare` output (a plain Dataset is prepared with defaults).
+    models : str or sequence of str
+    milestone, lookback_days, start, end : see :func:`attribute`.
+    """
+    data = resolve(data)
+    models = [models] if isinstance(models, str) else list(models)
+    need_mqa = _needs_mqa(models, params)
+    need_nc = any(m in DATA_DRIVEN_MODELS for m in models)
+    key = ("journeys", milestone, float(lookback_days), None if start is None else str(start),
+           None if end is None else str(end))
+    for mqa in ((True,) if need_mqa else (False, True)):
+        for nc in ((True,) if need_nc else (False, True)):
+            if key + (mqa, nc) in data._memo:
+                return data._memo[key + (mqa, nc)]
+    return data.memo(key + (need_mqa, need_nc), lambda: conversion_journeys(
+        data, milestone, lookback_days=lookback_days, start=start, end=end, non_converting=need_nc,
+        with_mqa=need_mqa))
+
+
+def attribute(data, model, *, milestone: str = "opportunity_created", lookback_days: float = 365,
+              start=None, end=None, **params) -> pd.DataFrame:
+    """Touch-level credits of ``model`` for every conversion.
+
+    Parameters
+    ----------
+    data : ResolvedDataset
+        :func:`abmkit.prepare` output: touches on their accounts, the MQA dates of its
+        one MQA rule (a plain Dataset is prepared with the default settings).
     model : str or sequence of str
         one of :data:`ALL_MODELS` (several → rows of every model, journeys built once).
     milestone : {"opportunity_created", "closed_won"}
     lookback_days : float
         journey window before the milestone (default 365).
-    contact_accounts : DataFrame, optional
-        contact_id → account_id (``abmkit.mapping.map_contacts`` output). Needed when
-        touches carry only contact_id; mapped with default rules when omitted.
-    mqa_dates : DataFrame, optional
-        account_id, mqa_at. Default: ``abmkit.engagement.mqa_dates(dataset)`` when a
-        model uses the MQA touch and that module is available.
     start, end : optional
         keep conversions whose milestone date is in ``[start, end)`` (report period).
-    journeys : ConversionJourneys, optional
-        journeys already built with :func:`journeys_for` (the journey options above are
-        then ignored), so several calls share one build.
+        Journeys are built once per dataset and options and shared by every call.
     **params
         ``half_life_days`` (time_decay, default 7), ``order`` (markov, default 1),
         custom weights (``position_weights``, ``milestone_weights``, ``channel_weights``,
@@ -130,9 +127,8 @@ def attribute(dataset, model, *, milestone: str = "opportunity_created", lookbac
     unknown = [m for m in models if m not in ALL_MODELS]
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; models are {list(ALL_MODELS)}")
-    cj = journeys if journeys is not None else journeys_for(
-        dataset, models, milestone=milestone, lookback_days=lookback_days, contact_accounts=contact_accounts,
-        mqa_dates=mqa_dates, start=start, end=end, **params)
+    cj = journeys_for(data, models, milestone=milestone, lookback_days=lookback_days, start=start, end=end,
+                      **params)
     frames = [attribute_journeys(cj, m, **params) for m in models]
     attrs = frames[0].attrs
     out = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)

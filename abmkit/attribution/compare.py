@@ -1,5 +1,5 @@
 """Compare attribution models: shares, bootstrap intervals, rank correlation,
-disagreement, conservation, sensitivity sweeps (DESIGN §3).
+disagreement, conservation, sensitivity sweeps (see docs/attribution.md).
 
 Speed comes from computing every model once: each model gives an account ×
 channel credit matrix; a bootstrap replicate is a vector of multinomial account
@@ -21,12 +21,13 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from ..results import Result
 from .engine import (DEFAULT_COMPARE_MODELS, credit_matrix, touch_credits)
 from .markov import batch_incidence, build_chain, removal_effects, removal_effects_from_types
 
 
 @dataclass
-class ComparisonResult:
+class ComparisonResult(Result):
     """Output of :func:`compare_models`.
 
     Attributes
@@ -62,6 +63,13 @@ class ComparisonResult:
         """Long table: channel, model, share, low, high, conversions, pipeline, revenue."""
         return self.intervals.merge(self.credits, on=["channel", "model"], how="left")
 
+    _summary_title = "Attribution model comparison"
+
+    def _summary_metadata(self) -> dict:
+        keys = ("milestone", "lookback_days", "conversions", "no_touch", "bootstrap")
+        return {**{k: self.info[k] for k in keys if k in self.info}, "n_boot": self.n_boot, "seed": self.seed}
+
+    @property
     def summary(self) -> pd.DataFrame:
         """One row per model: top channel and its share, mean rank correlation with the
         other models, and whether credits were conserved."""
@@ -179,8 +187,11 @@ class _Replicable:
         return out
 
 
-def _replicable(cj, models, n_boot: int, params, *, markov_credits: bool = True) -> _Replicable:
-    """``markov_credits=False``: leave Markov's credits out (a partition's chain alone
+def replicable(cj, models, n_boot: int, params, *, markov_credits: bool = True) -> _Replicable:
+    """Per model the channel credits of ``cj`` and what a bootstrap replicate needs
+    (:class:`_Replicable`); :func:`compare_models` and :mod:`abmkit.scale` share it.
+
+    ``markov_credits=False``: leave Markov's credits out (a partition's chain alone
     does not give them; :mod:`abmkit.scale` solves the summed chain) but still build
     its chain and incidence for the bootstrap."""
     k = len(cj.channels)
@@ -222,6 +233,9 @@ def _replicable(cj, models, n_boot: int, params, *, markov_credits: bool = True)
                        n_groups if len(conv_rows) else 0, group_accounts, list(cj.channels), seen)
 
 
+_replicable = replicable  # the former private name (tests/test_attribution_properties.py)
+
+
 def percentile_bounds(reps: dict, models, channels, keep_ch, alpha: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Percentile interval of each model's channel shares over bootstrap replicates
     (``reps[m]``: replicates x channels credit sums)."""
@@ -246,15 +260,18 @@ def markov_replicates(chain, types: np.ndarray, tw: np.ndarray) -> np.ndarray:
         if len(tw) else np.zeros((0, chain.n_channels))
 
 
-def compare_models(dataset, models=DEFAULT_COMPARE_MODELS, n_boot: int = 1000, seed: int = 0, *,
-                   milestone: str = "opportunity_created", lookback_days: float = 365, contact_accounts=None,
-                   mqa_dates=None, start=None, end=None, alpha: float = 0.05, journeys=None,
+def compare_models(data, models=DEFAULT_COMPARE_MODELS, n_boot: int = 1000, seed: int = 0, *,
+                   milestone: str = "opportunity_created", lookback_days: float = 365,
+                   start=None, end=None, alpha: float = 0.05,
                    progress: bool | None = None, bootstrap: str = "multinomial", **params) -> ComparisonResult:
     """Run several models on the same journeys and compare them.
 
     Parameters
     ----------
-    dataset : Dataset
+    data : ResolvedDataset
+        :func:`abmkit.prepare` output (a plain Dataset is prepared with defaults); the
+        journeys are built once per dataset and options and shared with
+        :func:`abmkit.attribution.attribute` calls on it.
     models : sequence of str
         default :data:`DEFAULT_COMPARE_MODELS`.
     n_boot : int
@@ -269,8 +286,6 @@ def compare_models(dataset, models=DEFAULT_COMPARE_MODELS, n_boot: int = 1000, s
         partition. Both estimate the same sampling distribution.
     alpha : float
         intervals are the (alpha/2, 1 − alpha/2) percentiles.
-    journeys : ConversionJourneys, optional
-        reuse journeys already built (then the journey options are ignored).
     **params
         model parameters (half_life_days, order for markov, custom weights).
 
@@ -282,10 +297,9 @@ def compare_models(dataset, models=DEFAULT_COMPARE_MODELS, n_boot: int = 1000, s
     if bootstrap not in BOOTSTRAPS:
         raise ValueError(f"bootstrap must be one of {BOOTSTRAPS}, not {bootstrap!r}")
     models = [models] if isinstance(models, str) else list(models)
-    cj = journeys if journeys is not None else journeys_for(
-        dataset, models, milestone=milestone, lookback_days=lookback_days, contact_accounts=contact_accounts,
-        mqa_dates=mqa_dates, start=start, end=end, **params)
-    rep = _replicable(cj, models, n_boot, params)
+    cj = journeys_for(data, models, milestone=milestone, lookback_days=lookback_days, start=start, end=end,
+                      **params)
+    rep = replicable(cj, models, n_boot, params)
     keep_ch = [c for i, c in enumerate(cj.channels) if rep.seen[i]]
     low = high = None
     if n_boot and rep.n_groups:
@@ -312,7 +326,7 @@ def compare_models(dataset, models=DEFAULT_COMPARE_MODELS, n_boot: int = 1000, s
         low, high = percentile_bounds(reps, models, list(cj.channels), keep_ch, alpha)
     conv = cj.conversions
     no_touch = conv[conv["n_touches"] == 0][["conversion_id", "account_id", "converted_at", "amount"]]
-    info = {**cj.summary(), "bootstrap": bootstrap if n_boot else None}
+    info = {**cj.info, "bootstrap": bootstrap if n_boot else None}
     return comparison_from_credits(rep.credits, models, pd.DataFrame(rep.conservation), no_touch, info, keep_ch,
                                    low=low, high=high, n_boot=n_boot, seed=seed)
 
@@ -360,13 +374,13 @@ def comparison_from_credits(credits: pd.DataFrame, models, conservation: pd.Data
 _JOURNEY_PARAMS = ("lookback_days", "milestone")
 
 
-def sensitivity(dataset, model: str, param: str, values, *, milestone: str = "opportunity_created",
-                lookback_days: float = 365, contact_accounts=None, mqa_dates=None, start=None, end=None,
-                **params) -> pd.DataFrame:
+def sensitivity(data, model: str, param: str, values, *, milestone: str = "opportunity_created",
+                lookback_days: float = 365, start=None, end=None, **params) -> pd.DataFrame:
     """How a model's channel shares move when one parameter moves.
 
     Parameters
     ----------
+    data : ResolvedDataset
     model : str
     param : str
         ``half_life_days``, ``lookback_days`` or any model parameter.
@@ -393,8 +407,7 @@ def sensitivity(dataset, model: str, param: str, values, *, milestone: str = "op
         else:
             mp[param] = v
         if cj is None or param in _JOURNEY_PARAMS:
-            cj = journeys_for(dataset, [model], contact_accounts=contact_accounts, mqa_dates=mqa_dates,
-                              start=start, end=end, **jp, **mp)
+            cj = journeys_for(data, [model], start=start, end=end, **jp, **mp)
         if model == "markov":
             c = _markov_credits(cj, mp.get("order", 1))["conversions"]
         else:
@@ -422,7 +435,8 @@ def comparison_findings(result: ComparisonResult, **extra) -> dict:
         **extra,
         "milestone": info.get("milestone"), "lookback_days": info.get("lookback_days"),
         "conversions": info.get("conversions"), "conversions_with_touches": info.get("with_touches"),
-        "no_touch_conversions": info.get("no_touch"), "pipeline": info.get("pipeline"),
+        "no_touch_conversions": info.get("no_touch"), "unattributable_touches": info.get("unattributable_touches"),
+        "pipeline": info.get("pipeline"),
         "revenue": info.get("revenue"), "models": list(result.shares.columns), "n_boot": result.n_boot,
         "top_channel_by_model": {m: str(c) for m, c in result.shares.idxmax().items()} if len(result.shares) else {},
         "most_disputed_channel": None if top is None else str(top["channel"]),

@@ -77,7 +77,7 @@ def attribute_journeys(cj, model: str, **params) -> pd.DataFrame:
     })
     # plain lists, not a DataFrame: pandas compares attrs on concat
     out.attrs["no_touch"] = cj.no_touch[["conversion_id", "account_id", "converted_at", "amount"]].to_dict("list")
-    out.attrs["summary"] = cj.summary()
+    out.attrs["summary"] = cj.info
     return out
 
 

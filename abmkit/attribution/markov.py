@@ -1,4 +1,4 @@
-"""Order-k Markov attribution with exact removal effects (DESIGN §3).
+"""Order-k Markov attribution with exact removal effects (see docs/attribution.md).
 
 The journeys form an absorbing chain: ``start`` → states → ``conversion`` or
 ``null``. A state is the last ``order`` channels (a path shorter than ``order`` is

@@ -1,7 +1,7 @@
 """Channel paths: the integer-coded form every data-driven model works on, and the
 common aggregated path table (``path``, ``total_conversions``,
 ``total_conversion_value``, ``total_null``) used by other attribution tools and
-web-analytics exports (DESIGN §3, path-format interop).
+web-analytics exports (see docs/attribution.md, "Path-format interop").
 
 A :class:`PathSet` stores paths as one flat array of channel codes plus offsets
 (CSR layout), so Markov and Shapley never touch Python strings per step.
@@ -24,13 +24,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..results import Result
+
 #: models that need only the channel sequence (usable on a path table)
 PATH_MODELS = ("first_touch", "last_touch", "linear", "u_shaped", "j_shaped", "inverse_j",
                "markov", "shapley")
 
 
 @dataclass
-class PathSet:
+class PathSet(Result):
     """Channel paths with their outcome counts.
 
     Attributes
@@ -75,10 +77,20 @@ class PathSet:
         """Position (0-based) of every entry of ``codes`` inside its path."""
         return np.arange(len(self.codes)) - np.repeat(self.offsets[:-1], self.lengths)
 
-    def summary(self) -> dict:
+    _summary_title = "Channel paths"
+
+    @property
+    def info(self) -> dict:
+        """Counts as a plain dict: paths, channels, touches, conversions,
+        conversion_value, null, problems."""
         return {"paths": self.n_paths, "channels": len(self.channels), "touches": int(len(self.codes)),
                 "conversions": float(self.conversions.sum()), "conversion_value": float(self.value.sum()),
                 "null": float(self.null.sum()), "problems": int(len(self.problems))}
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """The :attr:`info` counts as a two-column table (metric, value)."""
+        return pd.DataFrame({"metric": list(self.info), "value": pd.Series(list(self.info.values()), dtype=object)})
 
 
 def _fail_or_keep(problems: list[tuple[int, str]], errors: str) -> None:

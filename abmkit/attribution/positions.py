@@ -1,4 +1,4 @@
-"""Position-based (rule) models: per journey touch weights (DESIGN §3).
+"""Position-based (rule) models: per journey touch weights (see docs/attribution.md).
 
 Every function takes a :class:`abmkit.journeys.ConversionJourneys` and returns one
 credit per journey touch; credits of one conversion sum to 1. All of them are
@@ -19,7 +19,7 @@ preset               first      lead creation   touches in between          afte
 ===================  =========  ==============  ==========================  ===========
 hubspot_u_shaped     40 %       40 %            20 % split                  0
 marketo_u_shaped     50 %       50 %            0                           0
-u_shaped (DESIGN)    40 %       40 % (last)     20 % split (middle)         —
+u_shaped             40 %       40 % (last)     20 % split (middle)         —
 ===================  =========  ==============  ==========================  ===========
 
 Example
@@ -36,7 +36,7 @@ from ..schema import CHANNELS, TOUCH_TYPES
 
 POSITION_MODELS = ("first_touch", "last_touch", "linear", "time_decay", "u_shaped", "w_shaped", "full_path",
                    "j_shaped", "inverse_j", "custom", "hubspot_u_shaped", "marketo_u_shaped")
-#: first / middle / last shares of the bathtub-shaped models (DESIGN §3)
+#: first / middle / last shares of the bathtub-shaped models
 SHAPES = {"u_shaped": (0.4, 0.2, 0.4), "j_shaped": (0.2, 0.2, 0.6), "inverse_j": (0.6, 0.2, 0.2)}
 SIMPLE_MODELS = ("first_touch", "last_touch", "linear")
 MILESTONE_ROLES = ("first", "mqa", "opportunity_created", "closed_won", "last")
@@ -63,7 +63,7 @@ def bathtub(pos: np.ndarray, n: np.ndarray, first: float, middle: float, last: f
             *, small_n: str = "fixed") -> np.ndarray:
     """First/middle/last weights; ``middle`` split over the n − 2 middle touches.
 
-    ``small_n="fixed"``: n = 1 → 1, n = 2 → 50/50 (DESIGN rule for U/J/inverse-J).
+    ``small_n="fixed"``: n = 1 → 1, n = 2 → 50/50 (the rule of U/J/inverse-J).
     ``small_n="renormalise"``: n = 2 → first/(first+last), last/(first+last).
     """
     mid = np.divide(middle, n - 2, out=np.zeros(len(n)), where=n > 2)
@@ -176,7 +176,7 @@ def custom(cj, *, position_weights=None, milestone_weights_=None, channel_weight
 
     Without position or milestone weights the base is linear (1/n), so channel
     multipliers alone give each touch a share proportional to its channel's weight
-    (the DESIGN worked example: 25/20/30/25). With both, the two bases are averaged.
+    (worked example in docs/attribution.md: 25/20/30/25). With both, the two bases are averaged.
     A conversion whose every weight is 0 is split equally (credits must sum to 1).
     """
     base = np.zeros(len(cj.conv))

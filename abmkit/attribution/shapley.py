@@ -1,4 +1,4 @@
-"""Shapley-value attribution over channel sets (DESIGN §3).
+"""Shapley-value attribution over channel sets (see docs/attribution.md).
 
 The game: ``v(S)`` = conversions (or value) of the journeys whose set of channels is
 contained in ``S``. Shapley values are computed exactly by enumerating coalitions

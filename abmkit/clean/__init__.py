@@ -28,9 +28,9 @@ Example
 from . import quality
 from .api import clean_exports, read_frames, validate_export
 from .colmap import LabelMap, load_column_map
-from .core import CleanResult, QualitySummary, clean_frames
-from .csvio import RawFrame, read_file
+from .core import CleanResult, clean_frames
+from ..io.csv import RawFrame, read_file
 from .errors import CleanError
 
 __all__ = ["clean_exports", "clean_frames", "validate_export", "read_frames", "CleanResult",
-           "QualitySummary", "RawFrame", "CleanError", "load_column_map", "LabelMap", "read_file", "quality"]
+           "RawFrame", "CleanError", "load_column_map", "LabelMap", "read_file", "quality"]

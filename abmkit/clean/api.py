@@ -12,7 +12,7 @@ import pandas as pd
 from .. import schema
 from .colmap import load_column_map
 from .core import CleanResult, clean_frames
-from .csvio import RawFrame, read_file
+from ..io.csv import RawFrame, read_file
 from .errors import CleanError
 
 #: what each canonical column enables downstream: shown by validate_export when it is missing
@@ -109,8 +109,8 @@ def clean_exports(raw_dir: str | Path, column_map: str | Path | Mapping) -> Clea
     Returns
     -------
     CleanResult
-        ``.dataset`` (canonical), ``.rejects`` (ledger), ``.summary`` (per table;
-        ``.summary()`` as text), ``.unmapped``, ``.repairs``, ``.merged``.
+        ``.dataset`` (canonical), ``.rejects`` (ledger), ``.summary`` (per-table
+        quality DataFrame; ``print_summary()`` as text), ``.unmapped``, ``.repairs``, ``.merged``.
 
     Example
     -------
@@ -186,7 +186,7 @@ def validate_export(raw_dir, preset: str | None = None, column_map=None, out_dir
                 lines.append(f"  {label:<34}    MISSING" + (f" -> disables {use}" if use else ""))
     print("\n".join(lines))
     print()
-    print(result.summary())
+    result.print_summary()
     if out_dir is not None:
         path = result.save(out_dir)
         print(f"\nCleaned dataset written to {path}")

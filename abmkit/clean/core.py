@@ -44,8 +44,9 @@ from tqdm import tqdm
 
 from .. import schema
 from ..domains import registrable_domain, split_email
+from ..results import Result
 from .colmap import DEFAULTS, LabelMap, label_key, label_maps, load_column_map
-from .csvio import RawFrame
+from ..io.csv import RawFrame
 from .errors import CleanError
 from .parse import (_NAT, _to_arrow, encode, normalise_ids, null_token_mask, parse_bools,
                     parse_numbers, parse_timestamps, parse_timestamps_detail, trim_rows)
@@ -78,20 +79,8 @@ _KIND_FAIL = {"ts": "unparseable_timestamp", "float": "unparseable_number", "int
 _TIER = re.compile(r"(?i)^\s*(?:tier\s*)?(\d+)(?:\.0+)?\s*$")
 
 
-class QualitySummary(pd.DataFrame):
-    """The per-table quality frame; calling it (``result.summary()``) gives the text."""
-    _metadata = ["_text"]
-
-    @property
-    def _constructor(self):
-        return pd.DataFrame
-
-    def __call__(self) -> str:
-        return getattr(self, "_text", "")
-
-
 @dataclass
-class CleanResult:
+class CleanResult(Result):
     """Outcome of cleaning one export.
 
     Attributes
@@ -100,8 +89,10 @@ class CleanResult:
     rejects : the ledger, one row per rejected input row: ``source_file, source_row,
         table, reason, raw_values`` (JSON of the raw row) plus ``reason_code`` and
         ``column`` for grouping
-    summary : per table ``rows_in, rows_clean, rows_rejected, rows_merged,
-        rows_repaired, conservation_ok``; ``summary()`` returns it as text
+    quality : per table ``rows_in, rows_clean, rows_rejected, rows_merged,
+        rows_repaired, conservation_ok`` (a plain DataFrame; also ``.summary`` and
+        ``to_frame()``); ``print_summary()`` / ``str(result)`` give it as text with
+        the rejected, repaired and unmapped counts
     unmapped : ``table, column, label, rows``: source labels no map knows
     repairs : kept rows whose value was fixed or blanked: ``source_file, source_row,
         table, column, issue, raw_value, action``
@@ -111,16 +102,36 @@ class CleanResult:
     """
     dataset: schema.Dataset
     rejects: pd.DataFrame
-    summary: QualitySummary
+    quality: pd.DataFrame
     unmapped: pd.DataFrame
     repairs: pd.DataFrame
     merged: pd.DataFrame
     files: pd.DataFrame = field(default_factory=pd.DataFrame)
     sources: pd.DataFrame = field(default_factory=pd.DataFrame)
 
+    _summary_title = "Data-quality summary (rows_in = clean + rejected + merged per table)"
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """The per-table quality frame (:attr:`quality`)."""
+        return self.quality
+
+    @property
+    def headline(self) -> str:
+        """Rows read, kept, rejected and merged over all tables, in one sentence."""
+        q = self.quality
+        n = {c: int(q[c].sum()) if len(q) else 0 for c in ("rows_in", "rows_clean", "rows_rejected", "rows_merged")}
+        return (f"{n['rows_in']:,} rows read: {n['rows_clean']:,} clean, {n['rows_rejected']:,} rejected, "
+                f"{n['rows_merged']:,} merged duplicates.")
+
+    def _summary_text(self, decimals: int = 3) -> str:
+        # the quality table, then the rejected / repaired / unmapped counts (all integers)
+        return "\n".join([self._title(), self.headline,
+                          _quality_text(self.quality, self.rejects, self.unmapped, self.repairs)])
+
     def to_frame(self) -> pd.DataFrame:
         """The per-table quality summary (same as ``summary``)."""
-        return pd.DataFrame(self.summary)
+        return self.quality
 
     def rejects_by_reason(self) -> pd.DataFrame:
         """Rejected rows per table and reason code (for the bar chart)."""
@@ -809,9 +820,9 @@ def _merged_frame(t: _Table) -> pd.DataFrame:
                          "kept_source_file": kfiles, "kept_source_row": ksrc})
 
 
-def _summary_text(summary: pd.DataFrame, rejects: pd.DataFrame, unmapped: pd.DataFrame, repairs: pd.DataFrame) -> str:
-    lines = ["Data-quality summary (rows_in = clean + rejected + merged per table)"]
-    lines.append(summary.to_string(index=False))
+def _quality_text(summary: pd.DataFrame, rejects: pd.DataFrame, unmapped: pd.DataFrame, repairs: pd.DataFrame) -> str:
+    """The quality table and the rejected / repaired / unmapped counts as text."""
+    lines = [summary.to_string(index=False)]
     if len(rejects):
         lines.append("\nRejected rows by reason:")
         lines.append(rejects.groupby(["table", "reason_code"]).size().rename("rows").reset_index().to_string(index=False))
@@ -921,10 +932,8 @@ def clean_frames(frames: Mapping[str, Sequence[RawFrame]], column_map, *, pre_re
     unmapped_df = (pd.concat(unmapped, ignore_index=True).sort_values("rows", ascending=False, kind="stable")
                    .reset_index(drop=True) if unmapped else pd.DataFrame(columns=["table", "column", "label", "rows"]))
     dataset = schema.Dataset(**{name: _check_canonical(df, name) for name, df in out_frames.items()})
-    qs = QualitySummary(summary)
-    qs._text = _summary_text(summary, rejects, unmapped_df, repairs_df)
     sources = pd.DataFrame([{"table": n, "column": c, "source_header": h}
                             for n, t in tables.items() for c, h in t.sources.items()],
                            columns=["table", "column", "source_header"])
-    return CleanResult(dataset=dataset, rejects=rejects, summary=qs, unmapped=unmapped_df, repairs=repairs_df,
+    return CleanResult(dataset=dataset, rejects=rejects, quality=summary, unmapped=unmapped_df, repairs=repairs_df,
                        merged=merged_df, files=files if files is not None else pd.DataFrame(), sources=sources)

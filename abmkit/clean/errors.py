@@ -1,11 +1,7 @@
-"""The one exception of the cleaning layer."""
+"""The one exception of the cleaning layer (defined in :mod:`abmkit.io.errors`, so that
+the CSV reader below the cleaner raises the same class)."""
 from __future__ import annotations
 
+from ..io.errors import CleanError
 
-class CleanError(ValueError):
-    """A raw export cannot be cleaned at all (as opposed to single bad rows, which
-    go to the rejects ledger).
-
-    The message names the file, the column and the row when there is one, the
-    columns that were found, and what to change (the export or the column map).
-    """
+__all__ = ["CleanError"]

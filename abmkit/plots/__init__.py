@@ -1,4 +1,4 @@
-"""Seaborn figures drawn from result frames; they compute nothing (DESIGN §9).
+"""Seaborn figures drawn from result frames; they compute nothing.
 
 One submodule per analysis; everything is re-exported here so notebooks call
 ``abmkit.plots.<name>``.

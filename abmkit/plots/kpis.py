@@ -21,16 +21,19 @@ __all__ = ["kpi_tiles", "kpi_trends", "funnel_chart", "pipeline_chart", "segment
 
 _LABELS = {
     "market_reach": "Market reach", "account_engagement": "Account engagement",
-    "audience_exposure_time": "Exposure time", "engaged_accounts": "Engaged accounts (MQA)",
+    "audience_exposure_time": "Exposure time", "mqa_accounts": "MQA accounts (at period end)",
+    "new_mqas": "New MQAs (in period)",
     "buying_group_coverage": "Buying-group coverage", "opportunity_creation": "Opportunities created",
     "influenced_pipeline": "Influenced pipeline", "pipeline_velocity": "Pipeline velocity",
     "deal_velocity": "Deal velocity", "opportunity_conversion": "Opportunity conversion",
-    "win_rate": "Win rate (engaged)", "average_deal_size": "Average deal size",
+    "win_rate": "MQA win rate", "average_deal_size": "Average deal size",
     "cost_per_acquired_account": "Cost / acquired account", "roi": "ROI",
     "retention_rate": "Retention", "net_revenue_retention": "Net revenue retention",
     "product_adoption": "Product adoption", "upsell_rate": "Upsell rate", "cross_sell_rate": "Cross-sell rate",
     "customer_lifetime_value": "Customer lifetime value",
 }
+_FUNNEL_LABELS = {"reached": "reached (any touch)", "with_engagement": "with an engagement touch",
+                  "mqa": "MQA at period end", "opportunity": "opportunity created", "won": "opportunity won"}
 #: KPIs where a smaller number is better (durations, costs)
 _LOWER_IS_BETTER = frozenset({"pipeline_velocity", "deal_velocity", "cost_per_acquired_account"})
 
@@ -65,14 +68,20 @@ def kpi_tiles(overall: pd.DataFrame, kpis: list[str] | None = None, ncols: int =
     df = overall if kpis is None else overall.set_index("kpi").loc[list(kpis)].reset_index()
     n = len(df)
     nrows = max(1, math.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.0 * ncols, 1.7 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.0 * ncols, 1.9 * nrows), squeeze=False)
     for ax in axes.ravel():
         ax.set_axis_off()
     for ax, row in zip(axes.ravel(), df.itertuples()):
         ax.add_patch(plt.Rectangle((0.02, 0.04), 0.96, 0.92, transform=ax.transAxes, fc="#f6f8fa", ec="#d0d7de"))
-        ax.text(0.5, 0.80, _label(row.kpi), ha="center", va="center", fontsize=9.5, color="#333", transform=ax.transAxes)
-        ax.text(0.5, 0.50, format_kpi(row.value, row.unit), ha="center", va="center", fontsize=17,
+        ax.text(0.5, 0.84, _label(row.kpi), ha="center", va="center", fontsize=9.5, color="#333", transform=ax.transAxes)
+        ax.text(0.5, 0.57, format_kpi(row.value, row.unit), ha="center", va="center", fontsize=17,
                 weight="bold", color="#111", transform=ax.transAxes)
+        population = getattr(row, "population", "")
+        if population:  # every number names the accounts it is counted on
+            size = getattr(row, "population_size", float("nan"))
+            text = f"of {size:,.0f} {population}" if np.isfinite(size) else str(population)
+            ax.text(0.5, 0.36, text, ha="center", va="center", fontsize=7.5, color="#57606a",
+                    transform=ax.transAxes)
         change = row.change
         if change is None or not np.isfinite(change):
             note, color = f"prev {format_kpi(row.previous, row.unit)}", "#666"
@@ -83,7 +92,7 @@ def kpi_tiles(overall: pd.DataFrame, kpis: list[str] | None = None, ncols: int =
             delta = (f"{change * 100:+.1f} pts" if row.unit == "ratio" else
                      format_kpi(change, row.unit) if row.unit in ("days", "hours", "currency") else f"{change:+,.0f}")
             note = f"{arrow} {delta} vs prev"
-        ax.text(0.5, 0.20, note, ha="center", va="center", fontsize=9, color=color, transform=ax.transAxes)
+        ax.text(0.5, 0.16, note, ha="center", va="center", fontsize=9, color=color, transform=ax.transAxes)
     if title:
         fig.suptitle(title, fontsize=12, weight="bold")
     fig.tight_layout()
@@ -114,12 +123,15 @@ def kpi_trends(history: pd.DataFrame, kpis: list[str] | None = None, ncols: int 
 
 def funnel_chart(funnel: pd.DataFrame, title: str = "Account funnel"):
     """Horizontal funnel of ``account_funnel(...)``: accounts per step with the share of
-    addressable accounts and the step conversion."""
+    the population and the step conversion."""
     fig, ax = plt.subplots(figsize=(8, 0.55 * len(funnel) + 1))
-    sns.barplot(x=funnel["accounts"].to_numpy(), y=funnel["step"].to_numpy(), ax=ax, color="#54aeff", orient="h")
+    population = str(funnel["population"].iloc[0]) if "population" in funnel and len(funnel) else "accounts"
+    steps = funnel["step"].map(_FUNNEL_LABELS).fillna(funnel["step"]).to_numpy()
+    steps = np.where(funnel["step"].to_numpy() == "population", population, steps)
+    sns.barplot(x=funnel["accounts"].to_numpy(), y=steps, ax=ax, color="#54aeff", orient="h")
     top = max(float(funnel["accounts"].max()), 1.0)
     for i, row in enumerate(funnel.itertuples()):
-        share = "" if not np.isfinite(row.share_of_addressable) else f"  {row.share_of_addressable:.0%} of addressable"
+        share = "" if not np.isfinite(row.share_of_population) else f"  {row.share_of_population:.0%} of {population}"
         step = ("" if i == 0 or not np.isfinite(row.share_of_previous_step)
                 else f", {row.share_of_previous_step:.0%} of previous")
         ax.text(row.accounts + top * 0.01, i, f"{row.accounts:,}{share}{step}", va="center", fontsize=9)

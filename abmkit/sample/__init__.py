@@ -1,4 +1,4 @@
-"""Synthetic B2B sample with planted ground truth (DESIGN §1, §2, §4, §5).
+"""Synthetic B2B sample with planted ground truth (see docs/sample_data.md).
 
 :func:`generate` builds, from one seed, a canonical :class:`~abmkit.schema.Dataset`,
 its raw CRM-export rendering (other headers, encodings, date formats, vendor
@@ -13,7 +13,7 @@ Example
 >>> from abmkit.sample import generate
 >>> s = generate(n_accounts=60, seed=3)
 >>> sorted(s.truth)[:3]
-['contact_accounts', 'effects', 'potential_outcomes']
+['background_effects', 'contact_accounts', 'effects']
 >>> s.dataset.accounts.shape[0]
 60
 """
@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..domains import split_email
+from ..results import Result
 from ..schema import HIGH_INTENT_TOUCH_TYPES, ENGAGEMENT_TOUCH_TYPES, Dataset, save
 from . import campaigns as C
 from . import commerce, entities, names, process, touches
@@ -39,7 +40,7 @@ BACKGROUND_RATE_SCALE = 0.85
 
 
 @dataclass
-class SampleData:
+class SampleData(Result):
     """Everything :func:`generate` makes.
 
     Attributes
@@ -64,9 +65,15 @@ class SampleData:
     column_map: dict = field(default_factory=dict)
     params: dict = field(default_factory=dict)
 
+    _summary_title = "Synthetic sample"
+
+    def _summary_metadata(self) -> dict:
+        return {k: self.params[k] for k in ("seed", "n_accounts", "start", "end") if k in self.params}
+
+    @property
     def summary(self) -> pd.DataFrame:
-        """Rows per canonical table."""
-        return self.dataset.summary()
+        """Rows per canonical table (:attr:`abmkit.schema.Dataset.summary`)."""
+        return self.dataset.summary
 
 
 def generate(n_accounts: int = 2000, seed: int = 7, start: str = "2025-01-01",

@@ -1,4 +1,4 @@
-"""Campaign catalogue of the sample and the planted effects (DESIGN §5 stories).
+"""Campaign catalogue of the sample and the planted effects (see docs/sample_data.md).
 
 Studied campaigns are always on; each one is studied at exactly one transition
 ``s->s+1``: accounts entering ``s`` are exposed with probability

@@ -1,5 +1,5 @@
 """The latent stage process of every account and the exact potential outcomes of
-the planted campaigns (DESIGN §4, §5).
+the planted campaigns (see docs/sample_data.md).
 
 Times are float days since the sample start, rounded to whole minutes (raw
 exports carry minutes, so truth and data agree to the minute). ``NaN`` = the

@@ -1,5 +1,5 @@
 """Touchpoints generated FROM the latent stage process, so that the default stage
-rules of DESIGN §4 (trailing 90-day window) give back exactly the latent entry times.
+rules of abmkit.progression (trailing 90-day window) give back exactly the latent entry times.
 
 Three kinds of touches:
 

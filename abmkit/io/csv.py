@@ -1,5 +1,8 @@
 """Reading raw export files: encoding and delimiter detection, every value a string.
 
+Used by the cleaner (:mod:`abmkit.clean`) and the CRM adapters (:mod:`abmkit.adapters`);
+like all of :mod:`abmkit.io` it imports neither.
+
 Files are read with pyarrow's multi-threaded CSV reader (quoted newlines
 allowed); a file with ragged rows is re-read with Python's ``csv`` module so
 that every record keeps its exact row number and the ragged ones can go to the

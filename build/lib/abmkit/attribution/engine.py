@@ -1,0 +1,191 @@
+"""From journeys to credits: one dispatcher for every model, and the aggregations
+(touch level, channel, campaign, account, conversion × channel matrix).
+
+Data-driven models at touch level:
+
+- ``shapley``: with ``v(S)`` = conversions of journeys whose channels ⊆ S, each
+  conversion's Shapley split is exactly 1/|channels of its journey| per channel
+  (a unanimity game), then equal over that channel's touches. Channel sums equal the
+  exact Shapley values of the whole data set.
+- ``markov``: each conversion's credit is split over the channels of its journey in
+  proportion to their removal effects (equal over that channel's touches). Channel
+  sums therefore differ from the path-level Markov credit of
+  :func:`abmkit.attribution.markov.markov_attribution` (removal effects normalised
+  once over all conversions, the ChannelAttribution convention), which
+  :func:`compare_models` and :func:`path_attribution` report.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..schema import CHANNEL_DTYPE
+from .markov import build_chain, removal_effects
+from .positions import POSITION_MODELS, normalise, position_credits
+
+DATA_DRIVEN_MODELS = ("markov", "shapley")
+ALL_MODELS = POSITION_MODELS + DATA_DRIVEN_MODELS
+#: models compare_models runs by default (full_path needs closed_won; custom needs weights)
+DEFAULT_COMPARE_MODELS = ("first_touch", "last_touch", "linear", "time_decay", "u_shaped", "w_shaped",
+                          "j_shaped", "inverse_j", "markov", "shapley")
+
+
+def _channel_counts(cj) -> np.ndarray:
+    k = len(cj.channels)
+    return np.bincount(cj.conversion_channel_cells, minlength=len(cj.conversions) * k).reshape(len(cj.conversions), k)
+
+
+def markov_channel_effects(cj, order: int = 1) -> np.ndarray:
+    """Removal effect of every channel (taxonomy order) from the journeys' paths."""
+    chain = build_chain(cj.paths(), order, keep_paths=False)
+    return removal_effects(chain)[0]
+
+
+def touch_credits(cj, model: str, **params) -> np.ndarray:
+    """Credit of every journey touch of ``cj`` under ``model`` (sums to 1 per conversion)."""
+    if model in POSITION_MODELS:
+        return position_credits(cj, model, **params)
+    if model not in DATA_DRIVEN_MODELS:
+        raise ValueError(f"unknown model {model!r}; models are {ALL_MODELS}")
+    counts = _channel_counts(cj)
+    per_touch_count = counts[cj.conv, cj.channel]
+    if model == "shapley":
+        distinct = (counts > 0).sum(axis=1)
+        return 1.0 / (distinct[cj.conv] * per_touch_count)
+    re = params.get("removal_effects")
+    if re is None:
+        re = markov_channel_effects(cj, params.get("order", 1))
+    return normalise(cj, re[cj.channel] / per_touch_count)
+
+
+def attribute_journeys(cj, model: str, **params) -> pd.DataFrame:
+    """Touch-level credits frame for already-built journeys (see :func:`attribute`)."""
+    credit = touch_credits(cj, model, **params)
+    t = cj.source
+    conv = cj.conversions
+    out = pd.DataFrame({
+        "conversion_id": conv["conversion_id"].to_numpy()[cj.conv],
+        "account_id": conv["account_id"].to_numpy()[cj.conv],
+        "touchpoint_id": t["touchpoint_id"].to_numpy()[cj.touch],
+        "channel": pd.Categorical.from_codes(cj.channel, dtype=CHANNEL_DTYPE)
+        if list(cj.channels) == list(CHANNEL_DTYPE.categories) else np.asarray(cj.channels)[cj.channel],
+        "campaign_id": t["campaign_id"].to_numpy()[cj.touch],
+        "model": model,
+        "credit": credit,
+        "pipeline_credit": credit * cj.pipeline_per_touch,
+        "revenue_credit": credit * cj.revenue_per_touch,
+    })
+    # plain lists, not a DataFrame: pandas compares attrs on concat
+    out.attrs["no_touch"] = cj.no_touch[["conversion_id", "account_id", "converted_at", "amount"]].to_dict("list")
+    out.attrs["summary"] = cj.info
+    return out
+
+
+def channel_credits_from(cj, credit: np.ndarray) -> pd.DataFrame:
+    """``channel, conversions, pipeline, revenue`` per channel (every taxonomy channel)."""
+    # one pass over the journey touches into the conversion × channel matrix, then the
+    # amounts are small matrix-vector products (not two more passes with weights)
+    totals = cj.conversion_amounts.T @ credit_matrix(cj, credit)
+    return pd.DataFrame({"channel": list(cj.channels), "conversions": totals[0], "pipeline": totals[1],
+                         "revenue": totals[2]})
+
+
+def credit_matrix(cj, credit: np.ndarray) -> np.ndarray:
+    """Conversion × channel credit matrix (rows: ``cj.conversions`` rows)."""
+    k = len(cj.channels)
+    n = len(cj.conversions)
+    return np.bincount(cj.conversion_channel_cells, credit, minlength=n * k).reshape(n, k)
+
+
+def aggregate_credits(credits: pd.DataFrame, by: str | list = "channel", dataset=None) -> pd.DataFrame:
+    """Sum ``credit, pipeline_credit, revenue_credit`` of a touch-level credits frame by
+    channel, campaign_id, account_id, model, or an account attribute (``segment``
+    columns such as industry or tier, looked up in ``dataset.accounts``).
+
+    Example
+    -------
+    >>> df = pd.DataFrame({"channel": ["email", "email"], "model": ["linear"] * 2, "credit": [0.5, 0.5],
+    ...                    "pipeline_credit": [5.0, 5.0], "revenue_credit": [0.0, 0.0]})
+    >>> aggregate_credits(df, ["model", "channel"]).values.tolist()
+    [['linear', 'email', 1.0, 10.0, 0.0]]
+    """
+    by = [by] if isinstance(by, str) else list(by)
+    df = credits
+    missing = [c for c in by if c not in df.columns]
+    if missing:
+        if dataset is None:
+            raise ValueError(f"columns {missing} are not in the credits frame; pass dataset= to look up account "
+                             "attributes such as industry or tier")
+        acc = dataset.accounts.set_index("account_id")
+        bad = [c for c in missing if c not in acc.columns]
+        if bad:
+            raise ValueError(f"{bad} are neither credit columns nor account columns")
+        df = df.join(acc[missing], on="account_id")
+    return (df.groupby(by, observed=True, dropna=False)[["credit", "pipeline_credit", "revenue_credit"]]
+            .sum().reset_index())
+
+
+def campaign_table(credits: pd.DataFrame, campaigns: pd.DataFrame | None = None,
+                   value: str = "pipeline_credit") -> pd.DataFrame:
+    """Campaign × model credit (``value`` column of a touch-level credits frame of
+    several models), with campaign name and channel when ``campaigns`` is given; touches
+    without a campaign are grouped as ``(no campaign)``. Sorted by the mean over models.
+
+    Example
+    -------
+    >>> df = pd.DataFrame({"campaign_id": ["k1", None], "model": ["linear"] * 2, "credit": [0.5, 0.5],
+    ...                    "pipeline_credit": [5.0, 5.0], "revenue_credit": [0.0, 0.0]})
+    >>> campaign_table(df).to_dict("records")
+    [{'campaign_id': '(no campaign)', 'linear': 5.0}, {'campaign_id': 'k1', 'linear': 5.0}]
+    """
+    df = credits.assign(campaign_id=credits["campaign_id"].fillna("(no campaign)"))
+    wide = df.pivot_table(index="campaign_id", columns="model", values=value, aggfunc="sum", fill_value=0.0,
+                          observed=True)
+    models = list(dict.fromkeys(credits["model"]))
+    wide = wide.reindex(columns=models)
+    wide = wide.loc[wide.mean(axis=1).sort_values(ascending=False, kind="stable").index]
+    wide.columns.name = None
+    out = wide.reset_index()
+    if campaigns is not None and len(campaigns):
+        info = campaigns[["campaign_id", "campaign_name", "channel"]].drop_duplicates("campaign_id")
+        out = out.merge(info, on="campaign_id", how="left")
+        out = out[["campaign_id", "campaign_name", "channel"] + models]
+    return out
+
+
+def journey_credits(cj, conversion_id=None, models=("first_touch", "linear", "time_decay", "w_shaped", "markov"),
+                    **params) -> pd.DataFrame:
+    """One conversion's journey with every model's credit per touch, for a timeline.
+
+    ``conversion_id`` None picks the largest pipeline among journeys of 5-30 touches
+    (readable on a timeline), else the shortest journey (no journey at all: an empty
+    frame with the same columns). Columns: the journey columns of
+    :meth:`ConversionJourneys.to_frame`, the conversion's converted_at, then one
+    credit column per model.
+    """
+    conv = cj.conversions
+    with_touch = conv[conv["n_touches"] > 0]
+    if with_touch.empty and conversion_id is None:
+        # a period without credited conversions (a quiet month): an empty journey, so a
+        # report notebook shows "nothing to draw" instead of failing
+        frame = cj.to_frame().iloc[:0].reset_index(drop=True)
+        frame["converted_at"] = pd.Series([], dtype="datetime64[ns, UTC]")
+        for m in models:
+            frame[m] = pd.Series([], dtype=float)
+        return frame
+    if with_touch.empty:
+        raise ValueError("no conversion has touches in its window: nothing to draw")
+    if conversion_id is None:
+        # a readable example: the biggest deal among journeys of 5-30 touches (else the shortest)
+        readable = with_touch[with_touch["n_touches"].between(5, 30)]
+        pool = readable if len(readable) else with_touch.nsmallest(1, "n_touches")
+        conversion_id = pool.sort_values(["pipeline_amount", "conversion_id"], ascending=[False, True]
+                                         ).iloc[0]["conversion_id"]
+    rows = np.flatnonzero(conv["conversion_id"].to_numpy()[cj.conv] == conversion_id)
+    if not len(rows):
+        raise ValueError(f"conversion {conversion_id!r} has no touches in its window (or does not exist)")
+    frame = cj.to_frame().iloc[rows].reset_index(drop=True)
+    frame["converted_at"] = conv.set_index("conversion_id").loc[conversion_id, "converted_at"]
+    for m in models:
+        frame[m] = touch_credits(cj, m, **params)[rows]
+    return frame

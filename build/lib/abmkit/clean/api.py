@@ -1,0 +1,193 @@
+"""Entry points: :func:`clean_exports` (folder of raw CSVs -> CleanResult) and
+:func:`validate_export` (the CLI's pre-flight check)."""
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Mapping
+
+import pandas as pd
+
+from .. import schema
+from .colmap import load_column_map
+from .core import CleanResult, clean_frames
+from ..io.csv import RawFrame, read_file
+from .errors import CleanError
+
+#: what each canonical column enables downstream: shown by validate_export when it is missing
+COLUMN_USES: dict[tuple[str, str], str] = {
+    ("accounts", "domain"): "lead-to-account mapping by email domain (02)",
+    ("accounts", "extra_domains"): "domain mapping of secondary domains (02)",
+    ("accounts", "parent_account_id"): "roll-up to parent accounts (02)",
+    ("accounts", "industry"): "segmenting by industry (03, 05)",
+    ("accounts", "employee_count"): "size bands and size-adjusted uplift (04)",
+    ("accounts", "tier"): "segmenting by ABM tier (03, 05)",
+    ("accounts", "is_target"): "market reach / addressable accounts KPI (05)",
+    ("accounts", "icp_fit"): "the `qualified` stage rule (ICP fit) (04)",
+    ("contacts", "email"): "lead-to-account mapping by email domain (02)",
+    ("contacts", "company_name"): "fuzzy company-name mapping (02)",
+    ("contacts", "persona"): "persona coverage, MQA (>= 3 decision makers) (02, 05)",
+    ("contacts", "crm_account_id"): "exact CRM mapping of contacts to accounts (02)",
+    ("contacts", "lead_status"): "the contact funnel beside the account funnel (04)",
+    ("contacts", "mql_at"): "the contact funnel (MQL dates) (04)",
+    ("touchpoints", "contact_id"): "contact-level journeys, breadth and persona coverage (02-04)",
+    ("touchpoints", "account_id"): "account-level touches such as ad impressions (03)",
+    ("touchpoints", "campaign_id"): "campaign influence / uplift per campaign (04)",
+    ("campaigns", "cost"): "cost per account and ROI (05)",
+    ("opportunities", "amount"): "pipeline and revenue credit, deal size (03, 05)",
+    ("opportunities", "closed_at"): "closed-won milestones, velocity, win rate (03, 05)",
+    ("opportunities", "is_won"): "closed-won milestones, win rate (03, 05)",
+    ("opportunities", "opportunity_type"): "upsell / cross-sell rates (05)",
+    ("revenue", "recurring_revenue"): "retention and NRR (05)",
+}
+
+
+def _files_for(raw_dir: Path, name: str, patterns: list[str]) -> list[Path]:
+    found: list[Path] = []
+    for pat in patterns:
+        if any(ch in pat for ch in "*?["):
+            hits = sorted(p for p in raw_dir.glob(pat) if p.is_file())
+        else:
+            hits = [raw_dir / pat] if (raw_dir / pat).is_file() else []
+        if not hits:
+            present = sorted(p.name for p in raw_dir.iterdir() if p.is_file())
+            raise CleanError(f"{raw_dir}: no file matches '{pat}' for table {name}. Files in the folder: "
+                             f"{present}. Fix `tables.{name}.file` in the column map or add the export.")
+        found.extend(h for h in hits if h not in found)
+    return found
+
+
+def read_frames(raw_dir: str | Path, column_map) -> tuple[dict[str, list[RawFrame]], pd.DataFrame | None, pd.DataFrame]:
+    """Read every file the column map names: ``(frames, pre_rejects, files)``.
+
+    With ``adapter: <name>`` in the column map, ``abmkit.adapters.<name>.read_frames``
+    does the reading instead (and may return rows it already rejected).
+    """
+    raw_dir = Path(raw_dir)
+    if not raw_dir.is_dir():
+        raise CleanError(f"raw export folder {raw_dir} does not exist. Pass the folder holding the CSV exports.")
+    cm = load_column_map(column_map)
+    adapter = cm.get("adapter")
+    if adapter:
+        try:
+            mod = importlib.import_module(f"abmkit.adapters.{adapter}")
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("abmkit.adapters"):
+                raise CleanError(f"column map names adapter '{adapter}', but abmkit.adapters.{adapter} does not "
+                                 "exist. Remove `adapter:` or install a version of abmkit that ships it.") from None
+            raise
+        if not hasattr(mod, "read_frames"):
+            raise CleanError(f"abmkit.adapters.{adapter} has no read_frames(raw_dir, column_map).")
+        frames, pre = mod.read_frames(raw_dir, cm)
+        files = pd.DataFrame([{"table": t, "source_file": f.source_file, "rows": len(f.data),
+                               "encoding": f.encoding, "delimiter": f.delimiter}
+                              for t, fs in frames.items() for f in fs])
+        return frames, pre, files
+    frames: dict[str, list[RawFrame]] = {}
+    rows = []
+    for name, block in cm["tables"].items():
+        for path in _files_for(raw_dir, name, block["file"]):
+            rel = str(path.relative_to(raw_dir))
+            f = read_file(path, encoding=block["encoding"], delimiter=block["delimiter"], source_file=rel)
+            frames.setdefault(name, []).append(f)
+            rows.append({"table": name, "source_file": rel, "rows": len(f.data) + len(f.malformed),
+                         "encoding": f.encoding, "delimiter": f.delimiter})
+    return frames, None, pd.DataFrame(rows, columns=["table", "source_file", "rows", "encoding", "delimiter"])
+
+
+def clean_exports(raw_dir: str | Path, column_map: str | Path | Mapping) -> CleanResult:
+    """Clean a folder of raw CRM / marketing-automation exports.
+
+    Parameters
+    ----------
+    raw_dir
+        Folder with the CSV exports.
+    column_map
+        Column-map YAML path, dict, or preset name (docs/column_map.md).
+
+    Returns
+    -------
+    CleanResult
+        ``.dataset`` (canonical), ``.rejects`` (ledger), ``.summary`` (per-table
+        quality DataFrame; ``print_summary()`` as text), ``.unmapped``, ``.repairs``, ``.merged``.
+
+    Example
+    -------
+    >>> r = clean_exports("data/sample/raw", "data/sample/raw/column_map.yaml")   # doctest: +SKIP
+    >>> r.to_frame()                                                            # doctest: +SKIP
+    """
+    cm = load_column_map(column_map)
+    frames, pre, files = read_frames(raw_dir, cm)
+    return clean_frames(frames, cm, pre_rejects=pre, files=files)
+
+
+def _resolve_map(raw_dir: Path, preset, column_map):
+    if column_map is not None:
+        return column_map
+    if preset is not None:
+        return preset
+    default = raw_dir / "column_map.yaml"
+    if default.is_file():
+        return default
+    raise CleanError(f"no column map: pass --column-map <yaml> or --preset <name>, or put column_map.yaml "
+                     f"in {raw_dir}.")
+
+
+def validate_export(raw_dir, preset: str | None = None, column_map=None, out_dir=None) -> int:
+    """Pre-flight check of a raw export folder (``python -m abmkit validate``).
+
+    Prints the files found, rows per table, which canonical columns are filled
+    from which source field, which are missing and what that disables, and the
+    quality summary. Writes the cleaned dataset when ``out_dir`` is given.
+    Returns 0 when the export can be cleaned, 2 on a fatal problem (message, no
+    traceback).
+    """
+    raw_dir = Path(raw_dir)
+    try:
+        cm_arg = _resolve_map(raw_dir, preset, column_map)
+        cm = load_column_map(cm_arg)
+        frames, pre, files = read_frames(raw_dir, cm)
+        print(f"Column map: {cm.get('_origin')}")
+        print("\nFiles read:")
+        print(files.to_string(index=False) if len(files) else "  (none)")
+        result = clean_frames(frames, cm, pre_rejects=pre, files=files)
+    except (CleanError, FileNotFoundError, schema.SchemaError) as exc:
+        print(f"abmkit validate: error: {exc}", file=sys.stderr)
+        return 2
+    adapter = cm.get("adapter")
+    describe = getattr(importlib.import_module(f"abmkit.adapters.{adapter}"), "describe", None) if adapter else None
+    if describe is not None:  # the adapter knows which CRM objects and fields feed each column
+        desc = describe(raw_dir, cm)
+        fmt = getattr(importlib.import_module("abmkit.adapters"), "format_description", None)
+        if fmt is not None:
+            print("\n" + fmt(desc))
+        else:
+            print("\nCanonical columns and their source fields:")
+            with pd.option_context("display.max_rows", 500, "display.max_colwidth", 120, "display.width", 250):
+                print(desc.to_string(index=False))
+    print("\nCanonical columns:")
+    src = result.sources
+    lines = []
+    for name, spec in schema.TABLES.items():
+        if name not in frames:
+            if name not in schema.OPTIONAL_TABLES:
+                lines.append(f"  {name}: table not in the column map -> analyses needing it are skipped")
+            continue
+        mapped = dict(src[src["table"] == name][["column", "source_header"]].values.tolist())
+        for col in spec.names:
+            label = f"{name}.{col}"
+            if col in mapped:
+                lines.append(f"  {label:<34} <- {mapped[col]}")
+            elif name == "contacts" and col == "email_domain" and "email" in mapped:
+                lines.append(f"  {label:<34} <- derived from {mapped['email']}")
+            else:
+                use = COLUMN_USES.get((name, col))
+                lines.append(f"  {label:<34}    MISSING" + (f" -> disables {use}" if use else ""))
+    print("\n".join(lines))
+    print()
+    result.print_summary()
+    if out_dir is not None:
+        path = result.save(out_dir)
+        print(f"\nCleaned dataset written to {path}")
+    return 0

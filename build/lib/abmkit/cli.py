@@ -1,0 +1,73 @@
+"""Command line: ``python -m abmkit sample | validate | report`` (thin: every
+command calls one library function).
+
+Only the standard library is imported here: each command imports what it needs
+when it runs, so ``abmkit --help`` works on a bare ``pip install abmkit`` and
+``abmkit report`` without the ``report`` extra says what to install."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ._extras import MissingExtraError, require
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="abmkit", description="Account-based marketing analysis kit")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("sample", help="generate the synthetic sample (raw export, canonical data, ground truth)")
+    s.add_argument("--out", default="data/sample", help="output folder (default data/sample)")
+    s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--accounts", type=int, default=2000)
+
+    v = sub.add_parser("validate", help="pre-flight check of a raw export folder")
+    v.add_argument("raw_dir")
+    v.add_argument("--preset", default=None, help="built-in column map: salesforce | hubspot")
+    v.add_argument("--column-map", default=None, help="path to a column-map YAML")
+    v.add_argument("--out", default=None, help="write the cleaned canonical dataset here")
+
+    r = sub.add_parser("report", help="run the quarterly report notebooks with papermill")
+    r.add_argument("--quarter", default=None, help="e.g. 2026Q3 (default: the last complete quarter of the data)")
+    r.add_argument("--start", default=None, help="period start date (with --end, instead of --quarter)")
+    r.add_argument("--end", default=None, help="period end date, exclusive")
+    r.add_argument("--data", default="data/sample", help="raw export folder (or the sample folder)")
+    r.add_argument("--preset", default=None, help="built-in column map: salesforce | hubspot")
+    r.add_argument("--column-map", default=None, help="path to a column-map YAML")
+    r.add_argument("--params", default=None, help="YAML file of notebook parameters")
+    r.add_argument("--out", default="reports", help="reports folder (default reports/)")
+    r.add_argument("--only", default=None, help="run only notebooks whose name contains this")
+    r.add_argument("--engine", default="pandas", choices=["pandas", "dask"])
+    r.add_argument("--scheduler", default=None, help="dask.distributed scheduler address")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "sample":
+            from .sample import write_sample
+            path = write_sample(args.out, seed=args.seed, n_accounts=args.accounts)
+            print(f"sample written to {path}")
+            return 0
+        if args.command == "validate":
+            from .clean import validate_export
+            return validate_export(args.raw_dir, preset=args.preset, column_map=args.column_map, out_dir=args.out)
+        if args.command == "report":
+            require("report", "abmkit report")
+            if args.engine == "dask":
+                require("scale", "abmkit report --engine dask")
+            from .report import run_report
+            return run_report(quarter=args.quarter, start=args.start, end=args.end, data=args.data,
+                              preset=args.preset, column_map=args.column_map, params_file=args.params,
+                              out_dir=args.out, only=args.only, engine=args.engine,
+                              scheduler=args.scheduler)
+    except KeyboardInterrupt:
+        return 130
+    except MissingExtraError as exc:  # an optional part is not installed: say what to install
+        print(f"abmkit {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError, OSError) as exc:  # user errors: a message, not a traceback
+        print(f"abmkit {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 1

@@ -1,0 +1,603 @@
+"""Per-account touches: every touchpoint resolved to the account it belongs to.
+
+This is the shared floor of engagement, attribution and progression: a touch
+belongs to its own ``account_id`` when it has one (account-level touches such as
+ad impressions), otherwise to the account its contact maps to (see docs/mapping.md).
+Touches of unmatched contacts are kept with ``account_id`` None and
+``account_source`` ``"unattributable"``: reported, never dropped.
+
+Example
+-------
+>>> import pandas as pd
+>>> from abmkit.schema import Dataset
+>>> ds = Dataset.from_frames(
+...     accounts=pd.DataFrame({"account_id": ["a1"], "account_name": ["Acme"]}),
+...     touchpoints=pd.DataFrame({"touchpoint_id": ["t1", "t2"], "occurred_at": ["2026-01-01", "2026-01-02"],
+...                               "channel": ["email", "display"], "touch_type": ["email_click", "impression"],
+...                               "contact_id": ["c1", None], "account_id": [None, "a1"]}))
+>>> from abmkit.prepared import prepare
+>>> m = pd.DataFrame({"contact_id": ["c1"], "account_id": ["a1"]})
+>>> account_touches(prepare(ds, mapping=m))[["touchpoint_id", "account_id", "account_source"]].values.tolist()
+[['t1', 'a1', 'contact'], ['t2', 'a1', 'touch']]
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from .results import Result
+from .prepared import resolve
+from .schema import Dataset
+from .timeutil import DAY_NS as _NS_PER_DAY
+from .timeutil import to_ns as _ns
+from .timeutil import utc_series as _utc
+
+
+def account_touches(data) -> pd.DataFrame:
+    """Touchpoints with ``account_id`` resolved (plain strings, None when no account)
+    and ``account_source`` in {touch, contact, unattributable}.
+
+    Parameters
+    ----------
+    data : ResolvedDataset
+        :func:`abmkit.prepare` output (a plain Dataset is prepared with the default
+        settings). The touches come from its one mapping: nothing is mapped here.
+    """
+    data = resolve(data)
+
+    def build():
+        tp = data.touches
+        acc = tp["account_id"].astype(object)
+        return tp.assign(account_id=acc.where(acc.notna(), None))
+    return data.memo(("account_touches",), build)
+
+
+# ---------------------------------------------------------------------------
+# Conversion journeys (docs/attribution.md), added by the attribution engine.
+# Everything below works on integer codes and index arrays: one sort of the
+# touches inside the lookback windows, then run-length arithmetic; no loop over
+# accounts, conversions or touches.
+# ---------------------------------------------------------------------------
+from dataclasses import dataclass  # noqa: E402
+from functools import cached_property  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+MILESTONES = ("opportunity_created", "closed_won")
+
+
+def conversions(dataset: Dataset, milestone: str = "opportunity_created", *, mqa_dates: pd.DataFrame | None = None,
+                start=None, end=None) -> pd.DataFrame:
+    """One row per conversion: an opportunity milestone.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    milestone : {"opportunity_created", "closed_won"}
+        ``opportunity_created``: every opportunity at its ``created_at`` (pipeline);
+        ``closed_won``: won opportunities at ``closed_at`` (revenue).
+    mqa_dates : DataFrame, optional
+        ``account_id, mqa_at`` (e.g. :func:`abmkit.engagement.mqa_dates`); adds ``mqa_at``.
+    start, end : timestamp-like, optional
+        keep conversions whose milestone date is in ``[start, end)``.
+
+    Returns
+    -------
+    DataFrame
+        ``conversion_id`` (= opportunity_id), account_id, opportunity_id, milestone,
+        converted_at, opportunity_created_at, amount (missing → 0), pipeline_amount
+        (= amount), revenue_amount (amount when won, else 0), mqa_at.
+
+    Example
+    -------
+    >>> ds = Dataset.from_frames(opportunities=pd.DataFrame({"opportunity_id": ["o1", "o2"],
+    ...     "account_id": ["a1", "a1"], "created_at": ["2026-01-01", "2026-02-01"],
+    ...     "closed_at": ["2026-03-01", None], "is_won": [True, None], "amount": [100.0, 50.0]}))
+    >>> conversions(ds, "closed_won")[["conversion_id", "revenue_amount"]].values.tolist()
+    [['o1', 100.0]]
+    """
+    if milestone not in MILESTONES:
+        raise ValueError(f"milestone must be one of {MILESTONES}, got {milestone!r}")
+    opp = dataset.opportunities
+    won = opp["is_won"].fillna(False).astype(bool).to_numpy()
+    if milestone == "closed_won":
+        keep = won & opp["closed_at"].notna().to_numpy()
+        opp = opp[keep]
+        won = won[keep]
+        at = opp["closed_at"]
+    else:
+        at = opp["created_at"]
+    amount = opp["amount"].fillna(0.0).to_numpy(dtype=float)
+    out = pd.DataFrame({
+        "conversion_id": opp["opportunity_id"].to_numpy(), "account_id": opp["account_id"].to_numpy(),
+        "opportunity_id": opp["opportunity_id"].to_numpy(), "milestone": milestone,
+        "converted_at": _utc(at).array,  # .array keeps the tz-aware dtype
+        "opportunity_created_at": _utc(opp["created_at"]).array,
+        "amount": amount, "pipeline_amount": amount, "revenue_amount": np.where(won, amount, 0.0),
+    })
+    if start is not None or end is not None:
+        from .period import resolve_period
+        p = resolve_period(start=start if start is not None else "1900-01-01",
+                           end=end if end is not None else "2200-01-01")
+        out = out[p.contains(out["converted_at"]).to_numpy()]
+    if mqa_dates is not None and len(mqa_dates):
+        out["mqa_at"] = _first_mqa(mqa_dates, out["account_id"])
+    else:
+        out["mqa_at"] = pd.Series(pd.NaT, index=out.index, dtype="datetime64[ns, UTC]")
+    return out.reset_index(drop=True)
+
+
+def _first_mqa(mqa_dates: pd.DataFrame, account_ids: pd.Series) -> pd.Series:
+    """Earliest ``mqa_at`` of each of ``account_ids`` (NaT when none): integer codes and
+    ``np.minimum.at`` rather than a groupby on string ids (several times faster)."""
+    m = mqa_dates.dropna(subset=["mqa_at"])
+    at = _utc(m["mqa_at"]).array
+    unit = at.unit
+    codes, ids = pd.factorize(m["account_id"].to_numpy(dtype=object))
+    nat = np.iinfo(np.int64).min
+    first = np.full(len(ids) + 1, np.iinfo(np.int64).max)
+    ok = codes >= 0
+    np.minimum.at(first, codes[ok], at.asi8[ok])
+    first[-1] = nat  # accounts without an MQA index the extra slot
+    where = pd.Index(ids).get_indexer(account_ids.to_numpy(dtype=object)) if len(ids) else \
+        np.full(len(account_ids), -1)
+    vals = first[where].view(f"M8[{unit}]")
+    return pd.Series(pd.DatetimeIndex(vals).tz_localize("UTC"), index=account_ids.index)
+
+
+def resolve_touch_accounts(dataset: Dataset, contact_accounts: pd.DataFrame | None = None) -> np.ndarray:
+    """Account of every touchpoint (object array, None when unattributable) with the
+    rules of :func:`account_touches`, without copying the touch table. Contacts are
+    mapped only when some touch lacks its own ``account_id``."""
+    codes, uniques, ids = _touch_account_codes(dataset, contact_accounts)
+    if ids is not None:
+        return ids
+    ids = np.asarray(uniques, dtype=object)[codes]
+    ids[codes < 0] = None  # index -1 would read the last account
+    return ids
+
+
+def _touch_account_codes(dataset: Dataset, contact_accounts: pd.DataFrame | None = None):
+    """(codes, uniques, account ids) of the touches' accounts; code -1 = unattributable.
+
+    A categorical ``account_id`` (the resolved dataset: contacts already resolved to
+    accounts) is taken as is: its codes and categories, -1 = unattributable, and ids
+    None (the column itself). An object column (plain Dataset) is factorized, and its
+    touches without an account get their contact's account."""
+    tp = dataset.touchpoints
+    col = tp["account_id"]
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        # dictionary-encoded ids: the codes are already there, no hashing of strings
+        codes = col.cat.codes.to_numpy().astype(np.int64)
+        return codes, np.asarray(col.cat.categories, dtype=object), None
+    own = col.to_numpy(dtype=object)
+    codes, uniques = pd.factorize(own)  # hashing is faster than pd.isna on object arrays
+    missing = codes < 0
+    if not missing.any():
+        return codes.astype(np.int64, copy=False), uniques, own
+    if contact_accounts is None:
+        from .mapping import map_contacts
+        contact_accounts = map_contacts(dataset.contacts, dataset.accounts)
+    lookup = contact_accounts.dropna(subset=["account_id"]).drop_duplicates("contact_id")
+    lookup = lookup.set_index("contact_id")["account_id"]
+    out = own.copy()
+    out[missing] = tp["contact_id"][missing].map(lookup).to_numpy(dtype=object)
+    out[pd.isna(out)] = None
+    codes, uniques = pd.factorize(out)
+    return codes.astype(np.int64, copy=False), uniques, out
+
+
+@dataclass
+class ConversionJourneys(Result):
+    """Journeys of every conversion plus the non-converting account journeys.
+
+    Journey rows are "journey touches": one per (conversion, touch) pair, grouped by
+    conversion and ordered by time (ties by touchpoint_id).
+
+    Attributes
+    ----------
+    conversions : DataFrame
+        one row per conversion (see :func:`conversions`) plus ``n_touches``; rows with
+        ``n_touches == 0`` are the ``no_touch`` conversions, reported, never dropped.
+    source : DataFrame
+        the dataset's touchpoints table (``touches`` adds the resolved account_id).
+    source_accounts : ndarray or None
+        resolved account id of every touchpoint row (None: the source's own account_id,
+        when every touch carries one).
+    conv, touch, pos, n : ndarray
+        per journey touch: conversion row, touchpoint row (position in ``source``),
+        position in journey, journey length.
+    channel, touch_type : ndarray
+        integer codes (schema taxonomies).
+    age_days : ndarray
+        days from the touch to the milestone.
+    mqa_pos, oc_pos, cw_pos : ndarray
+        per conversion: position of the MQA touch (last touch at or before mqa_at),
+        of the opportunity-creation touch (last at or before the opportunity's
+        created_at) and of the closed-won touch; -1 when there is none.
+    nc_account, nc_channel, nc_offsets : ndarray
+        non-converting journeys: account index, flat channel codes and offsets.
+    accounts : ndarray
+        account id of each account index (conversion rows have ``account_index``).
+    n_unattributable : int
+        touches with no account (left out of journeys, counted here).
+    """
+    conversions: pd.DataFrame
+    source: pd.DataFrame
+    source_accounts: np.ndarray
+    conv: np.ndarray
+    touch: np.ndarray
+    pos: np.ndarray
+    n: np.ndarray
+    channel: np.ndarray
+    touch_type: np.ndarray
+    age_days: np.ndarray
+    mqa_pos: np.ndarray
+    oc_pos: np.ndarray
+    cw_pos: np.ndarray
+    nc_account: np.ndarray
+    nc_channel: np.ndarray
+    nc_offsets: np.ndarray
+    accounts: np.ndarray
+    channels: list
+    milestone: str
+    lookback_days: float
+    n_unattributable: int
+
+    @cached_property
+    def conversion_channel_cells(self) -> np.ndarray:
+        """Cell ``conv * n_channels + channel`` of every journey touch in the conversion ×
+        channel matrix (computed once; every model's aggregation reuses it)."""
+        return self.conv.astype(np.int64) * len(self.channels) + self.channel
+
+    @cached_property
+    def conversion_amounts(self) -> np.ndarray:
+        """n_conversions × 3: 1, pipeline amount, revenue amount (weights that turn a
+        conversion × channel credit matrix into conversions, pipeline and revenue)."""
+        c = self.conversions
+        return np.column_stack([np.ones(len(c)), c["pipeline_amount"].to_numpy(dtype=float),
+                                c["revenue_amount"].to_numpy(dtype=float)])
+
+    @cached_property
+    def pipeline_per_touch(self) -> np.ndarray:
+        """Pipeline amount of each journey touch's conversion (computed once)."""
+        return self.conversions["pipeline_amount"].to_numpy(dtype=float)[self.conv]
+
+    @cached_property
+    def revenue_per_touch(self) -> np.ndarray:
+        """Revenue amount of each journey touch's conversion (computed once)."""
+        return self.conversions["revenue_amount"].to_numpy(dtype=float)[self.conv]
+
+    @property
+    def touches(self) -> pd.DataFrame:
+        """The touchpoints rows of the journeys, ``touch`` indexes them (built on demand:
+        channel-level results never need the id columns)."""
+        accounts = self.source_accounts if self.source_accounts is not None else \
+            self.source["account_id"].astype(object).to_numpy()
+        return self.source.assign(account_id=accounts)[
+            ["touchpoint_id", "account_id", "occurred_at", "channel", "touch_type", "campaign_id"]]
+
+    @property
+    def no_touch(self) -> pd.DataFrame:
+        """Conversions without any touch in their window."""
+        return self.conversions[self.conversions["n_touches"] == 0]
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per journey touch: conversion_id, account_id, touchpoint_id, channel,
+        touch_type, campaign_id, occurred_at, position, n_touches, age_days and the
+        milestone flags is_first, is_mqa, is_opportunity_created, is_closed_won."""
+        t = self.touches.iloc[self.touch].reset_index(drop=True)
+        conv = self.conversions.iloc[self.conv].reset_index(drop=True)
+        return pd.DataFrame({
+            "conversion_id": conv["conversion_id"], "account_id": conv["account_id"],
+            "touchpoint_id": t["touchpoint_id"], "channel": t["channel"], "touch_type": t["touch_type"],
+            "campaign_id": t["campaign_id"], "occurred_at": t["occurred_at"], "position": self.pos,
+            "n_touches": self.n, "age_days": self.age_days, "is_first": self.pos == 0,
+            "is_mqa": self.pos == self.mqa_pos[self.conv],
+            "is_opportunity_created": self.pos == self.oc_pos[self.conv],
+            "is_closed_won": self.pos == self.cw_pos[self.conv],
+        })
+
+    def paths(self, value: str = "pipeline_amount"):
+        """Channel paths (:class:`abmkit.attribution.paths.PathSet`): one per converting
+        journey (1 conversion, value = the conversion's ``value`` column) and one per
+        non-converting journey (1 null); ``group`` = account index for the bootstrap."""
+        from .attribution.paths import PathSet
+        conv_rows = np.flatnonzero(self.conversions["n_touches"].to_numpy() > 0)
+        n_conv = self.conversions["n_touches"].to_numpy()[conv_rows]
+        nc_len = np.diff(self.nc_offsets)
+        lengths = np.concatenate([n_conv, nc_len])
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        n_c, n_nc = len(conv_rows), len(nc_len)
+        vals = self.conversions[value].to_numpy(dtype=float)[conv_rows]
+        return PathSet(channels=list(self.channels),
+                       codes=np.concatenate([self.channel, self.nc_channel]).astype(np.int32), offsets=offsets,
+                       conversions=np.concatenate([np.ones(n_c), np.zeros(n_nc)]),
+                       value=np.concatenate([vals, np.zeros(n_nc)]),
+                       null=np.concatenate([np.zeros(n_c), np.ones(n_nc)]),
+                       group=np.concatenate([self.conversions["account_index"].to_numpy()[conv_rows],
+                                             self.nc_account]).astype(np.int64))
+
+    _summary_title = "Conversion journeys"
+
+    @property
+    def info(self) -> dict:
+        """Journey counts as a plain dict: milestone, lookback_days, conversions,
+        with_touches, no_touch, journey_touches, non_converting_journeys,
+        unattributable_touches, pipeline, revenue."""
+        c = self.conversions
+        return {"milestone": self.milestone, "lookback_days": self.lookback_days, "conversions": len(c),
+                "with_touches": int((c["n_touches"] > 0).sum()), "no_touch": int((c["n_touches"] == 0).sum()),
+                "journey_touches": int(len(self.conv)), "non_converting_journeys": int(len(self.nc_offsets) - 1),
+                "unattributable_touches": int(self.n_unattributable),
+                "pipeline": float(c["pipeline_amount"].sum()), "revenue": float(c["revenue_amount"].sum())}
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """The journey counts of :attr:`info` (milestone and lookback aside: they are
+        metadata) as a two-column table (metric, value)."""
+        info = {k: v for k, v in self.info.items() if k not in ("milestone", "lookback_days")}
+        return pd.DataFrame({"metric": list(info), "value": pd.Series(list(info.values()), dtype=object)})
+
+
+def touch_account_codes(dataset: Dataset, contact_accounts: pd.DataFrame | None = None):
+    """Integer account code of every touch (-1 = unattributable), the account ids of the
+    codes and the resolved ids (None when ``account_id`` is categorical: the column is
+    already resolved, -1 codes unattributable); pass it as ``touch_accounts`` to several
+    :func:`conversion_journeys` calls on the same dataset to hash the ids once."""
+    return _touch_account_codes(dataset, contact_accounts)
+
+
+def conversion_journeys(data, milestone: str = "opportunity_created", *, lookback_days: float = 365,
+                        start=None, end=None, non_converting: bool = True, with_mqa: bool = True) -> ConversionJourneys:
+    """Build every conversion's journey (and the non-converting journeys) at once.
+
+    A conversion's journey = the account's touches with ``occurred_at`` in
+    ``[milestone − lookback_days, milestone]``, by time then touchpoint_id. A
+    non-converting journey = the touches of an account without any conversion (for
+    this milestone, at any time: accounts converting outside ``[start, end)`` are in
+    neither group) in the ``lookback_days`` up to its last touch.
+
+    Parameters
+    ----------
+    data : ResolvedDataset
+        :func:`abmkit.prepare` output (touches already on their accounts; a plain
+        Dataset is prepared with the default settings).
+    milestone, start, end : see :func:`conversions`
+    lookback_days : float
+    non_converting : bool
+        build the non-converting journeys too (Markov/Shapley need them).
+    with_mqa : bool
+        mark each journey's MQA touch (last touch at or before the account's first
+        ``mqa_at`` under the dataset's MQA rule; W-shaped and full-path use it).
+
+    Example
+    -------
+    >>> ds = Dataset.from_frames(
+    ...     touchpoints=pd.DataFrame({"touchpoint_id": ["t1", "t2", "t3"], "account_id": ["a1"] * 3,
+    ...         "occurred_at": ["2026-01-01", "2026-01-05", "2026-03-01"], "channel": ["email", "webinar", "event"],
+    ...         "touch_type": ["email_click"] * 3}),
+    ...     opportunities=pd.DataFrame({"opportunity_id": ["o1"], "account_id": ["a1"],
+    ...         "created_at": ["2026-02-01"], "amount": [10.0]}))
+    >>> cj = conversion_journeys(ds)
+    >>> cj.to_frame()[["touchpoint_id", "position", "n_touches"]].values.tolist()
+    [['t1', 0, 2], ['t2', 1, 2]]
+    """
+    return milestone_journeys(data, (milestone,), lookback_days=lookback_days, start=start, end=end,
+                              non_converting=non_converting, with_mqa=with_mqa)[milestone]
+
+
+def milestone_journeys(data, milestones=MILESTONES, *, lookback_days: float = 365,
+                       start=None, end=None, non_converting: bool = True, with_mqa: bool = True) -> dict:
+    """Journeys of several milestones from one pass over the touches.
+
+    Same journeys as one :func:`conversion_journeys` call per milestone, but the
+    account ids are hashed and the touches inside any window are sorted once for all
+    milestones (pipeline and revenue attribution of a report share that work).
+
+    Parameters
+    ----------
+    data : ResolvedDataset
+    milestones : str or sequence of {"opportunity_created", "closed_won"}
+    lookback_days, start, end, non_converting, with_mqa :
+        as in :func:`conversion_journeys`.
+
+    Returns
+    -------
+    dict
+        milestone → :class:`ConversionJourneys`.
+
+    Example
+    -------
+    >>> ds = Dataset.from_frames(
+    ...     touchpoints=pd.DataFrame({"touchpoint_id": ["t1", "t2"], "account_id": ["a1"] * 2,
+    ...         "occurred_at": ["2026-01-01", "2026-02-15"], "channel": ["email", "event"],
+    ...         "touch_type": ["email_click"] * 2}),
+    ...     opportunities=pd.DataFrame({"opportunity_id": ["o1"], "account_id": ["a1"], "created_at": ["2026-02-01"],
+    ...         "closed_at": ["2026-03-01"], "is_won": [True], "amount": [10.0]}))
+    >>> {m: cj.info["journey_touches"] for m, cj in milestone_journeys(ds).items()}
+    {'opportunity_created': 1, 'closed_won': 2}
+    """
+    milestones = [milestones] if isinstance(milestones, str) else list(dict.fromkeys(milestones))
+    dataset = resolve(data)
+    tp = dataset.touchpoints
+    convs = {m: conversions(dataset, m, start=start, end=end) for m in milestones}
+    mqa_dates = dataset.mqa_dates if with_mqa else None
+    if mqa_dates is not None and len(mqa_dates):  # one MQA lookup for every milestone
+        mqa_at = _first_mqa(mqa_dates, pd.concat([c["account_id"] for c in convs.values()], ignore_index=True))
+        cut = np.cumsum([0] + [len(c) for c in convs.values()])
+        for i, m in enumerate(milestones):
+            convs[m]["mqa_at"] = mqa_at.array[cut[i]:cut[i + 1]]  # .array keeps the tz-aware dtype
+    acc_code, acc_uniques, acc_obj = _touch_account_codes(dataset)
+    n_unattr = int((acc_code < 0).sum())
+    n_acc = len(acc_uniques)
+    acc_index = pd.Index(acc_uniques)
+    look_ns = min(int(round(lookback_days * _NS_PER_DAY)), 2**61)  # "forever" without int64 overflow
+    t_all = _ns(tp["occurred_at"]) if len(tp) else np.array([], np.int64)
+
+    # 1. keep only touches that can be in some window (converting accounts) or that
+    #    belong to non-converting accounts; sort just those
+    # per-account arrays get one extra slot at the end: code -1 (unattributable) indexes
+    # it, so every touch can be gathered without masking first
+    big, small = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+    win_lo = np.full(n_acc + 1, big)
+    win_hi = np.full(n_acc + 1, small)
+    conv_acc, conv_t, converting_acc = {}, {}, {}
+    for m, conv in convs.items():
+        ca = acc_index.get_indexer(conv["account_id"]) if n_acc else np.full(len(conv), -1)
+        ct = _ns(conv["converted_at"])
+        has = ca >= 0
+        np.minimum.at(win_lo, ca[has], ct[has] - look_ns)
+        np.maximum.at(win_hi, ca[has], ct[has])
+        # accounts converting at any time (outside [start, end) too) are never non-converting
+        every = conv["account_id"] if start is None and end is None else conversions(dataset, m)["account_id"]
+        conv_any = np.zeros(n_acc + 1, bool)
+        conv_any[-1] = True
+        if n_acc:
+            every_acc = acc_index.get_indexer(pd.unique(every.to_numpy(dtype=object)))
+            conv_any[every_acc[every_acc >= 0]] = True
+        conv_acc[m], conv_t[m], converting_acc[m] = ca, ct, conv_any
+    # one gather buffer reused for every per-account bound (fresh 10^7-row arrays cost page
+    # faults); mode="wrap" keeps index -1 → the extra slot and, unlike "raise", does not
+    # buffer a copy of ``out``
+    bound_of_touch = np.take(win_lo, acc_code)
+    keep = t_all >= bound_of_touch
+    np.take(win_hi, acc_code, out=bound_of_touch, mode="wrap")
+    keep &= t_all <= bound_of_touch
+    if non_converting and n_acc:
+        # non-converting accounts: only their last lookback window is ever used
+        last_t = np.full(n_acc + 1, small)
+        np.maximum.at(last_t, acc_code, t_all)
+        nc_lo = np.full(n_acc + 1, big)
+        for conv_any in converting_acc.values():
+            nc_lo = np.minimum(nc_lo, np.where(conv_any, big, last_t - look_ns))
+        np.take(nc_lo, acc_code, out=bound_of_touch, mode="wrap")
+        keep |= t_all >= bound_of_touch
+    del bound_of_touch
+    idx = np.flatnonzero(keep)
+    del keep
+    a_k, t_k = acc_code[idx], t_all[idx]
+
+    # 2. one integer sort key: account * span + time offset in the coarsest exact unit
+    t0 = int(t_k.min()) if len(t_k) else 0
+    rel = np.subtract(t_k, t0)
+    span_ns = int(rel.max()) + 1 if len(rel) else 1
+    unit, time_key = (10**9 if len(rel) == 0 else 1), rel
+    quotient = remainder = None
+    for u in (10**9, 10**6, 10**3):
+        if len(rel) == 0 or np.any(rel[::997] % u):  # a strided sample rules most units out cheaply
+            continue
+        quotient, remainder = np.divmod(rel, u)  # one pass for the exactness check and the key
+        if not remainder.any():
+            unit, time_key = u, quotient
+            break
+    del quotient, remainder
+    span = span_ns // unit + 1
+    if (n_acc + 1) * (span + 1) < 2**62:
+        uniq_t = None
+        key = a_k  # in place: fresh 10^7-row temporaries cost page faults
+        key *= span + 1
+        key += time_key
+    else:  # too wide for one int64: dense time ranks instead (exact, one more sort)
+        uniq_t, time_key = np.unique(t_k, return_inverse=True)
+        span = len(uniq_t)
+        key = a_k * (span + 1) + time_key
+    del rel, time_key, a_k
+    order = np.argsort(key)
+    key_s = key[order]
+    del key
+    tie = np.zeros(len(key_s), bool)
+    if len(key_s) > 1:
+        eq = key_s[1:] == key_s[:-1]
+        tie[1:] |= eq
+        tie[:-1] |= eq
+    if tie.any():  # ties in time: order those by touchpoint_id (few rows)
+        tpos = np.flatnonzero(tie)
+        sub = pd.DataFrame({"k": key_s[tpos], "id": tp["touchpoint_id"].to_numpy()[idx[order[tpos]]],
+                            "o": order[tpos]}).sort_values(["k", "id"], kind="stable")
+        order[tpos] = sub["o"].to_numpy()
+    rows = idx[order]  # dataset row of each sorted touch
+    t_s = t_k[order]   # its time
+    del order, idx, t_k, tie
+
+    def bound(acc, ts, side):
+        # searchsorted position of (acc, ts) in the sorted keys; ts inclusive
+        if uniq_t is None:
+            d = ts - t0
+            off = -((-d) // unit) if side == "left" else d // unit  # ceil / floor, exact ints
+            off = np.clip(off, -1, span)
+        else:
+            off = (np.searchsorted(uniq_t, ts, "left") if side == "left"
+                   else np.searchsorted(uniq_t, ts, "right") - 1)
+        return np.searchsorted(key_s, acc * (span + 1) + off, side)
+
+    channel_codes = tp["channel"].cat.codes.to_numpy()
+    touch_type_codes = tp["touch_type"].cat.codes.to_numpy()
+    channels = list(tp["channel"].cat.categories)
+    if non_converting and len(key_s):
+        # account runs of the sorted touches (the key's high part is the account code)
+        acc_s = key_s // (span + 1)
+        grp_start = np.flatnonzero(np.r_[True, acc_s[1:] != acc_s[:-1]])
+        grp_end = np.r_[grp_start[1:], len(acc_s)]
+        grp_acc = acc_s[grp_start]
+        del acc_s
+    out = {}
+    for milestone in milestones:
+        conv, ca, ct = convs[milestone], conv_acc[milestone], conv_t[milestone]
+        has = ca >= 0
+        lo = np.zeros(len(conv), np.int64)
+        hi = np.zeros(len(conv), np.int64)
+        if has.any():
+            lo[has] = bound(ca[has], ct[has] - look_ns, "left")
+            hi[has] = bound(ca[has], ct[has], "right")
+        n_conv = hi - lo
+
+        # 3. expand windows into journey touches (run-length arithmetic)
+        total = int(n_conv.sum())
+        jconv = np.repeat(np.arange(len(conv)), n_conv)
+        starts = np.cumsum(n_conv) - n_conv
+        srow = np.repeat(lo - starts, n_conv) + np.arange(total)  # position in the sorted touches
+        pos = srow - np.repeat(lo, n_conv)
+        drow = rows[srow]
+        n_rep = np.repeat(n_conv, n_conv)
+
+        def last_at_or_before(ts, ca=ca, ct=ct, has=has, lo=lo, n_conv=n_conv, conv=conv):
+            p = np.full(len(conv), -1, np.int64)
+            ok = has & (n_conv > 0) & (ts != np.iinfo(np.int64).min) & (ts <= ct)  # min int64 = NaT
+            if ok.any():
+                m = bound(ca[ok], ts[ok], "right") - 1
+                rel_p = m - lo[ok]
+                p[ok] = np.where(rel_p >= 0, rel_p, -1)
+            return p
+
+        mqa_t = _ns(conv["mqa_at"])
+        mqa_pos = last_at_or_before(mqa_t) if conv["mqa_at"].notna().any() else np.full(len(conv), -1, np.int64)
+        if milestone == "opportunity_created":
+            oc_pos = np.where(n_conv > 0, n_conv - 1, -1)
+            cw_pos = np.full(len(conv), -1, np.int64)
+        else:
+            oc_pos = last_at_or_before(_ns(conv["opportunity_created_at"]))
+            cw_pos = np.where(n_conv > 0, n_conv - 1, -1)
+        age = (np.repeat(ct, n_conv) - t_s[srow]) / _NS_PER_DAY
+
+        # 4. non-converting journeys: the lookback window up to each account's last touch
+        if non_converting and len(key_s):
+            nc = ~converting_acc[milestone][grp_acc]
+            g_acc, g_end = grp_acc[nc], grp_end[nc]
+            g_lo = bound(g_acc, t_s[g_end - 1] - look_ns, "left")
+            nc_len = g_end - g_lo
+            nc_off = np.concatenate([[0], np.cumsum(nc_len)]).astype(np.int64)
+            nc_rows = np.repeat(g_lo - nc_off[:-1], nc_len) + np.arange(nc_off[-1])
+            nc_channel = channel_codes[rows[nc_rows]]
+            nc_account = g_acc
+        else:
+            nc_off, nc_channel, nc_account = np.zeros(1, np.int64), np.array([], np.int16), np.array([], np.int64)
+
+        out[milestone] = ConversionJourneys(
+            conversions=conv.assign(n_touches=n_conv, account_index=ca), source=tp, source_accounts=acc_obj,
+            conv=jconv, touch=drow, pos=pos, n=n_rep, channel=channel_codes[drow].astype(np.int16),
+            touch_type=touch_type_codes[drow].astype(np.int16), age_days=age,
+            mqa_pos=mqa_pos, oc_pos=oc_pos, cw_pos=cw_pos, nc_account=nc_account,
+            nc_channel=np.asarray(nc_channel, np.int16), nc_offsets=nc_off,
+            accounts=np.asarray(acc_uniques, dtype=object), channels=list(channels), milestone=milestone,
+            lookback_days=lookback_days, n_unattributable=n_unattr)
+    return out

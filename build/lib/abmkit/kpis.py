@@ -1,0 +1,881 @@
+"""ABM KPIs: one function per KPI, each a formula stated in its docstring (see docs/kpis.md).
+
+Every KPI exists twice:
+
+* a **pure formula on counts** (``*_from_counts``), the KPI arithmetic that the
+  worked examples test (``market_reach_from_counts(600, 1000).value == 0.6``);
+* a **dataset function** (``market_reach(dataset, quarter="2026Q3")``) that counts the
+  numerator and denominator in a canonical :class:`~abmkit.schema.Dataset` for one period
+  (:func:`abmkit.period.resolve_period`) and applies the same formula.
+
+Both return a :class:`KPIResult` (``value``, ``numerator``, ``denominator``). Rates are
+fractions (0.6 = 60%); money is in the data's currency; durations are days.
+:func:`kpi_table` puts every KPI of a period beside the previous period of the same
+length, with a long breakdown by industry, size band and tier.
+
+Touches belong to accounts through :func:`abmkit.journeys.account_touches` (the touch's own
+account, else its contact's mapped account). The KPIs come in three groups: reach and
+engagement; pipeline and conversion; retention and growth.
+
+Example
+-------
+>>> market_reach_from_counts(600, 1000).value
+0.6
+>>> net_revenue_retention_from_counts(500_000, 50_000, 20_000).value
+1.06
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Callable, Iterable
+
+import numpy as np
+import pandas as pd
+
+from .engagement import mqa_accounts_at
+from .period import Period, resolve_period
+from .prepared import ALL_ACCOUNTS, TARGET_POPULATION, ResolvedDataset, resolve
+from .results import Result
+from .schema import ENGAGEMENT_TOUCH_TYPES, SIZE_BANDS, Dataset, size_band
+
+__all__ = [
+    "KPIResult", "KPIData", "KPI_GROUPS", "KPI_FUNCTIONS", "last_complete_quarter", "population_of",
+    "market_reach", "account_engagement", "audience_exposure_time", "mqa_accounts", "new_mqas",
+    "influenced_pipeline", "pipeline_velocity", "win_rate", "average_deal_size", "retention_rate",
+    "product_adoption", "upsell_rate", "cross_sell_rate", "net_revenue_retention",
+    "buying_group_coverage", "opportunity_creation", "opportunity_conversion", "deal_velocity",
+    "customer_lifetime_value", "cost_per_acquired_account", "roi", "kpi_table", "KPITable",
+    "kpi_history", "account_funnel", "pipeline_by_period", "FUNNEL_STEPS", "KPI_POPULATION", "velocity_change", "headline_findings",
+]
+
+#: default look-back for "an attributed touch" (as for attribution journeys)
+LOOKBACK_DAYS = 365
+
+
+# --------------------------------------------------------------------------- result
+@dataclass(frozen=True)
+class KPIResult:
+    """One KPI for one period: ``value`` = formula(``numerator``, ``denominator``).
+
+    ``denominator`` is NaN for KPIs that are sums or counts; ``value`` is NaN when the
+    data cannot support the KPI (for example no revenue table, no campaign costs).
+    """
+    name: str
+    value: float
+    numerator: float = float("nan")
+    denominator: float = float("nan")
+    unit: str = "ratio"
+    note: str = ""
+    #: the accounts the KPI is counted on ("target accounts" or "all accounts")
+    population: str = ""
+    #: how many accounts that population holds
+    population_size: float = float("nan")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _f(x) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _ratio(name: str, num, den, unit: str = "ratio", note: str = "") -> KPIResult:
+    num, den = _f(num), _f(den)
+    value = num / den if den and not math.isnan(den) and not math.isnan(num) else float("nan")
+    return KPIResult(name, value, num, den, unit, note)
+
+
+def _total(name: str, total, unit: str, note: str = "") -> KPIResult:
+    total = _f(total)
+    return KPIResult(name, total, total, float("nan"), unit, note)
+
+
+# --------------------------------------------------------------------------- pure formulas
+def market_reach_from_counts(reached_accounts, addressable_accounts) -> KPIResult:
+    """market reach = reached accounts / addressable accounts (600/1000 = 60%)."""
+    return _ratio("market_reach", reached_accounts, addressable_accounts)
+
+
+def account_engagement_from_counts(interactions: Iterable[float]) -> KPIResult:
+    """account engagement = sum of interactions (300 + 150 + 50 = 500)."""
+    return _total("account_engagement", float(np.sum(list(interactions))), "interactions")
+
+
+def audience_exposure_time_from_counts(engagement_seconds: Iterable[float]) -> KPIResult:
+    """audience exposure time = sum of engagement seconds / 3600 (hours)."""
+    seconds = float(np.nansum(np.asarray(list(engagement_seconds), dtype=float)))
+    return KPIResult("audience_exposure_time", seconds / 3600.0, seconds, 3600.0, "hours")
+
+
+def mqa_accounts_from_counts(mqa_accounts, population_accounts) -> KPIResult:
+    """MQA accounts = accounts meeting the MQA rule (count); numerator / denominator is
+    their share of the population (50 of 1000 = 5%)."""
+    n = _f(mqa_accounts)
+    return KPIResult("mqa_accounts", n, n, _f(population_accounts), "accounts")
+
+
+def influenced_pipeline_from_counts(influenced_amounts: Iterable[float]) -> KPIResult:
+    """influenced pipeline = sum of amounts of opportunities with an attributed touch
+    (50k + 75k + 100k = 225k)."""
+    return _total("influenced_pipeline", float(np.nansum(list(influenced_amounts))), "currency")
+
+
+def pipeline_velocity_from_counts(days_to_close: Iterable[float]) -> KPIResult:
+    """pipeline velocity = mean days from opportunity creation to close."""
+    d = np.asarray(list(days_to_close), dtype=float)
+    return _ratio("pipeline_velocity", np.nansum(d) if len(d) else np.nan, float(np.isfinite(d).sum()), "days")
+
+
+def velocity_change(previous_days, current_days) -> float:
+    """Change of a velocity between periods, in days (120 → 100 = −20 days: faster)."""
+    return _f(current_days) - _f(previous_days)
+
+
+def win_rate_from_counts(won_accounts, engaged_accounts) -> KPIResult:
+    """win rate = won accounts / engaged accounts (10/50 = 20%)."""
+    return _ratio("win_rate", won_accounts, engaged_accounts)
+
+
+def average_deal_size_from_counts(won_amount, won_deals) -> KPIResult:
+    """average deal size = won amount / won deals (1,000,000/10 = 100,000)."""
+    return _ratio("average_deal_size", won_amount, won_deals, "currency")
+
+
+def retention_rate_from_counts(retained_customers, customers_at_start) -> KPIResult:
+    """retention rate = customers at start still customers at end / customers at start
+    (180/200 = 90%)."""
+    return _ratio("retention_rate", retained_customers, customers_at_start)
+
+
+def product_adoption_from_counts(adopting_customers, customers) -> KPIResult:
+    """product adoption = customers with active users / customers (70/100 = 70%)."""
+    return _ratio("product_adoption", adopting_customers, customers)
+
+
+def upsell_rate_from_counts(upsold_customers, customers_at_start) -> KPIResult:
+    """upsell rate = customers with a won upsell / customers at start (15/50 = 30%)."""
+    return _ratio("upsell_rate", upsold_customers, customers_at_start)
+
+
+def cross_sell_rate_from_counts(cross_sold_customers, customers_at_start) -> KPIResult:
+    """cross-sell rate = customers with a won cross-sell / customers at start (10/40 = 25%)."""
+    return _ratio("cross_sell_rate", cross_sold_customers, customers_at_start)
+
+
+def net_revenue_retention_from_counts(start_revenue, expansion, churn) -> KPIResult:
+    """NRR = (start + expansion − churn) / start, churn including contraction
+    ((500k + 50k − 20k) / 500k = 106%)."""
+    s, e, c = _f(start_revenue), _f(expansion), _f(churn)
+    return _ratio("net_revenue_retention", s + e - c, s)
+
+
+def buying_group_coverage_from_counts(engaged_contacts, buying_group_size) -> KPIResult:
+    """buying-group coverage = engaged contacts / buying-group size."""
+    return _ratio("buying_group_coverage", engaged_contacts, buying_group_size)
+
+
+def opportunity_creation_from_counts(created_opportunities) -> KPIResult:
+    """opportunity creation = number of opportunities created in the period."""
+    return _total("opportunity_creation", created_opportunities, "opportunities")
+
+
+def opportunity_conversion_from_counts(won_opportunities, closed_opportunities) -> KPIResult:
+    """opportunity conversion = won opportunities / closed opportunities."""
+    return _ratio("opportunity_conversion", won_opportunities, closed_opportunities)
+
+
+def deal_velocity_from_counts(days_first_touch_to_won: Iterable[float]) -> KPIResult:
+    """deal velocity = mean days from the account's first touch to closed-won."""
+    d = np.asarray(list(days_first_touch_to_won), dtype=float)
+    r = pipeline_velocity_from_counts(d)
+    return replace(r, name="deal_velocity")
+
+
+def customer_lifetime_value_from_counts(revenue_per_customer, churn_rate) -> KPIResult:
+    """customer lifetime value = revenue per customer in the period / churn rate of the
+    period (the expected number of periods a customer stays is 1 / churn rate)."""
+    return _ratio("customer_lifetime_value", revenue_per_customer, churn_rate, "currency")
+
+
+def cost_per_acquired_account_from_counts(campaign_cost, acquired_accounts) -> KPIResult:
+    """cost per acquired account = campaign cost / newly acquired (first closed-won) accounts."""
+    return _ratio("cost_per_acquired_account", campaign_cost, acquired_accounts, "currency")
+
+
+def roi_from_counts(influenced_revenue, campaign_cost) -> KPIResult:
+    """ROI = (influenced won revenue − campaign cost) / campaign cost."""
+    r, c = _f(influenced_revenue), _f(campaign_cost)
+    return _ratio("roi", r - c, c)
+
+
+# --------------------------------------------------------------------------- prepared data
+@dataclass
+class KPIData:
+    """The view of a resolved dataset that KPI functions count on: touches on their
+    accounts (with the contact's persona and an engagement flag), accounts with their
+    size band, and the other tables. :meth:`subset` restricts everything to some
+    accounts (segment breakdowns). KPI functions accept a ResolvedDataset (or a plain
+    Dataset, prepared with defaults) and build this view once per dataset.
+    """
+    accounts: pd.DataFrame
+    contacts: pd.DataFrame
+    touches: pd.DataFrame
+    opportunities: pd.DataFrame
+    campaigns: pd.DataFrame
+    revenue: pd.DataFrame
+    contact_accounts: pd.DataFrame
+    #: the resolved dataset (its MQA rule and mapping), shared with subsets
+    resolved: ResolvedDataset
+    whole_market: bool = True
+    #: whether the full dataset flags target accounts (kept by subsets so a segment
+    #: without targets has none addressable, rather than all)
+    targets_flagged: bool = False
+
+    def subset(self, account_ids) -> "KPIData":
+        ids = pd.Index(pd.unique(pd.Series(list(account_ids), dtype=object)))
+        keep = lambda df: df[df["account_id"].isin(ids)]  # noqa: E731
+        return KPIData(
+            accounts=keep(self.accounts), contacts=keep(self.contacts), touches=keep(self.touches),
+            opportunities=keep(self.opportunities), campaigns=self.campaigns,
+            revenue=keep(self.revenue), contact_accounts=keep(self.contact_accounts), resolved=self.resolved,
+            whole_market=False, targets_flagged=self.targets_flagged,
+        )
+
+
+def _build_kpi_data(data: ResolvedDataset) -> KPIData:
+    from .journeys import account_touches
+
+    ca = data.contact_accounts[["contact_id", "account_id"]].dropna(subset=["account_id"]).drop_duplicates(
+        "contact_id")
+    touches = account_touches(data)
+    touches = touches[touches["account_id"].notna()]
+    persona = data.contacts.set_index("contact_id")["persona"]
+    persona = persona[~persona.index.duplicated()]
+    touches = touches.assign(
+        persona=touches["contact_id"].map(persona),
+        is_engagement=touches["touch_type"].astype(object).isin(ENGAGEMENT_TOUCH_TYPES),
+    )
+    accounts = data.accounts.copy()
+    accounts["size_band"] = size_band(accounts["employee_count"])
+    contacts = data.contacts.merge(ca, on="contact_id", how="inner")
+    return KPIData(accounts=accounts, contacts=contacts, touches=touches,
+                   opportunities=data.opportunities, campaigns=data.campaigns,
+                   revenue=data.revenue, contact_accounts=ca, resolved=data,
+                   targets_flagged=data.targets_flagged)
+
+
+def _data(dataset) -> KPIData:
+    """The KPI view of ``dataset`` (built once per resolved dataset)."""
+    if isinstance(dataset, KPIData):
+        return dataset
+    data = resolve(dataset)
+    return data.memo(("kpi_data",), lambda: _build_kpi_data(data))
+
+
+def _period(quarter=None, start=None, end=None, period: Period | None = None) -> Period:
+    return period if period is not None else resolve_period(quarter=quarter, start=start, end=end)
+
+
+def _addressable(data: KPIData) -> pd.DataFrame:
+    """Target accounts when the data flags any, else every account."""
+    if not data.targets_flagged:
+        return data.accounts
+    return data.accounts[data.accounts["is_target"].fillna(False).astype(bool)]
+
+
+def _in(ts: pd.Series, p: Period) -> pd.Series:
+    return ((ts >= p.start) & (ts < p.end)).fillna(False).astype(bool)
+
+
+def _period_touches(data: KPIData, p: Period) -> pd.DataFrame:
+    return data.touches[_in(data.touches["occurred_at"], p)]
+
+
+# --------------------------------------------------------------------------- dataset KPIs
+def market_reach(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
+    """market reach = addressable accounts with any touch in the period (impressions
+    count) / addressable accounts. Addressable = target accounts (``is_target``) when
+    the data flags any, else all accounts."""
+    data, p = _data(dataset), _period(quarter, start, end, period)
+    addr = _addressable(data)["account_id"]
+    reached = _period_touches(data, p)["account_id"]
+    return market_reach_from_counts(addr.isin(reached).sum(), len(addr))
+
+
+def account_engagement(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
+    """account engagement = sum over addressable accounts of their interactions
+    (engagement touches: every touch type except impression and email_open) in the
+    period; the denominator is the number of addressable accounts (for a per-account mean)."""
+    data, p = _data(dataset), _period(quarter, start, end, period)
+    addr = _addressable(data)["account_id"]
+    t = _period_touches(data, p)
+    per_account = t[t["is_engagement"] & t["account_id"].isin(addr)].groupby("account_id").size()
+    r = account_engagement_from_counts(per_account.values)
+    return replace(r, denominator=float(len(addr)))
+
+
+def audience_exposure_time(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
+    """audience exposure time = sum of ``engagement_seconds`` of touches of addressable
+    accounts in the period, in hours (seconds / 3600)."""
+    data, p = _data(dataset), _period(quarter, start, end, period)
+    addr = _addressable(data)["account_id"]
+    t = _period_touches(data, p)
+    return audience_exposure_time_from_counts(t.loc[t["account_id"].isin(addr), "engagement_seconds"].values)
+
+
+def _mqa_ids_at_end(data: KPIData, p: Period) -> pd.Index:
+    """Accounts of ``data`` meeting the resolved dataset's MQA rule at the period end
+    (:func:`abmkit.engagement.mqa_accounts_at`: the one MQA definition)."""
+    ids = mqa_accounts_at(data.resolved, p.end)
+    return ids[ids.isin(data.accounts["account_id"])]
+
+
+def mqa_accounts(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
+    """MQA accounts = target accounts meeting the MQA rule at the period end (the
+    resolved dataset's :class:`~abmkit.prepared.MQARule`, by default ≥ 3 engaged
+    decision makers in the trailing 90 days); the denominator is the target
+    population, so ``numerator/denominator`` is the MQA share."""
+    data, p = _data(dataset), _period(quarter, start, end, period)
+    addr = _addressable(data)["account_id"]
+    n = int(_mqa_ids_at_end(data, p).isin(addr).sum())
+    return mqa_accounts_from_counts(n, len(addr))
+
+
+def new_mqas(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
+    """New MQAs = target accounts that met the MQA rule for the first time during the
+    period (first ``mqa_at`` in ``[start, end)``); denominator: the target population."""
+    data, p = _data(dataset), _period(quarter, start, end, period)
+    addr = _addressable(data)["account_id"]
+    first = data.resolved.mqa_dates
+    new = first.loc[_in(first["mqa_at"], p).to_numpy(), "account_id"]
+    n = float(pd.Index(new).isin(addr).sum())
+    return KPIResult("new_mqas", n, n, float(len(addr)), "accounts")
+
+
+def _influenced_mask(data: KPIData, opps: pd.DataFrame, lookback_days: int = LOOKBACK_DAYS) -> pd.Series:
+    """Opportunities with at least one touch of their account in
+    [created_at − lookback, created_at]."""
+    if opps.empty:
+        return pd.Series(False, index=opps.index)
+    t = data.touches[["account_id", "occurred_at"]]
+    o = opps[["opportunity_id", "account_id", "created_at"]].merge(t, on="account_id", how="inner")
+    lo = o["created_at"] - pd.Timedelta(days=lookback_days)
+    hit = o[(o["occurred_at"] >= lo) & (o["occurred_at"] <= o["created_at"])]["opportunity_id"]
+    return opps["opportunity_id"].isin(hit)
+
+
+def influenced_pipeline(dataset, quarter=None, start=None, end=None, *, period: Period | None = None,
+                        lookback_days: int = LOOKBACK_DAYS) -> KPIResult:
+    """influenced pipeline = sum of ``amount`` of opportunities created in the period
+    that have at least one touch of their account in the ``lookback_days`` before
+    creation (an attributed touch)."""
+    data, p = _data(dataset), _period(quarter, start, end, period)
+    o = data.opportunities[_in(data.opportunities["created_at"], p)]
+    m = _influenced_mask(data, o, lookback_days)
+    return influenced_pipeline_from_counts(o.loc[m, "amount"].values)
+
+
+def _closed(data: KPIData, p: Period) -> pd.DataFrame:
+    o = data.opportunities
+    closed = o["is_closed"].fillna(False).astype(bool) | o["closed_at"].notna()
+    return o[closed & _in(o["closed_at"], p)]
+
+
+def _won(data: KPIData, p: Period) -> pd.DataFrame:
+    c = _closed(data, p)
+    return c[c["is_won"].fillna(False).astype(bool)]
+
+
+def pipeline_velocity(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
+    """pipeline velocity = mean days from opportunity creation to close, over
+    opportunities closed (won or lost) in the period. Its change between periods is
+    :func:`velocity_change` (120 → 100 = −20 days)."""
+    data, p = _data(dataset), _period(quarter, start, end, period)
+    c = _closed(data, p)
+    days = (c["closed_at"] - c["created_at"]) / pd.Timedelta(days=1)
+    return pipeline_velocity_from_counts(days.values)
+
+
+def win_rate(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
+    """MQA win rate = MQA accounts at the period end (see :func:`mqa_accounts`) with an
+    opportunity won in the period / MQA accounts at the period end."""
+    data, p = _data(dataset), _period(quarter, start, end, period)
+    addr = _addressable(data)["account_id"]
+    mqas = _mqa_ids_at_end(data, p)
+    mqas = mqas[mqas.isin(addr)]
+    won = _won(data, p)["account_id"]
+    return win_rate_from_counts(mqas.isin(won).sum(), len(mqas))
+
+
+def average_deal_size(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
+    """average deal size = sum of ``amount`` of opportunities won in the period /
+    number of opportunities won in the period."""
+    data, p = _data(dataset), _period(quarter, start, end, period)
+    w = _won(data, p)
+    return average_deal_size_from_counts(w["amount"].sum(), len(w))
+
+
+# ---- retention and growth (revenue table; customers also from closed-won history)
+def _revenue_at(data: KPIData, before: pd.Timestamp) -> pd.DataFrame:
+    """Latest revenue row per account with ``period_start < before``."""
+    r = data.revenue[data.revenue["period_start"] < before]
+    if r.empty:
+        return r
+    return r.sort_values("period_start").drop_duplicates("account_id", keep="last")
+
+
+def _customers_at(data: KPIData, when: pd.Timestamp) -> pd.Index:
+    """Customers at ``when``: recurring revenue > 0 on their latest revenue row before
+    ``when`` when the data has a revenue table, else a closed-won opportunity before it."""
+    if not data.revenue.empty:
+        r = _revenue_at(data, when)
+        return pd.Index(r.loc[r["recurring_revenue"] > 0, "account_id"].unique())
+    o = data.opportunities
+    won = o["is_won"].fillna(False).astype(bool) & (o["closed_at"] < when).fillna(False).astype(bool)
+    return pd.Index(o.loc[won, "account_id"].unique())
+
+
+_NO_REVENUE = "needs the optional revenue table"
+
+
+def retention_rate(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
+    """retention rate = customers at the period start (recurring revenue > 0 on their
+    latest revenue row before the start) still having recurring revenue > 0 on their
+    latest row before the period end / customers at the start. Needs the revenue table."""
+    data, p = _data(dataset), _period(quarter, start, end, period)
+    if data.revenue.empty:
+        return KPIResult("retention_rate", float("nan"), note=_NO_REVENUE)
+    start_c = _customers_at(data, p.start)
+    end_c = _customers_at(data, p.end)
+    return retention_rate_from_counts(start_c.isin(end_c).sum(), len(start_c))
+
+
+def product_adoption(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
+    """product adoption = customers at the period end whose latest revenue row has
+    ``active_users`` > 0 / customers at the period end. Needs the revenue table."""
+    data, p = _data(dataset), _period(quarter, start, end, period)
+    if data.revenue.empty or data.revenue["active_users"].isna().all():
+        return KPIResult("product_adoption", float("nan"), note=_NO_REVENUE + " with active_users")
+    r = _revenue_at(data, p.end)
+    cust = r[r["recurring_revenue"] > 0]
+    return product_adoption_from_counts((cust["active_users"] > 0).sum(), len(cust))
+
+
+def _sold_rate(data: KPIData, p: Period, kind: str):
+    start_c = _customers_at(data, p.start)
+    w = _won(data, p)
+    sold = w.loc[w["opportunity_type"] == kind, "account_id"]
+    return start_c.isin(sold).sum(), len(start_c)
+
+
+def upsell_rate(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
+    """upsell rate = customers at the period start with an ``upsell`` opportunity won in
+    the period / customers at the period start."""
+    data, p = _data(dataset), _period(quarter, start, end, period)
+    return upsell_rate_from_counts(*_sold_rate(data, p, "upsell"))
+
+
+def cross_sell_rate(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
+    """cross-sell rate = customers at the period start with a ``cross_sell``
+    opportunity won in the period / customers at the period start."""
+    data, p = _data(dataset), _period(quarter, start, end, period)
+    return cross_sell_rate_from_counts(*_sold_rate(data, p, "cross_sell"))
+
+
+def _revenue_change(data: KPIData, p: Period) -> pd.DataFrame:
+    s = _revenue_at(data, p.start)[["account_id", "recurring_revenue"]]
+    s = s[s["recurring_revenue"] > 0]
+    e = _revenue_at(data, p.end)[["account_id", "recurring_revenue"]]
+    m = s.merge(e, on="account_id", how="left", suffixes=("_start", "_end")).fillna({"recurring_revenue_end": 0.0})
+    return m
+
+
+def net_revenue_retention(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
+    """NRR = (start + expansion − churn) / start over customers at the period start:
+    start = their recurring revenue on the latest row before the start; expansion =
+    sum of increases, churn = sum of decreases (contraction and lost customers) to their
+    latest row before the end. New customers do not count. Needs the revenue table."""
+    data, p = _data(dataset), _period(quarter, start, end, period)
+    if data.revenue.empty:
+        return KPIResult("net_revenue_retention", float("nan"), note=_NO_REVENUE)
+    m = _revenue_change(data, p)
+    delta = m["recurring_revenue_end"] - m["recurring_revenue_start"]
+    return net_revenue_retention_from_counts(m["recurring_revenue_start"].sum(),
+                                             delta.clip(lower=0).sum(), (-delta).clip(lower=0).sum())
+
+
+def buying_group_coverage(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
+    """buying-group coverage = contacts of addressable accounts with an engagement touch
+    in the period / all known (mapped) contacts of addressable accounts (the buying group)."""
+    data, p = _data(dataset), _period(quarter, start, end, period)
+    addr = _addressable(data)["account_id"]
+    group = data.contacts[data.contacts["account_id"].isin(addr)]["contact_id"]
+    t = _period_touches(data, p)
+    engaged = t.loc[t["is_engagement"], "contact_id"]
+    return buying_group_coverage_from_counts(group.isin(engaged).sum(), len(group))
+
+
+def opportunity_creation(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
+    """opportunity creation = number of opportunities created in the period."""
+    data, p = _data(dataset), _period(quarter, start, end, period)
+    return opportunity_creation_from_counts(_in(data.opportunities["created_at"], p).sum())
+
+
+def opportunity_conversion(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
+    """opportunity conversion = opportunities won in the period / opportunities closed
+    (won or lost) in the period."""
+    data, p = _data(dataset), _period(quarter, start, end, period)
+    return opportunity_conversion_from_counts(len(_won(data, p)), len(_closed(data, p)))
+
+
+def deal_velocity(dataset, quarter=None, start=None, end=None, *, period: Period | None = None,
+                  lookback_days: int = LOOKBACK_DAYS) -> KPIResult:
+    """deal velocity = mean days from the account's first touch (within
+    ``lookback_days`` before the opportunity's creation) to close, over opportunities won
+    in the period that have such a touch (the whole account journey, unlike
+    :func:`pipeline_velocity` which starts at opportunity creation)."""
+    data, p = _data(dataset), _period(quarter, start, end, period)
+    w = _won(data, p)[["opportunity_id", "account_id", "created_at", "closed_at"]]
+    t = data.touches[["account_id", "occurred_at"]]
+    j = w.merge(t, on="account_id", how="inner")
+    j = j[(j["occurred_at"] >= j["created_at"] - pd.Timedelta(days=lookback_days)) & (j["occurred_at"] <= j["closed_at"])]
+    first = j.groupby("opportunity_id").agg(first=("occurred_at", "min"), closed=("closed_at", "first"))
+    return deal_velocity_from_counts(((first["closed"] - first["first"]) / pd.Timedelta(days=1)).values)
+
+
+def customer_lifetime_value(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
+    """customer lifetime value = recurring revenue per customer in the period (sum of
+    the revenue rows with ``period_start`` in the period / customers with revenue > 0 in
+    it) / churn rate of the period (1 − :func:`retention_rate`). NaN without churn
+    (lifetime unbounded) or without the revenue table."""
+    data, p = _data(dataset), _period(quarter, start, end, period)
+    if data.revenue.empty:
+        return KPIResult("customer_lifetime_value", float("nan"), note=_NO_REVENUE)
+    r = data.revenue[_in(data.revenue["period_start"], p)]
+    per_customer = r.groupby("account_id")["recurring_revenue"].sum()
+    per_customer = per_customer[per_customer > 0]
+    arpa = per_customer.mean() if len(per_customer) else float("nan")
+    churn = 1.0 - retention_rate(data, period=p).value
+    res = customer_lifetime_value_from_counts(arpa, churn)
+    return replace(res, note="" if churn else "no churn in the period: lifetime unbounded")
+
+
+def _campaign_cost(data: KPIData, p: Period) -> float:
+    """Campaign cost spread evenly over each campaign's days [start_date, end_date]
+    (end inclusive; a missing end = a one-day campaign) and summed over the days inside
+    the period. Campaigns without a start date cannot be placed in time and are left out."""
+    c = data.campaigns
+    if c.empty or c["cost"].isna().all():
+        return float("nan")
+    c = c[c["cost"].notna()]
+    s = c["start_date"]
+    e = c["end_date"].fillna(s) + pd.Timedelta(days=1)  # end_date inclusive
+    length = (e - s) / pd.Timedelta(days=1)
+    lo = s.where(s > p.start, p.start)
+    hi = e.where(e < p.end, p.end)
+    overlap = ((hi - lo) / pd.Timedelta(days=1)).clip(lower=0)
+    share = (overlap / length).where(length > 0, 0.0).fillna(0.0)
+    return float((c["cost"] * share).sum())
+
+
+def _acquired_accounts(data: KPIData, p: Period) -> pd.Index:
+    o = data.opportunities
+    won = o[o["is_won"].fillna(False).astype(bool) & o["closed_at"].notna()]
+    first = won.groupby("account_id")["closed_at"].min()
+    return first.index[_in(first, p).values]
+
+
+def cost_per_acquired_account(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
+    """cost per acquired account = campaign cost falling in the period (each campaign's
+    cost spread evenly over its dates) / accounts whose first closed-won opportunity
+    closed in the period. NaN when no campaign has a cost. Not segmentable (campaign
+    costs are not split by account)."""
+    data, p = _data(dataset), _period(quarter, start, end, period)
+    if not data.whole_market:
+        return KPIResult("cost_per_acquired_account", float("nan"), unit="currency", note="whole market only")
+    return cost_per_acquired_account_from_counts(_campaign_cost(data, p), len(_acquired_accounts(data, p)))
+
+
+def roi(dataset, quarter=None, start=None, end=None, *, period: Period | None = None,
+        lookback_days: int = LOOKBACK_DAYS) -> KPIResult:
+    """ROI = (won amount of opportunities closed-won in the period with an attributed
+    touch − campaign cost falling in the period) / that campaign cost. NaN when no
+    campaign has a cost. Not segmentable (campaign costs are not split by account)."""
+    data, p = _data(dataset), _period(quarter, start, end, period)
+    if not data.whole_market:
+        return KPIResult("roi", float("nan"), note="whole market only")
+    w = _won(data, p)
+    revenue = w.loc[_influenced_mask(data, w, lookback_days), "amount"].sum()
+    return roi_from_counts(revenue, _campaign_cost(data, p))
+
+
+# --------------------------------------------------------------------------- table
+#: KPI groups, in display order
+KPI_GROUPS: dict[str, tuple[str, ...]] = {
+    "reach and engagement": ("market_reach", "account_engagement", "audience_exposure_time",
+                             "mqa_accounts", "new_mqas", "buying_group_coverage"),
+    "pipeline and conversion": ("opportunity_creation", "influenced_pipeline", "pipeline_velocity",
+                                "deal_velocity", "opportunity_conversion", "win_rate", "average_deal_size",
+                                "cost_per_acquired_account", "roi"),
+    "retention and growth": ("retention_rate", "net_revenue_retention", "product_adoption", "upsell_rate",
+                             "cross_sell_rate", "customer_lifetime_value"),
+}
+KPI_FUNCTIONS: dict[str, Callable[..., KPIResult]] = {
+    name: globals()[name] for names in KPI_GROUPS.values() for name in names
+}
+_GROUP_OF = {n: g for g, names in KPI_GROUPS.items() for n in names}
+
+
+@dataclass
+class KPITable(Result):
+    """:func:`kpi_table` result.
+
+    ``overall``: one row per KPI (group, kpi, unit, value, numerator, denominator,
+    previous, change, change_pct). ``segments``: long table (segment, segment_value,
+    kpi, value, numerator, denominator, previous, change).
+    """
+    period: Period
+    overall: pd.DataFrame
+    segments: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.overall
+
+    _summary_title = "ABM KPIs"
+
+    def _summary_metadata(self) -> dict:
+        return {"period": self.period.label, "previous_period": self.period.previous.label}
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """One row per KPI: group, kpi, unit, value, previous, change, change_pct."""
+        cols = ["group", "kpi", "unit", "value", "previous", "change", "change_pct"]
+        return self.overall[[c for c in cols if c in self.overall.columns]].copy()
+
+
+#: the population each KPI is counted on: "target" (target accounts when the data
+#: flags any, else all accounts), "all" (every account), "customers" (customers at
+#: the period start, from the revenue table)
+KPI_POPULATION: dict[str, str] = {
+    **{k: "target" for k in ("market_reach", "account_engagement", "audience_exposure_time", "mqa_accounts",
+                             "new_mqas", "buying_group_coverage", "win_rate")},
+    **{k: "all" for k in ("opportunity_creation", "influenced_pipeline", "pipeline_velocity", "deal_velocity",
+                          "opportunity_conversion", "average_deal_size", "cost_per_acquired_account", "roi")},
+    **{k: "customers" for k in ("retention_rate", "net_revenue_retention", "product_adoption", "upsell_rate",
+                                "cross_sell_rate", "customer_lifetime_value")},
+}
+
+
+def population_of(kpi: str, dataset, period: Period) -> tuple[str, int]:
+    """``(label, size)`` of the accounts ``kpi`` is counted on in ``period``, e.g.
+    ``("target accounts", 831)``: every tile and table names it."""
+    data = _data(dataset)
+    kind = KPI_POPULATION[kpi]
+    if kind == "target":
+        label = TARGET_POPULATION if data.targets_flagged else ALL_ACCOUNTS
+        return label, int(len(_addressable(data)))
+    if kind == "customers":
+        return "customers at period start", int(len(_customers_at(data, period.start)))
+    return ALL_ACCOUNTS, int(len(data.accounts))
+
+
+def _evaluate(data: KPIData, p: Period) -> list[KPIResult]:
+    out = []
+    for name, fn in KPI_FUNCTIONS.items():
+        label, size = population_of(name, data, p)
+        out.append(replace(fn(data, period=p), population=label, population_size=float(size)))
+    return out
+
+
+def _rows(current: list[KPIResult], previous: list[KPIResult]) -> pd.DataFrame:
+    rows = []
+    for c, pr in zip(current, previous):
+        change = c.value - pr.value
+        rows.append({
+            "group": _GROUP_OF[c.name], "kpi": c.name, "unit": c.unit, "value": c.value,
+            "numerator": c.numerator, "denominator": c.denominator,
+            "population": c.population, "population_size": c.population_size, "previous": pr.value,
+            "change": change, "change_pct": change / abs(pr.value) if pr.value else float("nan"),
+            "note": c.note or pr.note,
+        })
+    return pd.DataFrame(rows)
+
+
+def _segment_order(segment: str):
+    """Sort key of segment values: size bands small to large, numbers numerically,
+    text alphabetically, "unknown" last."""
+    bands = {lab: i for i, (_, lab) in enumerate(SIZE_BANDS)}
+
+    def key(v: str):
+        if v == "unknown":
+            return (2, 0.0, v)
+        if segment == "size_band" and v in bands:
+            return (0, float(bands[v]), v)
+        try:
+            return (0, float(v), v)
+        except ValueError:
+            return (1, 0.0, v)
+    return key
+
+
+def kpi_table(dataset, quarter=None, start=None, end=None,
+              segments: Iterable[str] = ("industry", "size_band", "tier")) -> KPITable:
+    """Every KPI for the period and the previous period of the same length, with the
+    change, plus a long breakdown by account segment.
+
+    Parameters
+    ----------
+    dataset : Dataset or KPIData
+    quarter, start, end : see :func:`abmkit.period.resolve_period`; when all are None,
+        the last complete quarter of the data (:func:`last_complete_quarter`).
+    segments : account columns to break down by (``size_band`` is derived from
+        ``employee_count``); ``()`` for none.
+
+    Example
+    -------
+    >>> t = kpi_table(ds, quarter="2026Q3")        # doctest: +SKIP
+    >>> t.overall.set_index("kpi").loc["market_reach", ["value", "previous", "change"]]  # doctest: +SKIP
+    """
+    data = _data(dataset)
+    if quarter is None and start is None and end is None:
+        quarter = last_complete_quarter(data.touches["occurred_at"])
+    p = resolve_period(quarter=quarter, start=start, end=end)
+    overall = _rows(_evaluate(data, p), _evaluate(data, p.previous))
+    seg_frames = []
+    for seg in segments:
+        if seg not in data.accounts.columns:
+            raise ValueError(f"segment {seg!r} is not an account column; available: {list(data.accounts.columns)}")
+        values = data.accounts[seg].astype(object).where(data.accounts[seg].notna(), "unknown").astype(str)
+        groups = dict(list(data.accounts["account_id"].groupby(values.values)))
+        for val in sorted(groups, key=_segment_order(seg)):
+            ids = groups[val]
+            sub = data.subset(ids)
+            f = _rows(_evaluate(sub, p), _evaluate(sub, p.previous))
+            f.insert(0, "segment_value", val)
+            f.insert(0, "segment", seg)
+            seg_frames.append(f)
+    seg_df = pd.concat(seg_frames, ignore_index=True) if seg_frames else pd.DataFrame()
+    return KPITable(period=p, overall=overall, segments=seg_df)
+
+
+def last_complete_quarter(timestamps: pd.Series, today: pd.Timestamp | None = None) -> str:
+    """Label of the last calendar quarter that ends on or before both the data's last
+    timestamp (+1 day) and ``today``.
+
+    >>> last_complete_quarter(pd.Series(pd.to_datetime(["2026-09-30 10:00"], utc=True)))
+    '2026Q3'
+    """
+    ts = pd.to_datetime(timestamps, utc=True).dropna()
+    today = pd.Timestamp.now(tz="UTC") if today is None else pd.Timestamp(today)
+    today = today.tz_localize("UTC") if today.tzinfo is None else today
+    last = min(ts.max() + pd.Timedelta(days=1), today) if len(ts) else today
+    q = pd.Period(last.tz_localize(None), freq="Q") - 1  # the quarter holding `last` is not complete
+    return f"{q.year}Q{q.quarter}"
+
+
+# --------------------------------------------------------------------------- trends, funnel, pipeline
+def _periods_back(p: Period, n_periods: int) -> list[Period]:
+    periods = [p]
+    for _ in range(n_periods - 1):
+        periods.append(periods[-1].previous)
+    return periods[::-1]
+
+
+def kpi_history(dataset, quarter=None, start=None, end=None, *, n_periods: int = 4,
+                kpis: Iterable[str] | None = None) -> pd.DataFrame:
+    """KPIs over the ``n_periods`` consecutive periods ending with the given one (oldest
+    first): long table ``period, period_start, kpi, group, unit, value, numerator,
+    denominator``.
+
+    Example
+    -------
+    >>> kpi_history(ds, quarter="2026Q3", n_periods=4, kpis=["market_reach"])  # doctest: +SKIP
+    """
+    data = _data(dataset)
+    names = list(kpis) if kpis is not None else list(KPI_FUNCTIONS)
+    unknown = [k for k in names if k not in KPI_FUNCTIONS]
+    if unknown:
+        raise ValueError(f"unknown KPI(s) {unknown}; available: {list(KPI_FUNCTIONS)}")
+    rows = []
+    for per in _periods_back(resolve_period(quarter=quarter, start=start, end=end), n_periods):
+        for k in names:
+            r = KPI_FUNCTIONS[k](data, period=per)
+            label, size = population_of(k, data, per)
+            rows.append({"period": per.label, "period_start": per.start, "kpi": k, "group": _GROUP_OF[k],
+                         "unit": r.unit, "value": r.value, "numerator": r.numerator, "denominator": r.denominator,
+                         "population": label, "population_size": size})
+    return pd.DataFrame(rows)
+
+
+#: account funnel steps, in order (each counts target accounts that also passed the
+#: steps before): in the population; reached (any touch in the period); with an
+#: engagement touch in the period; MQA at the period end; with an opportunity created
+#: in the period; with an opportunity won in the period
+FUNNEL_STEPS = ("population", "reached", "with_engagement", "mqa", "opportunity", "won")
+
+
+def account_funnel(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> pd.DataFrame:
+    """Target accounts (all accounts when the data flags no target) and how many of
+    them, in the period, were reached (any touch), had an engagement touch, were MQA
+    at the period end (:func:`mqa_accounts`: the same rule and count as its tile when
+    the period is at least the MQA window long), opened an opportunity, and won one:
+    ``step, accounts, share_of_population, share_of_previous_step, population``. Each
+    step counts accounts that also passed the steps before it, so the funnel never
+    widens."""
+    data, p = _data(dataset), _period(quarter, start, end, period)
+    addr = pd.Index(_addressable(data)["account_id"].unique())
+    t = _period_touches(data, p)
+    o = data.opportunities
+    sets = [addr]
+    sets.append(sets[-1].intersection(pd.Index(t["account_id"].unique())))
+    sets.append(sets[-1].intersection(pd.Index(t.loc[t["is_engagement"], "account_id"].unique())))
+    sets.append(sets[-1].intersection(_mqa_ids_at_end(data, p)))
+    sets.append(sets[-1].intersection(pd.Index(o.loc[_in(o["created_at"], p), "account_id"].unique())))
+    sets.append(sets[-1].intersection(pd.Index(_won(data, p)["account_id"].unique())))
+    counts = np.array([len(s) for s in sets], dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = counts / counts[0] if counts[0] else np.full(len(counts), np.nan)
+        prev = np.r_[1.0, counts[1:] / np.where(counts[:-1] > 0, counts[:-1], np.nan)]
+    return pd.DataFrame({"step": FUNNEL_STEPS, "accounts": counts.astype(int),
+                         "share_of_population": share, "share_of_previous_step": prev,
+                         "population": data.resolved.target_population if data.whole_market else "segment"})
+
+
+def pipeline_by_period(dataset, quarter=None, start=None, end=None, *, n_periods: int = 4,
+                       lookback_days: int = LOOKBACK_DAYS) -> pd.DataFrame:
+    """Pipeline per period (oldest first): ``period, created, created_amount,
+    influenced_amount, won, won_amount, lost`` (opportunities created / closed in each
+    period; influenced = with an account touch in the ``lookback_days`` before creation)."""
+    data = _data(dataset)
+    rows = []
+    for per in _periods_back(resolve_period(quarter=quarter, start=start, end=end), n_periods):
+        o = data.opportunities[_in(data.opportunities["created_at"], per)]
+        infl = _influenced_mask(data, o, lookback_days)
+        c, w = _closed(data, per), _won(data, per)
+        rows.append({"period": per.label, "period_start": per.start, "created": len(o),
+                     "created_amount": float(o["amount"].sum()), "influenced_amount": float(o.loc[infl, "amount"].sum()),
+                     "won": len(w), "won_amount": float(w["amount"].sum()), "lost": len(c) - len(w)})
+    return pd.DataFrame(rows)
+
+
+def headline_findings(table: KPITable) -> dict:
+    """The KPI table's headline numbers as a JSON-ready dict (for
+    :func:`abmkit.outputs.save_findings`): period labels, a one-line headline, and
+    every KPI's value and change (None where undefined)."""
+    o = table.overall.set_index("kpi")
+
+    def clean(series):
+        return {k: (None if pd.isna(v) else float(v)) for k, v in series.items()}
+
+    reach, mqa, infl = (o.loc[k, "value"] if k in o.index else float("nan")
+                        for k in ("market_reach", "mqa_accounts", "influenced_pipeline"))
+    parts = [f"{table.period.label}:"]
+    parts.append(f"reach {reach:.0%}," if pd.notna(reach) else "reach n/a,")
+    parts.append(f"{int(mqa)} MQA accounts," if pd.notna(mqa) else "MQA n/a,")
+    parts.append(f"influenced pipeline {infl:,.0f}" if pd.notna(infl) else "influenced pipeline n/a")
+    return {"period": table.period.label, "previous_period": table.period.previous.label,
+            "headline": " ".join(parts), "kpis": clean(o["value"]), "change": clean(o["change"])}

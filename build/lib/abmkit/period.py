@@ -1,0 +1,73 @@
+"""Reporting periods: a quarter (``2026Q3``) or any ``start``/``end`` dates, and the
+previous period of the same length (see docs/report_and_scheduling.md).
+
+Example
+-------
+>>> p = resolve_period(quarter="2026Q3")
+>>> p.label, str(p.start.date()), str(p.end.date()), p.previous.label
+('2026Q3', '2026-07-01', '2026-10-01', '2026Q2')
+>>> resolve_period(start="2026-03-01", end="2026-03-29").previous.label
+'2026-02-01_2026-03-01'
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pandas as pd
+
+_QUARTER = re.compile(r"^\s*(\d{4})\s*-?\s*Q([1-4])\s*$", re.I)
+
+
+@dataclass(frozen=True)
+class Period:
+    """Half-open UTC interval ``[start, end)`` with a label for folders and titles."""
+    start: pd.Timestamp
+    end: pd.Timestamp
+    label: str
+    is_quarter: bool = False
+
+    @property
+    def days(self) -> int:
+        return int((self.end - self.start) / pd.Timedelta(days=1))
+
+    @property
+    def previous(self) -> "Period":
+        if self.is_quarter:
+            q = pd.Period(self.start.tz_localize(None), freq="Q") - 1
+            return quarter_period(f"{q.year}Q{q.quarter}")
+        length = self.end - self.start
+        return _dates_period(self.start - length, self.start)
+
+    def contains(self, ts: pd.Series) -> pd.Series:
+        """Boolean mask of timestamps inside ``[start, end)``."""
+        return (ts >= self.start) & (ts < self.end)
+
+
+def quarter_period(quarter: str) -> Period:
+    m = _QUARTER.match(str(quarter))
+    if not m:
+        raise ValueError(f"quarter {quarter!r} is not like '2026Q3'")
+    year, q = int(m.group(1)), int(m.group(2))
+    start = pd.Timestamp(year=year, month=3 * (q - 1) + 1, day=1, tz="UTC")
+    return Period(start, start + pd.DateOffset(months=3), f"{year}Q{q}", True)
+
+
+def _dates_period(start, end) -> Period:
+    s, e = pd.Timestamp(start), pd.Timestamp(end)
+    s = s.tz_localize("UTC") if s.tzinfo is None else s.tz_convert("UTC")
+    e = e.tz_localize("UTC") if e.tzinfo is None else e.tz_convert("UTC")
+    if e <= s:
+        raise ValueError(f"period end {e.date()} must be after start {s.date()}")
+    return Period(s, e, f"{s.date()}_{e.date()}", False)
+
+
+def resolve_period(quarter: str | None = None, start=None, end=None) -> Period:
+    """A :class:`Period` from a quarter label or from ``start``/``end`` (end exclusive)."""
+    if start is not None or end is not None:
+        if start is None or end is None:
+            raise ValueError("give both start and end, or a quarter")
+        return _dates_period(start, end)
+    if quarter is None:
+        raise ValueError("give a quarter like '2026Q3' or start and end dates")
+    return quarter_period(quarter)

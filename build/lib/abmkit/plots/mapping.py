@@ -1,0 +1,95 @@
+"""Figures for lead-to-account mapping quality and account engagement.
+
+They draw the frames of :mod:`abmkit.mapping` (:class:`~abmkit.mapping.MappingReport`)
+and :mod:`abmkit.engagement` and compute nothing. Contact ids never appear on them.
+
+Example
+-------
+>>> from abmkit import mapping, plots
+>>> rep = mapping.mapping_report(m, contacts, truth)   # doctest: +SKIP
+>>> fig = plots.mapping_overview(rep)                  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+__all__ = ["mapping_overview", "mapping_accuracy_chart", "engagement_leaderboard_chart",
+           "engagement_trend_chart", "mqa_timeline_chart"]
+
+_METHOD_COLORS = {"crm": "#1b9e77", "domain": "#7570b3", "fuzzy_name": "#e6ab02", "unmatched": "#bbbbbb"}
+
+
+def mapping_overview(report, *, figsize=(13, 4)) -> plt.Figure:
+    """Three panels: contacts by method, confidence bands of matched contacts, and
+    unmatched contacts by reason."""
+    fig, axes = plt.subplots(1, 3, figsize=figsize)
+    bm = report.by_method
+    sns.barplot(data=bm, x="method", y="contacts", hue="method", palette=_METHOD_COLORS, legend=False, ax=axes[0])
+    for patch, share in zip(axes[0].patches, bm["share"]):
+        axes[0].annotate(f"{share:.1%}", (patch.get_x() + patch.get_width() / 2, patch.get_height()),
+                         ha="center", va="bottom", fontsize=9)
+    axes[0].set_title("Contacts by mapping method")
+    axes[0].tick_params(axis="x", rotation=30)
+    sns.barplot(data=report.confidence, x="band", y="contacts", color="#7570b3", ax=axes[1])
+    for patch, n in zip(axes[1].patches, report.confidence["contacts"]):
+        axes[1].annotate(f"{int(n):,}", (patch.get_x() + patch.get_width() / 2, patch.get_height()),
+                         ha="center", va="bottom", fontsize=9)
+    axes[1].set_title("Confidence of matched contacts")
+    axes[1].tick_params(axis="x", rotation=30)
+    un = report.reasons[report.reasons["method"] == "unmatched"]
+    if len(un):
+        sns.barplot(data=un, y="reason", x="contacts", color="#bbbbbb", ax=axes[2])
+    axes[2].set_title("Why contacts are unmatched")
+    fig.tight_layout()
+    return fig
+
+
+def mapping_accuracy_chart(report, *, figsize=(7, 3.5)) -> plt.Figure:
+    """Precision and recall per method against ground truth (needs ``report.accuracy``)."""
+    if report.accuracy is None:
+        raise ValueError("this report has no ground truth: call mapping_report(..., truth=...) first")
+    acc = report.accuracy[report.accuracy["method"] != "unmatched"]
+    long = acc.melt(id_vars="method", value_vars=["precision", "recall"], var_name="measure", value_name="value")
+    fig, ax = plt.subplots(figsize=figsize)
+    sns.barplot(data=long, x="method", y="value", hue="measure", ax=ax)
+    ax.set_ylim(0, 1.05)
+    ax.set_title("Mapping precision and recall vs ground truth")
+    fig.tight_layout()
+    return fig
+
+
+def engagement_leaderboard_chart(scores: pd.DataFrame, *, label: str = "account_name", top: int = 15,
+                                 figsize=(8, 5)) -> plt.Figure:
+    """Horizontal bars of the ``top`` rows of a leaderboard (already sorted by score),
+    coloured by decision makers engaged."""
+    data = scores.head(top)
+    y = label if label in data else "account_id"
+    fig, ax = plt.subplots(figsize=figsize)
+    sns.barplot(data=data, y=y, x="score", hue="decision_makers_engaged", dodge=False, palette="viridis", ax=ax)
+    ax.set_title(f"Top {len(data)} accounts by engagement score")
+    ax.legend(title="decision makers\nengaged", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def engagement_trend_chart(scores: pd.DataFrame, *, label: str = "account_id", figsize=(9, 4)) -> plt.Figure:
+    """Score over time, one line per account, from a multi-date :func:`engagement_scores` frame."""
+    fig, ax = plt.subplots(figsize=figsize)
+    sns.lineplot(data=scores, x="as_of", y="score", hue=label, ax=ax)
+    ax.set_title("Engagement score over time")
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def mqa_timeline_chart(dates: pd.DataFrame, *, figsize=(8, 3.5)) -> plt.Figure:
+    """Cumulative count of accounts becoming MQA, from :func:`abmkit.engagement.mqa_dates`."""
+    fig, ax = plt.subplots(figsize=figsize)
+    if len(dates):
+        sns.ecdfplot(data=dates, x="mqa_at", stat="count", ax=ax)
+    ax.set_title("Accounts that became MQA (cumulative)")
+    ax.set_ylabel("accounts")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,414 @@
+"""The resolved dataset: one object every analysis takes.
+
+Every analysis of the kit looks at *accounts*. Before any of them runs, three things
+must be decided once and then shared, or the pages of one report disagree:
+
+1. **which account each contact belongs to** (the lead-to-account mapping, with its
+   fuzzy-name threshold and parent roll-up);
+2. **what an MQA is** (the rule: engaged decision makers in a trailing window, or a
+   score threshold);
+3. **until when the data is observed** (``data_end``, the censoring date of every
+   time-to-event number).
+
+:func:`prepare` makes those decisions once and returns a :class:`ResolvedDataset`: the
+cleaned tables, the mapping and the settings that produced it, every touch resolved
+to its account (account ids dictionary-encoded as a pandas Categorical), the MQA rule
+and ``data_end``. Analyses (``attribution``, ``engagement``, ``progression``,
+``uplift``, ``kpis``) take it as their first argument and never map contacts again.
+The report builds it once (notebook 02), saves it next to the cleaned data with
+:meth:`ResolvedDataset.save`, and notebooks 03-05 open it with :func:`load_resolved`.
+
+A plain :class:`~abmkit.schema.Dataset` passed to an analysis is prepared with the
+default settings on the spot (convenient for small examples; in a report, prepare
+once and pass the result). See docs/resolved_dataset.md.
+
+Example
+-------
+>>> import pandas as pd
+>>> from abmkit.schema import Dataset
+>>> ds = Dataset.from_frames(
+...     accounts=pd.DataFrame({"account_id": ["a1"], "account_name": ["Acme"], "domain": ["acme.com"]}),
+...     contacts=pd.DataFrame({"contact_id": ["c1"], "email": ["ann@acme.com"]}),
+...     touchpoints=pd.DataFrame({"touchpoint_id": ["t1", "t2"], "occurred_at": ["2026-01-01", "2026-01-02"],
+...                               "channel": ["email", "display"], "touch_type": ["email_click", "impression"],
+...                               "contact_id": ["c1", None], "account_id": [None, "a1"]}))
+>>> data = prepare(ds, mapping=MappingSettings(fuzzy_threshold=85))
+>>> data.touches[["touchpoint_id", "account_id", "account_source"]].values.tolist()
+[['t1', 'a1', 'contact'], ['t2', 'a1', 'touch']]
+>>> str(data.data_end)
+'2026-01-02 00:00:00+00:00'
+>>> data.mapping.fuzzy_threshold
+85
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from .results import Result
+from .schema import Dataset, load
+from .timeutil import utc_timestamp
+
+__all__ = ["MappingSettings", "MQARule", "ResolvedDataset", "prepare", "resolve", "load_resolved",
+           "RESOLVED_FOLDER", "TARGET_POPULATION", "ALL_ACCOUNTS"]
+
+#: sub-folder of a cleaned-data folder where :meth:`ResolvedDataset.save` writes
+RESOLVED_FOLDER = "resolved"
+#: the two account populations every number is stated on
+TARGET_POPULATION = "target accounts"
+ALL_ACCOUNTS = "all accounts"
+_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class MappingSettings:
+    """How contacts are mapped to accounts (see :func:`abmkit.mapping.map_contacts`).
+
+    Attributes
+    ----------
+    fuzzy_threshold : float
+        Minimum company-name similarity (0-100) for a fuzzy-name match.
+    ambiguity_margin : float
+        The best account must beat the runner-up by more than this many points.
+    rollup_to_parent : bool
+        Report each contact on its top-most parent account.
+    """
+    fuzzy_threshold: float = 90
+    ambiguity_margin: float = 2.0
+    rollup_to_parent: bool = False
+
+
+@dataclass(frozen=True)
+class MQARule:
+    """The one definition of a marketing-qualified account (MQA).
+
+    An account *is an MQA at instant t* when, over the trailing ``window_days`` up to
+    t, at least ``min_decision_makers`` distinct contacts with persona
+    ``decision_maker`` have engagement touches — or, when ``mqa_score`` is set, its
+    engagement score reaches it. ``mqa_at`` is the first instant the rule held.
+    When the data has no persona at all, the decision-maker rule cannot fire:
+    :func:`prepare` then says so in ``notes`` (set ``mqa_score`` to use the score).
+
+    >>> MQARule().describe()
+    '>= 3 engaged decision makers in the trailing 90 days'
+    >>> MQARule(min_decision_makers=2, mqa_score=40).describe()
+    '>= 2 engaged decision makers or engagement score >= 40 in the trailing 90 days'
+    """
+    min_decision_makers: int = 3
+    mqa_score: float | None = None
+    window_days: float = 90
+
+    def describe(self) -> str:
+        score = f" or engagement score >= {self.mqa_score:g}" if self.mqa_score is not None else ""
+        return (f">= {self.min_decision_makers} engaged decision makers{score} "
+                f"in the trailing {self.window_days:g} days")
+
+
+def _last_observed(ds: Dataset, as_of: pd.Timestamp | None) -> pd.Timestamp:
+    """Last instant anything was observed (touches, opportunity creations, won
+    closes), capped at ``as_of``: the censoring date of every time-to-event number."""
+    cap = None if as_of is None else as_of.value
+    ends = []
+    for values in (ds.touchpoints["occurred_at"], ds.opportunities["created_at"],
+                   ds.opportunities.loc[ds.opportunities["is_won"].fillna(False).astype(bool), "closed_at"]):
+        v = pd.to_datetime(values, utc=True).dropna()
+        if cap is not None:
+            v = v[v.array.asi8 <= cap]
+        if len(v):
+            ends.append(v.max())
+    last = max(ends) if ends else pd.NaT
+    if as_of is None:
+        return last
+    # never censor after the last observation: a quarter still running must not count
+    # unobserved days as "no progress"
+    return as_of if pd.isna(last) else min(as_of, last)
+
+
+def _account_categories(accounts: pd.DataFrame, touch_ids: pd.Series) -> pd.CategoricalDtype:
+    """Accounts' ids in table order, then ids that only touches carry (sorted)."""
+    known = pd.Index(pd.unique(accounts["account_id"].dropna().astype(object)))
+    extra = pd.Index(pd.unique(touch_ids.dropna().astype(object))).difference(known)
+    return pd.CategoricalDtype(known.append(extra.sort_values()), ordered=False)
+
+
+def _resolve_touches(ds: Dataset, contact_accounts: pd.DataFrame) -> pd.DataFrame:
+    """Touchpoints with ``account_id`` resolved (the touch's own, else its contact's
+    mapped account) as a Categorical, and ``account_source`` in {touch, contact,
+    unattributable}. Vectorised: one hash look-up of the contacts."""
+    tp = ds.touchpoints
+    own = tp["account_id"].astype(object)
+    lookup = (contact_accounts[["contact_id", "account_id"]].dropna(subset=["account_id"])
+              .drop_duplicates("contact_id").set_index("contact_id")["account_id"])
+    need = own.isna().to_numpy()
+    resolved = own.to_numpy(dtype=object).copy()
+    if need.any() and len(lookup):
+        resolved[need] = tp["contact_id"][need].map(lookup).to_numpy(dtype=object)
+    resolved = pd.Series(resolved, index=tp.index, dtype=object)
+    resolved = resolved.where(resolved.notna(), None)
+    source = np.where(~need, "touch", np.where(resolved.notna().to_numpy(), "contact", "unattributable"))
+    out = tp.copy()
+    out["account_id"] = pd.Categorical(resolved, dtype=_account_categories(ds.accounts, resolved))
+    out["account_source"] = source.astype(object)
+    return out
+
+
+@dataclass
+class ResolvedDataset(Result):
+    """Cleaned tables + the lead-to-account mapping and its settings + the MQA rule +
+    account-resolved touches + ``data_end``. Build it with :func:`prepare`.
+
+    Attributes
+    ----------
+    tables : Dataset
+        The cleaned canonical tables as they were given (touches not resolved).
+    contact_accounts : DataFrame
+        One row per contact: ``contact_id, account_id, method, confidence, reason, ...``
+        (:func:`abmkit.mapping.map_contacts` output, or the mapping that was supplied).
+    mapping : MappingSettings or None
+        The settings that produced ``contact_accounts`` (None when it was supplied).
+    mqa_rule : MQARule
+    as_of : Timestamp or None
+        The instant the analysis looks from (a report: its period end).
+    data_end : Timestamp
+        Censoring date: the last observation, not after ``as_of``.
+    touches : DataFrame
+        The touchpoints with ``account_id`` resolved (Categorical; categories = the
+        accounts' ids then ids only touches carry) and ``account_source``.
+    notes : list of str
+        What the resolution could not do (e.g. no persona data for the MQA rule).
+    """
+    tables: Dataset
+    contact_accounts: pd.DataFrame
+    mapping: MappingSettings | None
+    mqa_rule: MQARule
+    as_of: pd.Timestamp | None
+    data_end: pd.Timestamp
+    touches: pd.DataFrame
+    notes: list = field(default_factory=list)
+    _memo: dict = field(default_factory=dict, repr=False, compare=False)
+
+    # tables, so a ResolvedDataset reads like a Dataset ------------------------------------
+    @property
+    def accounts(self) -> pd.DataFrame:
+        return self.tables.accounts
+
+    @property
+    def contacts(self) -> pd.DataFrame:
+        return self.tables.contacts
+
+    @property
+    def touchpoints(self) -> pd.DataFrame:
+        """The resolved touches (same rows as the cleaned touchpoints table)."""
+        return self.touches
+
+    @property
+    def campaigns(self) -> pd.DataFrame:
+        return self.tables.campaigns
+
+    @property
+    def opportunities(self) -> pd.DataFrame:
+        return self.tables.opportunities
+
+    @property
+    def revenue(self) -> pd.DataFrame:
+        return self.tables.revenue
+
+    # populations -----------------------------------------------------------------------
+    @property
+    def targets_flagged(self) -> bool:
+        """Whether the accounts table flags any target account (``is_target``)."""
+        return bool(self.accounts["is_target"].fillna(False).astype(bool).any())
+
+    @property
+    def target_population(self) -> str:
+        """Name of the addressable population: target accounts when flagged, else all."""
+        return TARGET_POPULATION if self.targets_flagged else ALL_ACCOUNTS
+
+    def target_account_ids(self) -> pd.Index:
+        """Ids of the addressable accounts: the target accounts when the data flags
+        any, else every account."""
+        acc = self.accounts
+        if self.targets_flagged:
+            acc = acc[acc["is_target"].fillna(False).astype(bool)]
+        return pd.Index(acc["account_id"])
+
+    # derived views computed once ----------------------------------------------------------
+    def memo(self, key: tuple, build: Callable[[], Any]):
+        """``build()`` once per ``key`` for this dataset (journeys, stage history, MQA
+        dates...): several analyses on one resolved dataset share the work."""
+        if key not in self._memo:
+            self._memo[key] = build()
+        return self._memo[key]
+
+    @property
+    def mqa_dates(self) -> pd.DataFrame:
+        """``account_id, mqa_at``: the first instant each account met the MQA rule, up
+        to ``data_end`` (accounts that never did are absent)."""
+        def build():
+            from .engagement import first_mqa_times
+            return first_mqa_times(self)
+        return self.memo(("mqa_dates",), build)
+
+    @property
+    def settings(self) -> dict:
+        """Everything that produced this dataset, JSON-friendly."""
+        return {"mapping": asdict(self.mapping) if self.mapping is not None else "supplied",
+                "mqa_rule": asdict(self.mqa_rule), "mqa_rule_text": self.mqa_rule.describe(),
+                "as_of": None if self.as_of is None else str(self.as_of),
+                "data_end": None if pd.isna(self.data_end) else str(self.data_end)}
+
+    _summary_title = "Resolved dataset"
+
+    def _summary_metadata(self) -> dict:
+        return {"data observed until": str(self.data_end), "MQA rule": self.mqa_rule.describe()}
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """Rows per table, contacts mapped, touches resolved, and the settings."""
+        ca = self.contact_accounts
+        src = self.touches["account_source"].value_counts()
+        rows = [(f"{name} rows", len(df)) for name, df in self.tables.tables().items()]
+        rows += [("contacts mapped to an account", int(ca["account_id"].notna().sum())),
+                 ("touches on their own account", int(src.get("touch", 0))),
+                 ("touches placed through their contact", int(src.get("contact", 0))),
+                 ("touches with no account (unattributable)", int(src.get("unattributable", 0))),
+                 ("MQA rule", self.mqa_rule.describe()),
+                 ("data observed until", str(self.data_end))]
+        if self.mapping is not None:
+            rows += [("fuzzy-name threshold", self.mapping.fuzzy_threshold),
+                     ("parent roll-up", self.mapping.rollup_to_parent)]
+        rows += [("note", n) for n in self.notes]
+        return pd.DataFrame(rows, columns=["item", "value"])
+
+    # persistence --------------------------------------------------------------------------
+    def save(self, data_dir: str | Path) -> Path:
+        """Write the mapping, the MQA dates and the settings under
+        ``<data_dir>/resolved/`` (the tables themselves are the cleaned parquet files
+        of ``data_dir``, written by :func:`abmkit.schema.save`); returns that folder."""
+        folder = Path(data_dir) / RESOLVED_FOLDER
+        folder.mkdir(parents=True, exist_ok=True)
+        self.contact_accounts.to_parquet(folder / "contact_accounts.parquet", index=False)
+        self.mqa_dates.to_parquet(folder / "mqa_dates.parquet", index=False)
+        meta = {"format": _FORMAT_VERSION, **self.settings, "notes": list(self.notes),
+                "rows": {k: len(v) for k, v in self.tables.tables().items()}}
+        (folder / "resolved.json").write_text(json.dumps(meta, indent=2, default=str), "utf-8")
+        return folder
+
+
+def prepare(dataset: Dataset, *, mapping: MappingSettings | pd.DataFrame | None = None,
+            mqa: MQARule | None = None, as_of=None, data_end=None) -> ResolvedDataset:
+    """Resolve a cleaned dataset once for every analysis.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Cleaned canonical tables (:func:`abmkit.load`, ``clean_exports(...).dataset``).
+    mapping : MappingSettings or DataFrame, optional
+        Settings for :func:`abmkit.mapping.map_contacts` (default
+        ``MappingSettings()``), or a mapping already made (``contact_id, account_id``
+        at least), used as given.
+    mqa : MQARule, optional
+        The MQA definition (default ``MQARule()``: 3 engaged decision makers in 90 days).
+    as_of : timestamp-like, optional
+        The instant the analyses look from (a report passes its period end): nothing
+        after it counts as observed.
+    data_end : timestamp-like, optional
+        Force the censoring date (e.g. one partition of a bigger dataset uses the
+        whole data's end); default: the last observation, not after ``as_of``.
+
+    Returns
+    -------
+    ResolvedDataset
+    """
+    if isinstance(dataset, ResolvedDataset):
+        raise TypeError("prepare() takes the cleaned tables (a Dataset), not a ResolvedDataset: "
+                        "use data.tables to prepare them again with other settings")
+    as_of_ts = None if as_of is None else utc_timestamp(as_of)
+    notes: list[str] = []
+    if isinstance(mapping, pd.DataFrame):
+        missing = {"contact_id", "account_id"} - set(mapping.columns)
+        if missing:
+            raise ValueError(f"mapping table lacks column(s) {sorted(missing)}: pass the output of "
+                             "abmkit.mapping.map_contacts or MappingSettings(...)")
+        contact_accounts, settings = mapping, None
+    else:
+        settings = mapping if mapping is not None else MappingSettings()
+        if not isinstance(settings, MappingSettings):
+            raise TypeError(f"mapping must be MappingSettings or a DataFrame, not {type(settings).__name__}")
+        from .mapping import map_contacts
+        if len(dataset.accounts) and len(dataset.contacts):
+            contact_accounts = map_contacts(dataset.contacts, dataset.accounts,
+                                            fuzzy_threshold=settings.fuzzy_threshold,
+                                            ambiguity_margin=settings.ambiguity_margin,
+                                            rollup_to_parent=settings.rollup_to_parent)
+        else:
+            contact_accounts = pd.DataFrame({
+                "contact_id": dataset.contacts["contact_id"].to_numpy(dtype=object),
+                "account_id": pd.Series([None] * len(dataset.contacts), dtype=object),
+                "method": "unmatched", "confidence": 0.0,
+                "reason": "no accounts table" if not len(dataset.accounts) else "no_match"})
+            if len(dataset.contacts):
+                notes.append("no accounts: contacts could not be mapped")
+    rule = mqa if mqa is not None else MQARule()
+    if not isinstance(rule, MQARule):
+        raise TypeError(f"mqa must be an MQARule, not {type(rule).__name__}")
+    if rule.mqa_score is None and "persona" in dataset.contacts and len(dataset.contacts) \
+            and not (dataset.contacts["persona"] == "decision_maker").any():
+        notes.append("no contact has persona decision_maker: the MQA rule "
+                     f"'{rule.describe()}' can never hold; set an engagement-score threshold (mqa_score)")
+    end = utc_timestamp(data_end) if data_end is not None else _last_observed(dataset, as_of_ts)
+    touches = _resolve_touches(dataset, contact_accounts)
+    return ResolvedDataset(tables=dataset, contact_accounts=contact_accounts, mapping=settings, mqa_rule=rule,
+                           as_of=as_of_ts, data_end=end, touches=touches, notes=notes)
+
+
+def resolve(data) -> ResolvedDataset:
+    """``data`` itself when it is a :class:`ResolvedDataset`; a plain Dataset is
+    prepared with the default settings (each call: prepare once and pass the result
+    when several analyses run on the same data)."""
+    if isinstance(data, ResolvedDataset):
+        return data
+    if isinstance(data, Dataset):
+        return prepare(data)
+    raise TypeError(f"expected a ResolvedDataset (abmkit.prepare(dataset)) or a Dataset, not {type(data).__name__}")
+
+
+def load_resolved(data_dir: str | Path, *, validate: bool = True) -> ResolvedDataset:
+    """Open a dataset saved by :meth:`ResolvedDataset.save`: the cleaned tables of
+    ``data_dir`` and the mapping, MQA rule, MQA dates and ``data_end`` of
+    ``data_dir/resolved`` — nothing is mapped again.
+
+    Raises FileNotFoundError when ``data_dir/resolved`` is missing (run notebook 02 or
+    ``abmkit.prepare(abmkit.load(data_dir)).save(data_dir)`` first).
+    """
+    folder = Path(data_dir) / RESOLVED_FOLDER
+    meta_path = folder / "resolved.json"
+    if not meta_path.exists():
+        raise FileNotFoundError(
+            f"{meta_path} is missing: the resolved dataset is written by notebook 02 (or "
+            f"`abmkit.prepare(abmkit.load({str(data_dir)!r})).save({str(data_dir)!r})`)")
+    meta = json.loads(meta_path.read_text("utf-8"))
+    if meta.get("format") != _FORMAT_VERSION:
+        raise ValueError(f"{meta_path}: format {meta.get('format')!r} is not {_FORMAT_VERSION}; "
+                         "run notebook 02 again to rebuild it")
+    ds = load(data_dir, validate=validate)
+    rows = {k: len(v) for k, v in ds.tables().items()}
+    if rows != meta.get("rows"):
+        raise ValueError(f"{folder} was built from other tables ({meta.get('rows')}) than {data_dir} holds "
+                         f"now ({rows}): run notebook 02 again")
+    contact_accounts = pd.read_parquet(folder / "contact_accounts.parquet")
+    rule = MQARule(**meta["mqa_rule"])
+    settings = MappingSettings(**meta["mapping"]) if isinstance(meta["mapping"], dict) else None
+    as_of = None if meta["as_of"] is None else pd.Timestamp(meta["as_of"])
+    end = pd.NaT if meta["data_end"] is None else pd.Timestamp(meta["data_end"])
+    data = ResolvedDataset(tables=ds, contact_accounts=contact_accounts, mapping=settings, mqa_rule=rule,
+                           as_of=as_of, data_end=end, touches=_resolve_touches(ds, contact_accounts),
+                           notes=list(meta.get("notes", [])))
+    mqa_dates = pd.read_parquet(folder / "mqa_dates.parquet")
+    data.memo(("mqa_dates",), lambda: mqa_dates)
+    return data

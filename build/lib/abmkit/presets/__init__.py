@@ -1,0 +1,1 @@
+"""Shipped data, not code: column maps (YAML), channel map, free-mail list."""

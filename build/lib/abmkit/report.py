@@ -1,0 +1,693 @@
+"""The quarterly report: run the notebooks with papermill, export code-free HTML, write
+an index, and swap the result in atomically (see docs/report_and_scheduling.md).
+
+``python -m abmkit report --quarter 2026Q3 --data data/sample --out reports`` calls
+:func:`run_report`. It
+
+1. finds the raw export and its column map (``--preset``, ``<data>/raw/column_map.yaml``
+   or ``<data>/column_map.yaml``);
+2. discovers ``notebooks/[0-9][0-9]_*.ipynb`` and runs them in order with papermill,
+   passing each only the parameters its ``parameters`` cell declares (common:
+   ``data_dir``, ``quarter``, ``start``, ``end``, ``output_dir``, ``raw_dir``,
+   ``column_map``, ``engine``, ``scheduler``; plus a YAML parameter file with global keys
+   and per-notebook sections);
+3. writes everything into a staging folder next to ``reports/<label>/``; only when every
+   notebook succeeded is the staging folder renamed into place, so a failed run leaves the
+   previous report intact and says which notebook and cell failed;
+4. the report holds each executed ``.ipynb``, a code-free HTML per notebook (outputs
+   sanitised: text from the data is shown as text, never run as HTML/script; no external
+   scripts; a Content-Security-Policy forbids scripts), ``tables/*.csv``,
+   ``findings/*.json``, ``run.json`` (parameters, timings) and ``index.html``.
+
+The cleaned canonical dataset written by notebook 01 holds personal data, so it is kept
+*beside* the report, in ``<out>/.data/<label>/``, not inside the folder shared with
+stakeholders; ``--only`` re-runs reuse it.
+
+Example
+-------
+>>> run_report(quarter="2026Q3", data="data/sample", out_dir="reports")   # doctest: +SKIP
+0
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import json
+import os
+import re
+import shutil
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .period import Period, resolve_period
+
+__all__ = [
+    "run_report", "discover_notebooks", "resolve_input", "default_quarter", "load_params_file",
+    "notebook_parameters", "export_html", "sanitize_notebook", "write_index", "scan_privacy",
+    "ReportError", "COMMON_PARAMETERS", "EMAIL_PATTERN", "findings_overview", "notebook_title",
+]
+
+#: parameters the runner sets for every notebook that declares them
+COMMON_PARAMETERS = ("data_dir", "quarter", "start", "end", "output_dir", "raw_dir", "column_map",
+                     "engine", "scheduler")
+#: set by the runner only (a parameter file cannot move the data or the report)
+_RUNNER_ONLY = frozenset({"data_dir", "output_dir", "quarter", "start", "end"})
+NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+KERNEL_NAME = "python3"
+EMAIL_PATTERN = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
+#: default quarter of the bundled sample when its data cannot be read
+SAMPLE_QUARTER = "2026Q3"
+
+
+class ReportError(ValueError):
+    """A report cannot start: missing input, bad parameter file, no notebooks."""
+
+
+# --------------------------------------------------------------------------- inputs
+def discover_notebooks(notebooks_dir: str | Path, only: str | None = None) -> list[Path]:
+    """Notebooks named ``NN_*.ipynb`` in ``notebooks_dir``, in name order; with ``only``,
+    those whose name contains it (comma-separated alternatives: ``"02,03"``)."""
+    notebooks_dir = Path(notebooks_dir)
+    found = sorted(p for p in notebooks_dir.glob(NOTEBOOK_GLOB) if p.is_file())
+    if not found:
+        raise ReportError(f"no notebooks matching {NOTEBOOK_GLOB} in {notebooks_dir.resolve()}")
+    if only:
+        wanted = [w.strip() for w in str(only).split(",") if w.strip()]
+        picked = [p for p in found if any(w in p.name for w in wanted)]
+        if not picked:
+            raise ReportError(f"--only {only!r} matches none of {[p.name for p in found]}")
+        return picked
+    return found
+
+
+def _default_notebooks_dir() -> Path:
+    here = Path.cwd() / "notebooks"
+    if here.is_dir():
+        return here
+    return Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def resolve_input(data: str | Path, preset: str | None = None,
+                  column_map: str | Path | None = None) -> tuple[Path, str]:
+    """``(raw_dir, column_map)`` for notebook 01.
+
+    With ``preset`` (a built-in column map name) the raw export is ``data`` itself; with
+    an explicit ``column_map`` path likewise; else ``<data>/raw/column_map.yaml`` (the
+    sample layout) or ``<data>/column_map.yaml``.
+    """
+    data = Path(data)
+    if not data.is_dir():
+        raise ReportError(f"data folder {data} does not exist (create the sample with "
+                          "`python -m abmkit sample --out data/sample`, or pass --data <export folder>)")
+    if preset:
+        return data, str(preset)
+    if column_map:
+        cm = Path(column_map)
+        if not cm.exists():
+            raise ReportError(f"column map {cm} does not exist")
+        return (data / "raw" if (data / "raw").is_dir() else data), str(cm.resolve())
+    for raw in (data / "raw", data):
+        cm = raw / "column_map.yaml"
+        if cm.exists():
+            return raw, str(cm.resolve())
+    raise ReportError(f"no column map found: looked for {data / 'raw' / 'column_map.yaml'} and "
+                      f"{data / 'column_map.yaml'}; pass --preset salesforce|hubspot or "
+                      "--column-map <file> (format: docs/column_map.md)")
+
+
+def default_quarter(data: str | Path, today: _dt.date | None = None) -> str:
+    """The last complete quarter covered by the data: read from a canonical copy
+    (``<data>/canonical/touchpoints.parquet``, the sample layout) when there is one,
+    else the last complete calendar quarter before ``today`` (a run scheduled on the
+    first day of a quarter reports the quarter just ended)."""
+    import pandas as pd
+
+    from .kpis import last_complete_quarter
+
+    today_ts = pd.Timestamp(today or _dt.datetime.now(_dt.timezone.utc).date(), tz="UTC")
+    tp = Path(data) / "canonical" / "touchpoints.parquet"
+    if tp.exists():
+        try:
+            ts = pd.read_parquet(tp, columns=["occurred_at"])["occurred_at"]
+            return last_complete_quarter(ts, today=today_ts)
+        except Exception:  # unreadable copy: fall back to the calendar  # noqa: BLE001
+            pass
+    return last_complete_quarter(pd.Series([], dtype="datetime64[ns, UTC]"), today=today_ts)
+
+
+def load_params_file(path: str | Path | None, notebook_stems: list[str] = ()) -> tuple[dict, dict]:
+    """Read a YAML parameter file into ``(global, sections)``.
+
+    Top-level keys are global parameters, except keys naming a notebook (its stem,
+    ``02_account_mapping``, or its number, ``"02"``) whose value is a mapping: those are
+    that notebook's own parameters and win over global ones. Example::
+
+        quarter: 2026Q3
+        lookback_days: 180
+        03_attribution:
+          n_boot: 200
+    """
+    if path is None:
+        return {}, {}
+    path = Path(path)
+    if not path.exists():
+        raise ReportError(f"parameter file {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text("utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ReportError(f"parameter file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ReportError(f"parameter file {path} must be a mapping of name: value")
+    # YAML reads an unquoted 02 as the integer 2: give it back its two digits
+    raw = {(f"{k:02d}" if isinstance(k, int) and not isinstance(k, bool) and 0 <= k < 100 else str(k)): v
+           for k, v in raw.items()}
+    names = set(notebook_stems) | {s[:2] for s in notebook_stems}
+    sections = {k: v for k, v in raw.items() if k in names and isinstance(v, dict)}
+    global_ = {k: v for k, v in raw.items() if k not in sections}
+    for k, v in list(global_.items()):
+        if re.fullmatch(r"\d\d(_.*)?", k) and isinstance(v, dict):
+            raise ReportError(f"parameter file {path}: section {k!r} names no notebook; notebooks: "
+                              f"{list(notebook_stems)}")
+    return global_, sections
+
+
+def notebook_parameters(nb_path: Path, common: dict, global_params: dict, sections: dict) -> dict:
+    """Parameters for one notebook: common runner values, then the parameter file's
+    global keys, then its section for this notebook, keeping only names the notebook's
+    ``parameters`` cell declares (papermill.inspect_notebook). Runner-only keys
+    (data_dir, output_dir, quarter, start, end) are not overridable per notebook."""
+    import papermill as pm
+
+    declared = set(pm.inspect_notebook(str(nb_path)).keys())
+    values = {k: v for k, v in common.items()}
+    for src in (global_params, sections.get(nb_path.stem, {}), sections.get(nb_path.stem[:2], {})):
+        for k, v in src.items():
+            if k not in _RUNNER_ONLY:
+                values[k] = v
+    return {k: v for k, v in values.items() if k in declared}
+
+
+# --------------------------------------------------------------------------- HTML
+_ALLOWED_TAGS = frozenset({
+    "a", "abbr", "b", "blockquote", "br", "caption", "code", "col", "colgroup", "dd", "div", "dl", "dt",
+    "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "li", "ol", "p", "pre", "small", "span",
+    "strong", "style", "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul",
+})
+_ALLOWED_ATTRS = {"*": ["class", "id", "title", "align", "colspan", "rowspan", "border", "valign"],
+                  "a": ["href", "title"], "img": ["src", "alt", "width", "height"]}
+_DROP_MIMES = ("application/javascript", "application/vnd.jupyter.widget-view+json",
+               "application/vnd.jupyter.widget-state+json", "text/javascript")
+
+
+def _clean_html(text: str) -> str:
+    import bleach
+
+    # strip=False: a disallowed tag (<script>) is escaped and shown as text, not removed
+    return bleach.clean(text, tags=_ALLOWED_TAGS, attributes=_ALLOWED_ATTRS,
+                        protocols=["http", "https", "data", "mailto"], strip=False, strip_comments=True)
+
+
+def sanitize_notebook(nb):
+    """Make a notebook's rich outputs safe to open in a browser, in place.
+
+    HTML outputs keep tables and formatting but any other tag (``<script>``, event
+    handlers, ``<iframe>``) is escaped to visible text; Markdown outputs are rendered to
+    HTML and cleaned the same way; JavaScript and widget outputs are dropped.
+    pandas' own DataFrame HTML escapes cell text, but a Styler or an ``HTML()``/``Markdown()``
+    display built from data would not, so every output is cleaned.
+    """
+    from nbconvert.filters.markdown import markdown2html
+
+    # Markdown *cells* are authored text (trusted, and escaping them would break quotes and
+    # code spans); only outputs can carry text from the data.
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data")
+            if not data:
+                continue
+            for mime in _DROP_MIMES:
+                data.pop(mime, None)
+            if "text/markdown" in data:
+                md = data.pop("text/markdown")
+                data.setdefault("text/html", markdown2html("".join(md) if isinstance(md, list) else md))
+            if "text/html" in data:
+                v = data["text/html"]
+                data["text/html"] = _clean_html("".join(v) if isinstance(v, list) else v)
+            if "image/svg+xml" in data and ("image/png" in data or "text/plain" in data):
+                data.pop("image/svg+xml")  # SVG may carry script; a PNG or text twin is shown instead
+    return nb
+
+
+_CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:; "
+        "base-uri 'none'; form-action 'none'")
+_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js -%}{%- endblock html_head_js -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{% block jupyter_widgets %}{% endblock jupyter_widgets %}
+{% block extra_css %}<meta http-equiv="Content-Security-Policy" content="__CSP__">{% endblock extra_css %}
+""".replace("__CSP__", _CSP)
+
+
+def _exporter():
+    import jinja2
+    from nbconvert import HTMLExporter
+
+    return HTMLExporter(
+        template_name="lab", template_file="abmkit_report.html.j2",
+        extra_loaders=[jinja2.DictLoader({"abmkit_report.html.j2": _TEMPLATE})],
+        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
+        embed_images=True, anchor_link_text="",
+    )
+
+
+def export_html(ipynb_path: str | Path, html_path: str | Path, title: str | None = None) -> Path:
+    """Code-free, self-contained, script-free HTML of an executed notebook."""
+    import nbformat
+
+    nb = nbformat.read(str(ipynb_path), as_version=4)
+    sanitize_notebook(nb)
+    nb.metadata["title"] = title or Path(ipynb_path).stem
+    body, _ = _exporter().from_notebook_node(nb, resources={"metadata": {"name": nb.metadata["title"]}})
+    return _write_text(Path(html_path), body)
+
+
+def _write_text(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{path.name}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def notebook_title(nb_path: Path) -> str:
+    """The first Markdown heading of a notebook (else its file stem)."""
+    try:
+        nb = json.loads(Path(nb_path).read_text("utf-8"))
+        for cell in nb.get("cells", []):
+            if cell.get("cell_type") == "markdown":
+                src = "".join(cell.get("source", []))
+                m = re.search(r"^\s*#+\s*(.+)$", src, re.M)
+                if m:
+                    return m.group(1).strip()
+    except (OSError, ValueError):
+        pass
+    return Path(nb_path).stem
+
+
+def _scalar_items(d: dict, prefix: str = "") -> list[tuple[str, object]]:
+    items = []
+    for k, v in d.items():
+        if isinstance(v, dict):
+            items.extend(_scalar_items(v, f"{prefix}{k}."))
+        elif isinstance(v, (str, int, float, bool)) or v is None:
+            items.append((f"{prefix}{k}", v))
+    return items
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:,.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
+    return str(v)
+
+
+_INDEX_CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:60rem;
+color:#222;line-height:1.45;padding:0 1rem}h1{margin-bottom:.2rem}.meta{color:#555}table{border-collapse:collapse;
+margin:.5rem 0 1.5rem}td,th{border-bottom:1px solid #ddd;padding:.3rem .8rem;text-align:left;vertical-align:top}
+.ok{color:#1a7f37}.missing{color:#9a6700}.headline{background:#f6f8fa;border-left:4px solid #0969da;padding:.6rem 1rem}"""
+
+
+def write_index(report_dir: str | Path, *, period: Period, notebooks: list[dict], run_date: str,
+                version: str, quality: dict | None = None) -> Path:
+    """``index.html`` linking every part of the report. All text is escaped.
+
+    ``notebooks``: dicts with ``stem``, ``title``, ``seconds`` (files are looked up in
+    ``report_dir``); ``quality``: notebook 01's findings (data-quality headline).
+    """
+    report_dir = Path(report_dir)
+    e = lambda s: html.escape(str(s), quote=True)  # noqa: E731
+    end_incl = (period.end - _dt.timedelta(days=1)).date()
+    prev = period.previous
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>ABM report {e(period.label)}</title><style>{_INDEX_CSS}</style></head><body>",
+        f"<h1>ABM report {e(period.label)}</h1>",
+        f'<p class="meta">Data period: <strong>{e(period.start.date())} to {e(end_incl)}</strong> '
+        f"(compared with {e(prev.start.date())} to {e((prev.end - _dt.timedelta(days=1)).date())})<br>"
+        f"Run date: {e(run_date)} &middot; abmkit {e(version)}</p>",
+    ]
+    q = quality or {}
+    parts.append("<h2>Data quality</h2>")
+    if q:
+        headline = q.get("headline") or q.get("summary")
+        if isinstance(headline, str):
+            parts.append(f'<p class="headline">{e(headline)}</p>')
+        rows = [(k, v) for k, v in _scalar_items(q) if k not in ("headline", "summary")][:12]
+        if rows:
+            parts.append("<table>" + "".join(f"<tr><th>{e(k)}</th><td>{e(_fmt(v))}</td></tr>" for k, v in rows)
+                         + "</table>")
+    else:
+        parts.append('<p class="missing">No data-quality findings were saved by the cleaning notebook.</p>')
+    if notebooks and (report_dir / f"{notebooks[-1]['stem']}.html").exists():
+        last = notebooks[-1]
+        parts.append(f'<p class="headline">Start with the summary: <a href="{e(last["stem"])}.html">'
+                     f"{e(last.get('title') or last['stem'])}</a></p>")
+    parts.append("<h2>Notebooks</h2><table><tr><th>Part</th><th>Page</th><th>Notebook</th><th>Run time</th></tr>")
+    for nb in notebooks:
+        stem = nb["stem"]
+        html_link = (f'<a href="{e(stem)}.html">open page</a>' if (report_dir / f"{stem}.html").exists()
+                     else '<span class="missing">not available</span>')
+        nb_link = (f'<a href="{e(stem)}.ipynb">.ipynb</a>' if (report_dir / f"{stem}.ipynb").exists()
+                   else '<span class="missing">not available</span>')
+        secs = nb.get("seconds")
+        parts.append(f"<tr><td><strong>{e(nb.get('title') or stem)}</strong><br><small>{e(stem)}</small></td>"
+                     f"<td>{html_link}</td><td>{nb_link}</td>"
+                     f"<td>{e(f'{secs:.1f} s') if isinstance(secs, (int, float)) else ''}</td></tr>")
+    parts.append("</table>")
+    for folder, label in (("tables", "Key tables (CSV)"), ("findings", "Findings (JSON)")):
+        files = sorted((report_dir / folder).glob("*.csv" if folder == "tables" else "*.json"))
+        parts.append(f"<h2>{e(label)}</h2>")
+        if files:
+            parts.append("<ul>" + "".join(f'<li><a href="{e(folder)}/{e(f.name)}">{e(f.name)}</a></li>'
+                                          for f in files) + "</ul>")
+        else:
+            parts.append('<p class="missing">none</p>')
+    if (report_dir / "run.json").exists():
+        parts.append('<p class="meta">Run details (parameters, timings): <a href="run.json">run.json</a></p>')
+    parts.append("<p class=\"meta\">Contacts appear only as masked ids; emails and names are never "
+                 "written to this report. The executed notebooks (.ipynb) show the code behind every "
+                 "number.</p></body></html>")
+    return _write_text(report_dir / "index.html", "\n".join(parts))
+
+
+def scan_privacy(report_dir: str | Path, extra_terms: list[str] = ()) -> list[tuple[str, str]]:
+    """``(file, match)`` for every email address (or ``extra_terms`` string) found in
+    the report's HTML and CSV files."""
+    hits = []
+    for path in sorted(Path(report_dir).rglob("*")):
+        if path.suffix.lower() not in (".html", ".csv") or not path.is_file():
+            continue
+        text = path.read_text("utf-8", errors="replace")
+        for m in EMAIL_PATTERN.finditer(text):
+            hits.append((str(path), m.group(0)))
+        for term in extra_terms:
+            if term and term in text:
+                hits.append((str(path), term))
+    return hits
+
+
+def _redact_emails(report_dir: Path) -> list[str]:
+    """Replace email addresses in HTML/CSV files (a last line of defence: notebooks
+    must not print them; the run reports each file it had to fix)."""
+    fixed = []
+    for path, _ in scan_privacy(report_dir):
+        p = Path(path)
+        text = p.read_text("utf-8", errors="replace")
+        new = EMAIL_PATTERN.sub("[email removed]", text)
+        if new != text:
+            _write_text(p, new)
+            fixed.append(str(p.relative_to(report_dir)))
+    return sorted(set(fixed))
+
+
+# --------------------------------------------------------------------------- runner
+@dataclass
+class _Run:
+    label: str
+    out_dir: Path
+    staging: Path
+    report: Path = field(init=False)
+    data: Path = field(init=False)
+
+    def __post_init__(self):
+        self.report = self.staging / "report"
+        self.data = self.staging / "data"
+
+    @property
+    def final_report(self) -> Path:
+        return self.out_dir / self.label
+
+    @property
+    def final_data(self) -> Path:
+        return self.out_dir / ".data" / self.label
+
+    @property
+    def failed_dir(self) -> Path:
+        return self.out_dir / ".failed" / self.label
+
+
+def _swap(src: Path, dst: Path) -> None:
+    """Put ``src`` at ``dst`` with renames only: the old ``dst`` is moved aside first and
+    restored if the second rename fails, then deleted."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    old = None
+    if dst.exists():
+        old = dst.with_name(f".old-{dst.name}-{uuid.uuid4().hex[:8]}")
+        os.replace(dst, old)
+    try:
+        os.replace(src, dst)
+    except OSError:
+        if old is not None:
+            os.replace(old, dst)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _first_line(src: str, limit: int = 120) -> str:
+    lines = [ln for ln in (src or "").splitlines() if ln.strip()]
+    if not lines:
+        return ""
+    line = lines[0] if len(lines[0]) <= limit else lines[0][:limit] + "..."
+    return line + (" ..." if len(lines) > 1 else "")
+
+
+def run_report(quarter: str | None = None, start=None, end=None, data: str | Path = "data/sample",
+               preset: str | None = None, column_map: str | Path | None = None,
+               params_file: str | Path | None = None, out_dir: str | Path = "reports",
+               only: str | None = None, engine: str = "pandas", scheduler: str | None = None, *,
+               notebooks_dir: str | Path | None = None, progress: bool | None = None,
+               kernel_name: str = KERNEL_NAME) -> int:
+    """Run the report notebooks into ``<out_dir>/<label>/``; returns a process exit code.
+
+    Parameters
+    ----------
+    quarter, start, end : the period (``2026Q3``, or ISO dates with ``end`` exclusive);
+        default: the last complete quarter covered by the data (:func:`default_quarter`).
+    data : raw export folder, or the sample folder (``raw/`` inside).
+    preset, column_map : how to read the export (see :func:`resolve_input`).
+    params_file : YAML with global keys and per-notebook sections (:func:`load_params_file`).
+    out_dir : reports folder; the report goes to ``<out_dir>/<label>/``.
+    only : run only the notebooks whose name contains this (comma-separated); the rest of
+        an existing report for the same period is kept and the cleaned data of the last
+        full run is reused.
+    engine, scheduler : passed to notebooks declaring them (``"dask"`` and a
+        dask.distributed address for big data).
+    notebooks_dir : default ``./notebooks`` (else the repository's).
+    progress : papermill progress bars (default: when stderr is a terminal).
+
+    Returns 0 on success; 1 when a notebook failed (the message names the notebook, the
+    cell and where the partially executed notebook is; the previous report is intact);
+    2 when the run could not start (bad input or parameters).
+    """
+    try:
+        nb_dir = Path(notebooks_dir) if notebooks_dir else _default_notebooks_dir()
+        stems = [p.stem for p in sorted(nb_dir.glob(NOTEBOOK_GLOB))]
+        global_params, sections = load_params_file(params_file, stems)
+        quarter = quarter or global_params.get("quarter")
+        start = start or global_params.get("start")
+        end = end or global_params.get("end")
+        raw_dir, cmap = resolve_input(data, preset or global_params.get("preset"),
+                                      column_map or global_params.get("column_map"))
+        all_notebooks = discover_notebooks(nb_dir)
+        notebooks = discover_notebooks(nb_dir, only) if only else all_notebooks
+        if quarter is None and start is None and end is None:
+            quarter = default_quarter(data)
+            _say(f"abmkit report: no period given; using {quarter}, the last complete quarter of the data")
+        period = resolve_period(quarter=quarter, start=start, end=end)
+    except (ReportError, ValueError) as exc:
+        _say(f"abmkit report: error: {exc}")
+        return 2
+
+    out_dir = Path(out_dir)
+    partial = bool(only) and set(notebooks) != set(all_notebooks)
+    cleans = any(nb.stem.startswith("01") for nb in notebooks)
+    if partial and not cleans and not (out_dir / ".data" / period.label).is_dir():
+        _say(f"abmkit report: error: --only {only!r} reuses the cleaned data of a full run, but "
+             f"{out_dir / '.data' / period.label} does not exist; run the full report for {period.label} first")
+        return 2
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run = _Run(period.label, out_dir, out_dir / f".staging-{period.label}-{uuid.uuid4().hex[:8]}")
+    run.report.mkdir(parents=True)
+    if partial:
+        if run.final_report.is_dir():
+            shutil.copytree(run.final_report, run.report, dirs_exist_ok=True)
+        if not cleans:
+            shutil.copytree(run.final_data, run.data)
+    run.data.mkdir(exist_ok=True)
+    common = {
+        "data_dir": str(run.data.resolve()), "output_dir": str(run.report.resolve()),
+        "quarter": period.label if period.is_quarter else None,
+        "start": None if period.is_quarter else str(period.start.date()),
+        "end": None if period.is_quarter else str(period.end.date()),
+        "raw_dir": str(Path(raw_dir).resolve()), "column_map": cmap, "engine": engine, "scheduler": scheduler,
+    }
+    if progress is None:
+        progress = sys.stderr.isatty()
+    manifest_path = run.report / "run.json"
+    manifest = json.loads(manifest_path.read_text("utf-8")) if manifest_path.exists() else {}
+    timings = dict(manifest.get("seconds", {}))
+    used_params = dict(manifest.get("parameters", {}))
+    _say(f"abmkit report {period.label}: {len(notebooks)} notebook(s) from {nb_dir} -> {run.final_report}")
+    try:
+        return _execute(run, period, notebooks, all_notebooks, common, global_params, sections,
+                        timings, used_params, manifest_path, progress, kernel_name, data, cmap, engine)
+    except BaseException:  # interrupted (Ctrl-C) or a bug: never leave a half-written staging folder
+        if run.staging.exists():
+            run.failed_dir.parent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(run.failed_dir, ignore_errors=True)
+            os.replace(run.staging, run.failed_dir)
+            _say(f"abmkit report: interrupted; partial output in {run.failed_dir}, "
+                 f"{run.final_report} unchanged")
+        raise
+
+
+def _execute(run, period, notebooks, all_notebooks, common, global_params, sections, timings, used_params,
+             manifest_path, progress, kernel_name, data, cmap, engine) -> int:
+    """The notebook loop, index and swap of :func:`run_report`."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    from . import __version__
+
+    t_total = time.perf_counter()
+    for i, nb_path in enumerate(notebooks, 1):
+        out_nb = run.report / nb_path.name
+        try:
+            params = notebook_parameters(nb_path, common, global_params, sections)
+        except Exception as exc:  # noqa: BLE001 - unreadable notebook
+            return _fail(run, nb_path, f"cannot read its parameters: {exc}", out_nb)
+        _say(f"[{i}/{len(notebooks)}] {nb_path.name} ...")
+        t0 = time.perf_counter()
+        try:
+            pm.execute_notebook(str(nb_path), str(out_nb), parameters=params, kernel_name=kernel_name,
+                                progress_bar=progress, cwd=str(nb_path.parent), log_output=False)
+        except PapermillExecutionError as exc:
+            where = (f"cell [{exc.exec_count}] (cell {exc.cell_index + 1} of the executed notebook): {exc.ename}: "
+                     f"{_first_line(str(exc.evalue), 600)}\n  cell source: {_first_line(exc.source)}")
+            return _fail(run, nb_path, where, out_nb)
+        except Exception as exc:  # noqa: BLE001 - kernel died, notebook unreadable, ...
+            return _fail(run, nb_path, f"{type(exc).__name__}: {_first_line(str(exc))}", out_nb)
+        secs = time.perf_counter() - t0
+        timings[nb_path.stem] = round(secs, 2)
+        used_params[nb_path.stem] = params
+        try:
+            export_html(out_nb, run.report / f"{nb_path.stem}.html", title=notebook_title(nb_path))
+        except Exception as exc:  # noqa: BLE001
+            return _fail(run, nb_path, f"HTML export failed: {type(exc).__name__}: {exc}", out_nb)
+        _say(f"[{i}/{len(notebooks)}] {nb_path.name} done in {secs:.1f} s")
+
+    redacted = _redact_emails(run.report)
+    if redacted:
+        _say(f"abmkit report: WARNING email addresses were removed from {redacted}; "
+             "a notebook printed personal data - fix it (mask ids with abmkit.outputs.mask_ids)")
+    from .outputs import load_findings
+
+    listed = [{"stem": p.stem, "title": notebook_title(p), "seconds": timings.get(p.stem)}
+              for p in all_notebooks]
+    quality_nb = next((p.stem for p in all_notebooks if p.stem.startswith("01")), None)
+    quality = load_findings(run.report, quality_nb) if quality_nb else {}
+    run_date = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    # record the final locations, not the staging folder the notebooks ran in
+    final = {str(run.report.resolve()): str(run.final_report.resolve()),
+             str(run.data.resolve()): str(run.final_data.resolve())}
+    used_params = {nb: {k: final.get(v, v) if isinstance(v, str) else v for k, v in ps.items()}
+                   for nb, ps in used_params.items()}
+    manifest = {
+        "label": period.label, "start": str(period.start.date()), "end": str(period.end.date()),
+        "run_date": run_date, "abmkit_version": __version__, "data": str(data), "raw_dir": common["raw_dir"],
+        "column_map": cmap, "engine": engine, "notebooks": [p.name for p in all_notebooks],
+        "seconds": timings, "total_seconds": round(time.perf_counter() - t_total, 2),
+        "parameters": used_params, "privacy_redactions": redacted,
+    }
+    _write_text(manifest_path, json.dumps(manifest, indent=2, default=str))
+    write_index(run.report, period=period, notebooks=listed, run_date=run_date, version=__version__,
+                quality=quality)
+
+    # the executed notebooks ran in the staging folder: point their parameters at the final one
+    for nb_file in run.report.glob("*.ipynb"):
+        text = nb_file.read_text("utf-8")
+        new = text
+        for old_path, new_path in final.items():
+            new = new.replace(json.dumps(old_path)[1:-1], json.dumps(new_path)[1:-1])
+        if new != text:
+            _write_text(nb_file, new)
+    _swap(run.report, run.final_report)
+    _swap(run.data, run.final_data)
+    shutil.rmtree(run.staging, ignore_errors=True)
+    _say(f"abmkit report {period.label}: done in {manifest['total_seconds']:.1f} s -> "
+         f"{run.final_report / 'index.html'}")
+    return 0
+
+
+def _fail(run: _Run, nb_path: Path, what: str, out_nb: Path) -> int:
+    """Move the staging folder to ``<out>/.failed/<label>/`` and say what failed."""
+    run.failed_dir.parent.mkdir(parents=True, exist_ok=True)
+    if run.failed_dir.exists():
+        shutil.rmtree(run.failed_dir, ignore_errors=True)
+    os.replace(run.staging, run.failed_dir)
+    partial_nb = run.failed_dir / "report" / out_nb.name
+    previous = (f"the previous report {run.final_report} is unchanged" if run.final_report.exists()
+                else "no report was written")
+    _say(f"abmkit report: FAILED in notebook {nb_path.name}: {what}\n"
+         f"  partially executed notebook: {partial_nb if partial_nb.exists() else '(not written)'}\n"
+         f"  {previous}")
+    return 1
+
+
+def findings_overview(output_dir: str | Path | None, notebooks: tuple[str, ...] = ("02", "03", "04"),
+                      max_items: int = 12) -> "pd.DataFrame":
+    """Headline findings saved by other notebooks (``<output_dir>/findings/*.json``, via
+    :func:`abmkit.outputs.save_findings`), not recomputed: one row per scalar finding
+    ``notebook, finding, value`` (nested keys joined with dots, at most ``max_items`` per
+    notebook; a ``headline`` key first). A notebook that saved nothing (or a run without a
+    report folder) gets one row with value "not available".
+
+    Example
+    -------
+    >>> findings_overview(None, ("02",)).value.tolist()
+    ['not available']
+    """
+    import pandas as pd
+
+    from .outputs import load_findings
+
+    folder = Path(output_dir) / "findings" if output_dir is not None else None
+    saved = sorted(p.stem for p in folder.glob("*.json")) if folder is not None and folder.is_dir() else []
+    rows = []
+    for prefix in notebooks:
+        stems = [s for s in saved if s.startswith(prefix)]
+        if not stems:
+            rows.append({"notebook": prefix, "finding": "", "value": "not available"})
+            continue
+        for stem in stems:
+            items = _scalar_items(load_findings(output_dir, stem))
+            items.sort(key=lambda kv: kv[0] not in ("headline", "summary"))
+            if not items:
+                rows.append({"notebook": stem, "finding": "", "value": "not available"})
+            for k, v in items[:max_items]:
+                rows.append({"notebook": stem, "finding": k, "value": _fmt(v) if v is not None else "n/a"})
+    return pd.DataFrame(rows, columns=["notebook", "finding", "value"])
