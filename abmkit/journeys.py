@@ -379,42 +379,83 @@ def milestone_journeys(data, milestones=MILESTONES, *, lookback_days: float = 36
     milestones = [milestones] if isinstance(milestones, str) else list(dict.fromkeys(milestones))
     dataset = resolve(data)
     tp = dataset.touchpoints
-    convs = {m: conversions(dataset, m, start=start, end=end) for m in milestones}
-    mqa_dates = dataset.mqa_dates if with_mqa else None
-    if mqa_dates is not None and len(mqa_dates):  # one MQA lookup for every milestone
-        mqa_at = _first_mqa(mqa_dates, pd.concat([c["account_id"] for c in convs.values()], ignore_index=True))
-        cut = np.cumsum([0] + [len(c) for c in convs.values()])
-        for i, m in enumerate(milestones):
-            convs[m]["mqa_at"] = mqa_at.array[cut[i]:cut[i + 1]]  # .array keeps the tz-aware dtype
+    convs = _milestone_conversions(dataset, milestones, start, end, with_mqa)
     acc_code, acc_uniques, acc_obj = _touch_account_codes(dataset)
-    n_unattr = int((acc_code < 0).sum())
     n_acc = len(acc_uniques)
     acc_index = pd.Index(acc_uniques)
     look_ns = min(int(round(lookback_days * _NS_PER_DAY)), 2**61)  # "forever" without int64 overflow
     t_all = _ns(tp["occurred_at"]) if len(tp) else np.array([], np.int64)
 
-    # 1. keep only touches that can be in some window (converting accounts) or that
-    #    belong to non-converting accounts; sort just those
-    # per-account arrays get one extra slot at the end: code -1 (unattributable) indexes
-    # it, so every touch can be gathered without masking first
-    big, small = np.iinfo(np.int64).max, np.iinfo(np.int64).min
-    win_lo = np.full(n_acc + 1, big)
-    win_hi = np.full(n_acc + 1, small)
-    conv_acc, conv_t, converting_acc = {}, {}, {}
-    for m, conv in convs.items():
-        ca = acc_index.get_indexer(conv["account_id"]) if n_acc else np.full(len(conv), -1)
-        ct = _ns(conv["converted_at"])
+    windows = {m: _conversion_windows(dataset, m, convs[m], acc_index, n_acc, start, end) for m in milestones}
+    idx = _touches_in_windows(acc_code, t_all, windows.values(), n_acc, look_ns, non_converting)
+    st = _SortedTouches.build(acc_code[idx], t_all[idx], idx, tp["touchpoint_id"], n_acc)
+    del idx
+    channel_codes = tp["channel"].cat.codes.to_numpy()
+    touch_type_codes = tp["touch_type"].cat.codes.to_numpy()
+    groups = st.account_runs() if non_converting and len(st.key) else None
+    out = {}
+    for milestone in milestones:
+        conv, (ca, ct, converting) = convs[milestone], windows[milestone]
+        j = _expand_windows(st, conv, ca, ct, look_ns, milestone)
+        if groups is not None:
+            nc_account, nc_channel, nc_off = _non_converting_journeys(st, groups, converting, look_ns,
+                                                                      channel_codes)
+        else:
+            nc_off, nc_channel, nc_account = np.zeros(1, np.int64), np.array([], np.int16), np.array([], np.int64)
+        out[milestone] = ConversionJourneys(
+            conversions=conv.assign(n_touches=j["n_conv"], account_index=ca), source=tp, source_accounts=acc_obj,
+            conv=j["conv"], touch=j["touch"], pos=j["pos"], n=j["n"],
+            channel=channel_codes[j["touch"]].astype(np.int16),
+            touch_type=touch_type_codes[j["touch"]].astype(np.int16), age_days=j["age_days"],
+            mqa_pos=j["mqa_pos"], oc_pos=j["oc_pos"], cw_pos=j["cw_pos"], nc_account=nc_account,
+            nc_channel=np.asarray(nc_channel, np.int16), nc_offsets=nc_off,
+            accounts=np.asarray(acc_uniques, dtype=object), channels=list(tp["channel"].cat.categories),
+            milestone=milestone, lookback_days=lookback_days, n_unattributable=int((acc_code < 0).sum()))
+    return out
+
+
+# --------------------------------------------------------------------------- journey steps
+_BIG, _SMALL = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+
+
+def _milestone_conversions(dataset, milestones, start, end, with_mqa: bool) -> dict:
+    """Step 1: the conversions of each milestone in ``[start, end)``, with ``mqa_at``
+    (one MQA look-up for every milestone)."""
+    convs = {m: conversions(dataset, m, start=start, end=end) for m in milestones}
+    mqa_dates = dataset.mqa_dates if with_mqa else None
+    if mqa_dates is not None and len(mqa_dates):
+        mqa_at = _first_mqa(mqa_dates, pd.concat([c["account_id"] for c in convs.values()], ignore_index=True))
+        cut = np.cumsum([0] + [len(c) for c in convs.values()])
+        for i, m in enumerate(milestones):
+            convs[m]["mqa_at"] = mqa_at.array[cut[i]:cut[i + 1]]  # .array keeps the tz-aware dtype
+    return convs
+
+
+def _conversion_windows(dataset, milestone, conv, acc_index, n_acc, start, end) -> tuple:
+    """Step 2: per conversion its account code and milestone time, and per account
+    whether it converts for this milestone at any time (accounts converting outside
+    ``[start, end)`` are never non-converting). Per-account arrays get one extra slot
+    at the end: code -1 (unattributable) indexes it."""
+    ca = acc_index.get_indexer(conv["account_id"]) if n_acc else np.full(len(conv), -1)
+    ct = _ns(conv["converted_at"])
+    every = conv["account_id"] if start is None and end is None else conversions(dataset, milestone)["account_id"]
+    converting = np.zeros(n_acc + 1, bool)
+    converting[-1] = True
+    if n_acc:
+        every_acc = acc_index.get_indexer(pd.unique(every.to_numpy(dtype=object)))
+        converting[every_acc[every_acc >= 0]] = True
+    return ca, ct, converting
+
+
+def _touches_in_windows(acc_code, t_all, windows, n_acc, look_ns, non_converting) -> np.ndarray:
+    """Step 3: rows of the touches that can be in some conversion window, or in the
+    last lookback window of a non-converting account; only those are sorted."""
+    win_lo = np.full(n_acc + 1, _BIG)
+    win_hi = np.full(n_acc + 1, _SMALL)
+    for ca, ct, _ in windows:
         has = ca >= 0
         np.minimum.at(win_lo, ca[has], ct[has] - look_ns)
         np.maximum.at(win_hi, ca[has], ct[has])
-        # accounts converting at any time (outside [start, end) too) are never non-converting
-        every = conv["account_id"] if start is None and end is None else conversions(dataset, m)["account_id"]
-        conv_any = np.zeros(n_acc + 1, bool)
-        conv_any[-1] = True
-        if n_acc:
-            every_acc = acc_index.get_indexer(pd.unique(every.to_numpy(dtype=object)))
-            conv_any[every_acc[every_acc >= 0]] = True
-        conv_acc[m], conv_t[m], converting_acc[m] = ca, ct, conv_any
     # one gather buffer reused for every per-account bound (fresh 10^7-row arrays cost page
     # faults); mode="wrap" keeps index -1 → the extra slot and, unlike "raise", does not
     # buffer a copy of ``out``
@@ -424,139 +465,136 @@ def milestone_journeys(data, milestones=MILESTONES, *, lookback_days: float = 36
     keep &= t_all <= bound_of_touch
     if non_converting and n_acc:
         # non-converting accounts: only their last lookback window is ever used
-        last_t = np.full(n_acc + 1, small)
+        last_t = np.full(n_acc + 1, _SMALL)
         np.maximum.at(last_t, acc_code, t_all)
-        nc_lo = np.full(n_acc + 1, big)
-        for conv_any in converting_acc.values():
-            nc_lo = np.minimum(nc_lo, np.where(conv_any, big, last_t - look_ns))
+        nc_lo = np.full(n_acc + 1, _BIG)
+        for _, _, converting in windows:
+            nc_lo = np.minimum(nc_lo, np.where(converting, _BIG, last_t - look_ns))
         np.take(nc_lo, acc_code, out=bound_of_touch, mode="wrap")
         keep |= t_all >= bound_of_touch
-    del bound_of_touch
-    idx = np.flatnonzero(keep)
-    del keep
-    a_k, t_k = acc_code[idx], t_all[idx]
+    return np.flatnonzero(keep)
 
-    # 2. one integer sort key: account * span + time offset in the coarsest exact unit
-    t0 = int(t_k.min()) if len(t_k) else 0
-    rel = np.subtract(t_k, t0)
-    span_ns = int(rel.max()) + 1 if len(rel) else 1
-    unit, time_key = (10**9 if len(rel) == 0 else 1), rel
-    quotient = remainder = None
-    for u in (10**9, 10**6, 10**3):
-        if len(rel) == 0 or np.any(rel[::997] % u):  # a strided sample rules most units out cheaply
-            continue
-        quotient, remainder = np.divmod(rel, u)  # one pass for the exactness check and the key
-        if not remainder.any():
-            unit, time_key = u, quotient
-            break
-    del quotient, remainder
-    span = span_ns // unit + 1
-    if (n_acc + 1) * (span + 1) < 2**62:
-        uniq_t = None
-        key = a_k  # in place: fresh 10^7-row temporaries cost page faults
-        key *= span + 1
-        key += time_key
-    else:  # too wide for one int64: dense time ranks instead (exact, one more sort)
-        uniq_t, time_key = np.unique(t_k, return_inverse=True)
-        span = len(uniq_t)
-        key = a_k * (span + 1) + time_key
-    del rel, time_key, a_k
-    order = np.argsort(key)
-    key_s = key[order]
-    del key
-    tie = np.zeros(len(key_s), bool)
-    if len(key_s) > 1:
-        eq = key_s[1:] == key_s[:-1]
-        tie[1:] |= eq
-        tie[:-1] |= eq
-    if tie.any():  # ties in time: order those by touchpoint_id (few rows)
-        tpos = np.flatnonzero(tie)
-        sub = pd.DataFrame({"k": key_s[tpos], "id": tp["touchpoint_id"].to_numpy()[idx[order[tpos]]],
-                            "o": order[tpos]}).sort_values(["k", "id"], kind="stable")
-        order[tpos] = sub["o"].to_numpy()
-    rows = idx[order]  # dataset row of each sorted touch
-    t_s = t_k[order]   # its time
-    del order, idx, t_k, tie
 
-    def bound(acc, ts, side):
-        # searchsorted position of (acc, ts) in the sorted keys; ts inclusive
-        if uniq_t is None:
-            d = ts - t0
-            off = -((-d) // unit) if side == "left" else d // unit  # ceil / floor, exact ints
-            off = np.clip(off, -1, span)
+@dataclass
+class _SortedTouches:
+    """The kept touches sorted by one integer key ``account * (span + 1) + time offset``
+    (time in the coarsest exact unit, or dense time ranks when that would overflow),
+    ties in time ordered by touchpoint_id; :meth:`bound` finds an (account, time) in it."""
+    key: np.ndarray      # sorted keys
+    rows: np.ndarray     # dataset row of each sorted touch
+    t: np.ndarray        # its time (ns)
+    t0: int
+    unit: int
+    span: int
+    uniq_t: np.ndarray | None
+
+    @classmethod
+    def build(cls, a_k: np.ndarray, t_k: np.ndarray, idx: np.ndarray, touch_ids: pd.Series,
+              n_acc: int) -> "_SortedTouches":
+        t0 = int(t_k.min()) if len(t_k) else 0
+        rel = np.subtract(t_k, t0)
+        span_ns = int(rel.max()) + 1 if len(rel) else 1
+        unit, time_key = (10**9 if len(rel) == 0 else 1), rel
+        for u in (10**9, 10**6, 10**3):
+            if len(rel) == 0 or np.any(rel[::997] % u):  # a strided sample rules most units out cheaply
+                continue
+            quotient, remainder = np.divmod(rel, u)  # one pass for the exactness check and the key
+            if not remainder.any():
+                unit, time_key = u, quotient
+                break
+        span = span_ns // unit + 1
+        if (n_acc + 1) * (span + 1) < 2**62:
+            uniq_t = None
+            key = a_k  # in place: fresh 10^7-row temporaries cost page faults
+            key *= span + 1
+            key += time_key
+        else:  # too wide for one int64: dense time ranks instead (exact, one more sort)
+            uniq_t, time_key = np.unique(t_k, return_inverse=True)
+            span = len(uniq_t)
+            key = a_k * (span + 1) + time_key
+        del rel, time_key
+        order = np.argsort(key)
+        key_s = key[order]
+        del key
+        tie = np.zeros(len(key_s), bool)
+        if len(key_s) > 1:
+            eq = key_s[1:] == key_s[:-1]
+            tie[1:] |= eq
+            tie[:-1] |= eq
+        if tie.any():  # ties in time: order those by touchpoint_id (few rows)
+            tpos = np.flatnonzero(tie)
+            sub = pd.DataFrame({"k": key_s[tpos], "id": touch_ids.to_numpy()[idx[order[tpos]]],
+                                "o": order[tpos]}).sort_values(["k", "id"], kind="stable")
+            order[tpos] = sub["o"].to_numpy()
+        return cls(key=key_s, rows=idx[order], t=t_k[order], t0=t0, unit=unit, span=span, uniq_t=uniq_t)
+
+    def bound(self, acc: np.ndarray, ts: np.ndarray, side: str) -> np.ndarray:
+        """searchsorted position of (acc, ts) in the sorted keys; ts inclusive."""
+        if self.uniq_t is None:
+            d = ts - self.t0
+            off = -((-d) // self.unit) if side == "left" else d // self.unit  # ceil / floor, exact ints
+            off = np.clip(off, -1, self.span)
         else:
-            off = (np.searchsorted(uniq_t, ts, "left") if side == "left"
-                   else np.searchsorted(uniq_t, ts, "right") - 1)
-        return np.searchsorted(key_s, acc * (span + 1) + off, side)
+            off = (np.searchsorted(self.uniq_t, ts, "left") if side == "left"
+                   else np.searchsorted(self.uniq_t, ts, "right") - 1)
+        return np.searchsorted(self.key, acc * (self.span + 1) + off, side)
 
-    channel_codes = tp["channel"].cat.codes.to_numpy()
-    touch_type_codes = tp["touch_type"].cat.codes.to_numpy()
-    channels = list(tp["channel"].cat.categories)
-    if non_converting and len(key_s):
-        # account runs of the sorted touches (the key's high part is the account code)
-        acc_s = key_s // (span + 1)
+    def account_runs(self) -> tuple:
+        """(account, start, end) of each account's run of sorted touches."""
+        acc_s = self.key // (self.span + 1)  # the key's high part is the account code
         grp_start = np.flatnonzero(np.r_[True, acc_s[1:] != acc_s[:-1]])
         grp_end = np.r_[grp_start[1:], len(acc_s)]
-        grp_acc = acc_s[grp_start]
-        del acc_s
-    out = {}
-    for milestone in milestones:
-        conv, ca, ct = convs[milestone], conv_acc[milestone], conv_t[milestone]
-        has = ca >= 0
-        lo = np.zeros(len(conv), np.int64)
-        hi = np.zeros(len(conv), np.int64)
-        if has.any():
-            lo[has] = bound(ca[has], ct[has] - look_ns, "left")
-            hi[has] = bound(ca[has], ct[has], "right")
-        n_conv = hi - lo
+        return acc_s[grp_start], grp_start, grp_end
 
-        # 3. expand windows into journey touches (run-length arithmetic)
-        total = int(n_conv.sum())
-        jconv = np.repeat(np.arange(len(conv)), n_conv)
-        starts = np.cumsum(n_conv) - n_conv
-        srow = np.repeat(lo - starts, n_conv) + np.arange(total)  # position in the sorted touches
-        pos = srow - np.repeat(lo, n_conv)
-        drow = rows[srow]
-        n_rep = np.repeat(n_conv, n_conv)
 
-        def last_at_or_before(ts, ca=ca, ct=ct, has=has, lo=lo, n_conv=n_conv, conv=conv):
-            p = np.full(len(conv), -1, np.int64)
-            ok = has & (n_conv > 0) & (ts != np.iinfo(np.int64).min) & (ts <= ct)  # min int64 = NaT
-            if ok.any():
-                m = bound(ca[ok], ts[ok], "right") - 1
-                rel_p = m - lo[ok]
-                p[ok] = np.where(rel_p >= 0, rel_p, -1)
-            return p
+def _expand_windows(st: _SortedTouches, conv: pd.DataFrame, ca, ct, look_ns: int, milestone: str) -> dict:
+    """Step 4: every conversion's window as a run of sorted touches, expanded into
+    journey touches by run-length arithmetic, with the milestone positions (MQA touch,
+    opportunity-creation touch, closed-won touch)."""
+    has = ca >= 0
+    lo = np.zeros(len(conv), np.int64)
+    hi = np.zeros(len(conv), np.int64)
+    if has.any():
+        lo[has] = st.bound(ca[has], ct[has] - look_ns, "left")
+        hi[has] = st.bound(ca[has], ct[has], "right")
+    n_conv = hi - lo
+    total = int(n_conv.sum())
+    jconv = np.repeat(np.arange(len(conv)), n_conv)
+    starts = np.cumsum(n_conv) - n_conv
+    srow = np.repeat(lo - starts, n_conv) + np.arange(total)  # position in the sorted touches
+    pos = srow - np.repeat(lo, n_conv)
 
-        mqa_t = _ns(conv["mqa_at"])
-        mqa_pos = last_at_or_before(mqa_t) if conv["mqa_at"].notna().any() else np.full(len(conv), -1, np.int64)
-        if milestone == "opportunity_created":
-            oc_pos = np.where(n_conv > 0, n_conv - 1, -1)
-            cw_pos = np.full(len(conv), -1, np.int64)
-        else:
-            oc_pos = last_at_or_before(_ns(conv["opportunity_created_at"]))
-            cw_pos = np.where(n_conv > 0, n_conv - 1, -1)
-        age = (np.repeat(ct, n_conv) - t_s[srow]) / _NS_PER_DAY
+    def last_at_or_before(ts):
+        p = np.full(len(conv), -1, np.int64)
+        ok = has & (n_conv > 0) & (ts != _SMALL) & (ts <= ct)  # min int64 = NaT
+        if ok.any():
+            m = st.bound(ca[ok], ts[ok], "right") - 1
+            rel_p = m - lo[ok]
+            p[ok] = np.where(rel_p >= 0, rel_p, -1)
+        return p
 
-        # 4. non-converting journeys: the lookback window up to each account's last touch
-        if non_converting and len(key_s):
-            nc = ~converting_acc[milestone][grp_acc]
-            g_acc, g_end = grp_acc[nc], grp_end[nc]
-            g_lo = bound(g_acc, t_s[g_end - 1] - look_ns, "left")
-            nc_len = g_end - g_lo
-            nc_off = np.concatenate([[0], np.cumsum(nc_len)]).astype(np.int64)
-            nc_rows = np.repeat(g_lo - nc_off[:-1], nc_len) + np.arange(nc_off[-1])
-            nc_channel = channel_codes[rows[nc_rows]]
-            nc_account = g_acc
-        else:
-            nc_off, nc_channel, nc_account = np.zeros(1, np.int64), np.array([], np.int16), np.array([], np.int64)
+    mqa_t = _ns(conv["mqa_at"])
+    mqa_pos = last_at_or_before(mqa_t) if conv["mqa_at"].notna().any() else np.full(len(conv), -1, np.int64)
+    if milestone == "opportunity_created":
+        oc_pos = np.where(n_conv > 0, n_conv - 1, -1)
+        cw_pos = np.full(len(conv), -1, np.int64)
+    else:
+        oc_pos = last_at_or_before(_ns(conv["opportunity_created_at"]))
+        cw_pos = np.where(n_conv > 0, n_conv - 1, -1)
+    return {"n_conv": n_conv, "conv": jconv, "touch": st.rows[srow], "pos": pos, "n": np.repeat(n_conv, n_conv),
+            "age_days": (np.repeat(ct, n_conv) - st.t[srow]) / _NS_PER_DAY,
+            "mqa_pos": mqa_pos, "oc_pos": oc_pos, "cw_pos": cw_pos}
 
-        out[milestone] = ConversionJourneys(
-            conversions=conv.assign(n_touches=n_conv, account_index=ca), source=tp, source_accounts=acc_obj,
-            conv=jconv, touch=drow, pos=pos, n=n_rep, channel=channel_codes[drow].astype(np.int16),
-            touch_type=touch_type_codes[drow].astype(np.int16), age_days=age,
-            mqa_pos=mqa_pos, oc_pos=oc_pos, cw_pos=cw_pos, nc_account=nc_account,
-            nc_channel=np.asarray(nc_channel, np.int16), nc_offsets=nc_off,
-            accounts=np.asarray(acc_uniques, dtype=object), channels=list(channels), milestone=milestone,
-            lookback_days=lookback_days, n_unattributable=n_unattr)
-    return out
+
+def _non_converting_journeys(st: _SortedTouches, groups: tuple, converting: np.ndarray, look_ns: int,
+                             channel_codes: np.ndarray) -> tuple:
+    """Step 5: the non-converting journeys: each non-converting account's touches in
+    the lookback window up to its last touch (account, flat channel codes, offsets)."""
+    grp_acc, _, grp_end = groups
+    nc = ~converting[grp_acc]
+    g_acc, g_end = grp_acc[nc], grp_end[nc]
+    g_lo = st.bound(g_acc, st.t[g_end - 1] - look_ns, "left")
+    nc_len = g_end - g_lo
+    nc_off = np.concatenate([[0], np.cumsum(nc_len)]).astype(np.int64)
+    nc_rows = np.repeat(g_lo - nc_off[:-1], nc_len) + np.arange(nc_off[-1])
+    return g_acc, channel_codes[st.rows[nc_rows]], nc_off

@@ -133,8 +133,10 @@ class Result:
             lines.append(head)
         table = self.summary
         lines.append("")
-        if len(table.columns) == 0 or len(table) == 0:
+        if len(table.columns) == 0:
             lines.append("(empty summary)")
+        elif len(table) == 0:
+            lines.append(f"(no rows; columns: {', '.join(map(str, table.columns))})")
         else:
             lines.append(table.to_string(index=False, max_rows=_MAX_ROWS, min_rows=_MAX_ROWS,
                                          float_format=lambda x: _float(x, decimals)))

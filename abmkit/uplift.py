@@ -686,7 +686,6 @@ def campaign_influence(data, *, exposure_days: float = 30, outcome_days: float =
     >>> res = campaign_influence(abmkit.prepare(abmkit.load("data/sample/canonical")))   # doctest: +SKIP
     >>> res.table.sort_values("q_value").head()                          # doctest: +SKIP
     """
-    from statsmodels.stats.multitest import multipletests
     from tqdm import tqdm  # disable=None: silent when not on a terminal (papermill, CI)
 
     by = [by] if isinstance(by, str) else list(by)
@@ -701,7 +700,6 @@ def campaign_influence(data, *, exposure_days: float = 30, outcome_days: float =
     end_ns = end.value
     accounts = dataset.accounts.reset_index(drop=True)
     ids = accounts["account_id"].to_numpy(dtype=object)
-    n_acc = len(ids)
     wide = stage_wide(history).reindex(ids)
     cov, cov_missing = covariate_frame(accounts, covariates or (), skip_missing=True)
     covariates = list(cov.columns)
@@ -711,8 +709,42 @@ def campaign_influence(data, *, exposure_days: float = 30, outcome_days: float =
     t_ns = _ns(tt["occurred_at"])
     ok = (code >= 0) & (t_ns <= end_ns)
     code, t_ns = code[ok].astype(np.int64), t_ns[ok]
-    units = []  # (level, unit, campaign_id, name, channel, unit codes per touch, unit index)
-    camp = dataset.campaigns
+    units = _exposure_units(tt, ok, dataset.campaigns, by)
+
+    exp_ns = int(round(exposure_days * _DAY_NS))
+    out_ns = int(round(outcome_days * _DAY_NS))
+    rows = []
+    trans = parse_transitions(transitions)
+    n_units = sum(sum(m is not None for m in meta) for meta, _ in units)
+    bar = tqdm(total=n_units * len(trans), desc="campaign influence", disable=None if progress is None else not progress,
+               leave=False)
+    z = stats.norm.isf(alpha / 2)
+    opts = dict(alpha=alpha, method=method, estimand=estimand, min_group_size=min_group_size, cox=cox,
+                exposure_days=exposure_days, outcome_days=outcome_days)
+    for a, b in trans:
+        cohort = _Cohort.build(wide, a, b, end_ns, exp_ns, out_ns, cov, covariates, cox)
+        # exposure touches: within [entry, entry + exposure_days)
+        e_t = cohort.E[code]
+        in_win = (e_t != _INF) & (t_ns >= e_t) & (t_ns < e_t + exp_ns)
+        for meta, ucode in units:
+            for mt, first_off in _first_exposures(meta, ucode, in_win, t_ns, e_t, code, len(ids)):
+                rows.append(_unit_row(mt, first_off, cohort, covariates, opts))
+                bar.update(1)
+    bar.close()
+    table = _with_q_values(pd.DataFrame(rows), alpha, bool(covariates))
+    params = dict(exposure_days=exposure_days, outcome_days=outcome_days, alpha=alpha, method=method,
+                  estimand=estimand, min_group_size=min_group_size, covariates=list(covariates or []),
+                  covariate_notes=cov_missing,
+                  data_end=str(end), z=z)
+    return InfluenceResult(table, history, params)
+
+
+# --------------------------------------------------------------------------- campaign influence steps
+def _exposure_units(tt: pd.DataFrame, ok: np.ndarray, camp: pd.DataFrame, by) -> list:
+    """Step 1: the units whose exposure is tested, per level: ``(meta, unit code per
+    touch)`` with ``meta[i] = (level, unit, campaign_id, name, channel)`` (None: a
+    channel absent from the data)."""
+    units = []
     if "campaign" in by:
         cid = tt["campaign_id"].to_numpy(dtype=object)[ok]
         # one hash pass over the touches; the campaign ids are few
@@ -737,17 +769,37 @@ def campaign_influence(data, *, exposure_days: float = 30, outcome_days: float =
         present = set(np.unique(ucode[ucode >= 0]))
         meta = [("channel", c, None, None, c) if i in present else None for i, c in enumerate(CHANNELS)]
         units.append((meta, ucode))
+    return units
 
-    exp_ns = int(round(exposure_days * _DAY_NS))
-    out_ns = int(round(outcome_days * _DAY_NS))
-    rows = []
-    trans = parse_transitions(transitions)
-    n_units = sum(sum(m is not None for m in meta) for meta, _ in units)
-    bar = tqdm(total=n_units * len(trans), desc="campaign influence", disable=None if progress is None else not progress,
-               leave=False)
-    z = stats.norm.isf(alpha / 2)
-    for a, b in trans:
-        lab = transition_label(a, b)
+
+@dataclass
+class _Cohort:
+    """Step 2: one transition's landmark cohort, fitted once for every unit: entry
+    times, the at-risk accounts and their outcomes, covariate design, warm starts of the
+    logistic and Cox fits, sorted days for the KM medians, and the Cox cohort."""
+    label: str
+    a: str
+    b: str
+    E: np.ndarray
+    risk_idx: np.ndarray
+    y: np.ndarray
+    X: np.ndarray | None
+    cov_notes: list
+    base_rate: float
+    warm: np.ndarray | None
+    warm_p: np.ndarray | None
+    km_order: np.ndarray
+    km_days: np.ndarray
+    km_event: np.ndarray
+    base_med: float
+    cox_idx: np.ndarray
+    stop_ns: np.ndarray
+    cox_event: np.ndarray
+    X_cox: np.ndarray | None
+    cox_init: np.ndarray | None
+
+    @classmethod
+    def build(cls, wide, a, b, end_ns, exp_ns, out_ns, cov, covariates, cox) -> "_Cohort":
         E = _ns(wide[a])
         N = _ns(wide[b])
         entered, L, at_risk, y_all = _landmark(E, N, end_ns, exp_ns, out_ns)
@@ -789,73 +841,90 @@ def campaign_influence(data, *, exposure_days: float = 30, outcome_days: float =
                 cox_init = np.r_[0.0, b_cov] if np.all(np.isfinite(b_cov)) else None
             except (SeparationError, np.linalg.LinAlgError):
                 cox_init = None
-        # exposure touches: within [entry, entry + exposure_days)
-        e_t = E[code]
-        in_win = (e_t != _INF) & (t_ns >= e_t) & (t_ns < e_t + exp_ns)
-        for meta, ucode in units:
-            m = in_win & (ucode >= 0)
-            # first exposure per (unit, account), as offset from entry: sort by
-            # offset, keep the first row of each (unit, account) key
-            off = t_ns[m] - e_t[m]
-            o = np.argsort(off, kind="stable")
-            pair_keys, first_row = np.unique((ucode[m] * n_acc + code[m])[o], return_index=True)
-            pair_off = off[o][first_row]
-            unit_bounds = np.searchsorted(pair_keys, np.arange(len(meta) + 1) * n_acc)
-            for ui, mt in enumerate(meta):
-                if mt is None:
-                    continue
-                level, unit, cid_, name, chan = mt
-                lo, hi = unit_bounds[ui], unit_bounds[ui + 1]
-                first_off = np.full(n_acc, _INF, dtype=np.int64)
-                first_off[pair_keys[lo:hi] - ui * n_acc] = pair_off[lo:hi]
-                exposed_full = first_off != _INF
-                t = exposed_full[risk_idx].astype(float)
-                notes = list(cov_notes)
-                if len(risk_idx) == 0:
-                    notes.append(f"no account in stage {a} with a complete {exposure_days:g}+{outcome_days:g}-day window")
-                start = warm
-                if warm is not None:
-                    # one Newton step in the exposure coefficient alone from the
-                    # covariates-only fit: the full fit then needs ~1/3 fewer iterations
-                    info_t = float(np.sum(t * warm_p * (1 - warm_p)))
-                    if info_t > 0:
-                        start = warm.copy()
-                        start[1] = np.clip(np.sum(t * (y - warm_p)) / info_t, -10, 10)
-                r = _two_group_arrays(t, y, X if covariates else None, alpha=alpha, method=method,
-                                      estimand=estimand, min_group_size=min_group_size, notes=notes,
-                                      adjust=bool(covariates), start=start)
-                row = {"level": level, "unit": unit, "campaign_id": cid_, "campaign_name": name, "channel": chan,
-                       "transition": lab, "from_stage": a, "to_stage": b, "n_at_risk": len(risk_idx)}
-                d = r.to_frame().iloc[0].to_dict()
-                extra = []
-                hr = (np.nan,) * 4
-                med1 = med0 = np.nan
-                if r.n_treated > 0 and r.n_control > 0:
-                    ex_r = t[km_order] == 1
-                    med1, n1note = _km_median_sorted(km_days[ex_r], km_event[ex_r])
-                    med0, n0note = _km_median_sorted(km_days[~ex_r], km_event[~ex_r])
-                    if n1note:
-                        extra.append(f"exposed median days: {n1note}")
-                    if n0note:
-                        extra.append(f"unexposed median days: {n0note}")
-                    small = r.n_treated < min_group_size or r.n_control < min_group_size
-                    if cox and small:
-                        extra.append("Cox: not fitted (small group)")
-                    elif cox:
-                        hr = _cox_rows(cox_idx, stop_ns, cox_event, first_off, X_cox, alpha, cox_init)
-                        if hr[4]:
-                            extra.append(hr[4])
-                        hr = hr[:4]
-                row.update(d)
-                row.update(hazard_ratio=hr[0], hr_low=hr[1], hr_high=hr[2], hr_p_value=hr[3],
-                           median_days_exposed=med1, median_days_unexposed=med0,
-                           acceleration_days=med1 - med0, baseline_rate=base_rate,
-                           baseline_median_days=base_med, lift_vs_baseline=r.rate_treated - base_rate)
-                row["stat_notes"] = "; ".join(extra)
-                rows.append(row)
-                bar.update(1)
-    bar.close()
-    table = pd.DataFrame(rows)
+        return cls(label=transition_label(a, b), a=a, b=b, E=E, risk_idx=risk_idx, y=y, X=X, cov_notes=cov_notes,
+                   base_rate=base_rate, warm=warm, warm_p=warm_p, km_order=km_order, km_days=km_days,
+                   km_event=km_event, base_med=base_med, cox_idx=cox_idx, stop_ns=stop_ns, cox_event=cox_event,
+                   X_cox=X_cox, cox_init=cox_init)
+
+
+def _first_exposures(meta, ucode, in_win, t_ns, e_t, code, n_acc):
+    """Step 3: for each unit, every account's first exposure inside its window, as an
+    offset from its entry into the stage (``_INF`` = not exposed). Yields
+    ``(meta row, offsets)`` per unit present in the data."""
+    m = in_win & (ucode >= 0)
+    # first exposure per (unit, account): sort by offset, keep the first row of each key
+    off = t_ns[m] - e_t[m]
+    o = np.argsort(off, kind="stable")
+    pair_keys, first_row = np.unique((ucode[m] * n_acc + code[m])[o], return_index=True)
+    pair_off = off[o][first_row]
+    unit_bounds = np.searchsorted(pair_keys, np.arange(len(meta) + 1) * n_acc)
+    for ui, mt in enumerate(meta):
+        if mt is None:
+            continue
+        lo, hi = unit_bounds[ui], unit_bounds[ui + 1]
+        first_off = np.full(n_acc, _INF, dtype=np.int64)
+        first_off[pair_keys[lo:hi] - ui * n_acc] = pair_off[lo:hi]
+        yield mt, first_off
+
+
+def _unit_row(mt, first_off, c: _Cohort, covariates, opts) -> dict:
+    """Step 4: the statistics of one unit at one transition: the two-group comparison
+    of exposed and unexposed at-risk accounts (naive and adjusted), KM medians and the
+    Cox hazard ratio."""
+    level, unit, cid_, name, chan = mt
+    t = (first_off != _INF)[c.risk_idx].astype(float)
+    notes = list(c.cov_notes)
+    if len(c.risk_idx) == 0:
+        notes.append(f"no account in stage {c.a} with a complete {opts['exposure_days']:g}+"
+                     f"{opts['outcome_days']:g}-day window")
+    start = c.warm
+    if c.warm is not None:
+        # one Newton step in the exposure coefficient alone from the covariates-only
+        # fit: the full fit then needs ~1/3 fewer iterations
+        info_t = float(np.sum(t * c.warm_p * (1 - c.warm_p)))
+        if info_t > 0:
+            start = c.warm.copy()
+            start[1] = np.clip(np.sum(t * (c.y - c.warm_p)) / info_t, -10, 10)
+    min_group_size = opts["min_group_size"]
+    r = _two_group_arrays(t, c.y, c.X if covariates else None, alpha=opts["alpha"], method=opts["method"],
+                          estimand=opts["estimand"], min_group_size=min_group_size, notes=notes,
+                          adjust=bool(covariates), start=start)
+    row = {"level": level, "unit": unit, "campaign_id": cid_, "campaign_name": name, "channel": chan,
+           "transition": c.label, "from_stage": c.a, "to_stage": c.b, "n_at_risk": len(c.risk_idx)}
+    d = r.to_frame().iloc[0].to_dict()
+    extra = []
+    hr = (np.nan,) * 4
+    med1 = med0 = np.nan
+    if r.n_treated > 0 and r.n_control > 0:
+        ex_r = t[c.km_order] == 1
+        med1, n1note = _km_median_sorted(c.km_days[ex_r], c.km_event[ex_r])
+        med0, n0note = _km_median_sorted(c.km_days[~ex_r], c.km_event[~ex_r])
+        if n1note:
+            extra.append(f"exposed median days: {n1note}")
+        if n0note:
+            extra.append(f"unexposed median days: {n0note}")
+        small = r.n_treated < min_group_size or r.n_control < min_group_size
+        if opts["cox"] and small:
+            extra.append("Cox: not fitted (small group)")
+        elif opts["cox"]:
+            hr = _cox_rows(c.cox_idx, c.stop_ns, c.cox_event, first_off, c.X_cox, opts["alpha"], c.cox_init)
+            if hr[4]:
+                extra.append(hr[4])
+            hr = hr[:4]
+    row.update(d)
+    row.update(hazard_ratio=hr[0], hr_low=hr[1], hr_high=hr[2], hr_p_value=hr[3],
+               median_days_exposed=med1, median_days_unexposed=med0,
+               acceleration_days=med1 - med0, baseline_rate=c.base_rate,
+               baseline_median_days=c.base_med, lift_vs_baseline=r.rate_treated - c.base_rate)
+    row["stat_notes"] = "; ".join(extra)
+    return row
+
+
+def _with_q_values(table: pd.DataFrame, alpha: float, adjusted: bool) -> pd.DataFrame:
+    """Step 5: Benjamini-Hochberg q-values over every row (naive, and the headline one
+    on the adjusted test where there is one), significance, column order."""
+    from statsmodels.stats.multitest import multipletests
+
     if table.empty:  # no campaign / channel in the data: an empty table with the columns
         table = pd.DataFrame(columns=["level", "unit", "campaign_id", "campaign_name", "channel", "transition",
                                       "from_stage", "to_stage", "n_at_risk", *TWO_GROUP_COLUMNS, "significant"])
@@ -868,8 +937,8 @@ def campaign_influence(data, *, exposure_days: float = 30, outcome_days: float =
             table.loc[fin, "naive_q_value"] = multipletests(p[fin], alpha=alpha, method="fdr_bh")[1]
         # the headline q-value tests the adjusted effect where there is one: a
         # confounded campaign must not look significant because of its naive p
-        p_adj = table["adj_p_value"].to_numpy(dtype=float) if covariates else p
-        p_main = np.where(np.isfinite(p_adj), p_adj, p) if covariates else p
+        p_adj = table["adj_p_value"].to_numpy(dtype=float) if adjusted else p
+        p_main = np.where(np.isfinite(p_adj), p_adj, p) if adjusted else p
         fin = np.isfinite(p_main)
         table["q_source"] = np.where(np.isfinite(p_adj), "adjusted", np.where(np.isfinite(p), "naive", "none"))
         if fin.any():
@@ -880,11 +949,7 @@ def campaign_influence(data, *, exposure_days: float = 30, outcome_days: float =
                       "diff_low", "diff_high", "ratio", "ratio_low", "ratio_high", "p_value", "q_value",
                       "significant", "adj_diff", "adj_diff_low", "adj_diff_high", "adj_p_value"]
         table = table[first_cols + [c for c in table.columns if c not in first_cols]]
-    params = dict(exposure_days=exposure_days, outcome_days=outcome_days, alpha=alpha, method=method,
-                  estimand=estimand, min_group_size=min_group_size, covariates=list(covariates or []),
-                  covariate_notes=cov_missing,
-                  data_end=str(end), z=z)
-    return InfluenceResult(table, history, params)
+    return table
 
 
 def _km_median_sorted(days: np.ndarray, event: np.ndarray) -> tuple[float, str]:

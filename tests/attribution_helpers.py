@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from abmkit.prepared import prepare
 from abmkit.schema import Dataset
 
 BASE = pd.Timestamp("2026-01-01", tz="UTC")
@@ -32,6 +33,16 @@ def make_dataset(touches, opps, *, contacts=None) -> Dataset:
     if contacts is not None:
         frames["contacts"] = contacts
     return Dataset.from_frames(**frames)
+
+
+def with_mqa_dates(ds: Dataset, mqa_dates: pd.DataFrame | None = None, **prepare_kw):
+    """``ds`` resolved (:func:`abmkit.prepared.prepare`) with hand-made MQA dates
+    (``account_id, mqa_at``) seeded as the dataset's MQA dates, so the MQA-based models
+    use them instead of the dataset's MQA rule."""
+    data = prepare(ds, **prepare_kw)
+    if mqa_dates is not None:
+        data.memo(("mqa_dates",), lambda: mqa_dates)
+    return data
 
 
 def credits_by_touch(df) -> dict:

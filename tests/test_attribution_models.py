@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from attribution_helpers import credits_by_touch, make_dataset
+from attribution_helpers import credits_by_touch, make_dataset, with_mqa_dates
 
 from abmkit.attribution import attribute
+from abmkit.prepared import prepare
 
 CH = ["email", "paid_social", "webinar", "sales_outreach", "display", "event", "paid_search"]
 
@@ -38,7 +39,7 @@ EXPECTED = {
                                    "time_decay", "w_shaped"])
 def test_position_models_hand_computed(n, model):
     ds = journey(n)  # touches 7 days apart, last one 7 days before the milestone; no MQA → W falls back to U
-    out = attribute(ds, model, half_life_days=7, mqa_dates=pd.DataFrame(columns=["account_id", "mqa_at"]))
+    out = attribute(with_mqa_dates(ds, pd.DataFrame(columns=["account_id", "mqa_at"])), model, half_life_days=7)
     got = out.sort_values("touchpoint_id")["credit"].to_numpy()
     np.testing.assert_allclose(got, EXPECTED[n][model], rtol=0, atol=1e-12)
     np.testing.assert_allclose(out["pipeline_credit"].sum(), 1000.0)
@@ -88,46 +89,48 @@ def five_touch(opp_day=45, closed_day=None, won=None):
 
 
 def test_w_shaped_with_three_distinct_milestones():
-    out = attribute(five_touch(), "w_shaped", mqa_dates=mqa(25))  # MQA touch = t2 (day 20)
+    out = attribute(with_mqa_dates(five_touch(), mqa(25)), "w_shaped")  # MQA touch = t2 (day 20)
     assert credits_by_touch(out) == pytest.approx({"t0": .3, "t1": .05, "t2": .3, "t3": .05, "t4": .3})
 
 
 def test_w_shaped_coinciding_milestones_fall_back_to_u_shaped():
-    out = attribute(five_touch(), "w_shaped", mqa_dates=mqa(5))  # MQA touch = first touch
+    out = attribute(with_mqa_dates(five_touch(), mqa(5)), "w_shaped")  # MQA touch = first touch
     assert credits_by_touch(out) == pytest.approx({"t0": .4, "t1": .2 / 3, "t2": .2 / 3, "t3": .2 / 3, "t4": .4})
-    out = attribute(five_touch(), "w_shaped", mqa_dates=mqa(-50))  # MQA before the journey: no MQA touch
+    out = attribute(with_mqa_dates(five_touch(), mqa(-50)), "w_shaped")  # MQA before the journey: no MQA touch
     assert credits_by_touch(out)["t0"] == pytest.approx(.4)
 
 
 def test_w_shaped_and_full_path_on_closed_won():
     ds = five_touch(opp_day=25, closed_day=45, won=True)  # opp created after t2, closed after t4
-    out = attribute(ds, "w_shaped", milestone="closed_won", mqa_dates=mqa(15))  # MQA touch t1
+    data = with_mqa_dates(ds, mqa(15))
+    out = attribute(data, "w_shaped", milestone="closed_won")  # MQA touch t1
     assert credits_by_touch(out) == pytest.approx({"t0": .3, "t1": .3, "t2": .3, "t3": .05, "t4": .05})
-    out = attribute(ds, "full_path", milestone="closed_won", mqa_dates=mqa(15))
+    out = attribute(data, "full_path", milestone="closed_won")
     assert credits_by_touch(out) == pytest.approx({"t0": .225, "t1": .225, "t2": .225, "t3": .1, "t4": .225})
     assert out["revenue_credit"].sum() == pytest.approx(100.0)
     # MQA touch = opportunity-creation touch: shares merge (45%), rest 10% over t1, t3
-    out = attribute(ds, "full_path", milestone="closed_won", mqa_dates=mqa(22))
+    out = attribute(with_mqa_dates(ds, mqa(22)), "full_path", milestone="closed_won")
     assert credits_by_touch(out) == pytest.approx({"t0": .225, "t1": .05, "t2": .45, "t3": .05, "t4": .225})
 
 
 def test_full_path_single_touch_and_wrong_milestone():
     ds = make_dataset([("t0", "a1", 0, "email")], [("o1", "a1", 5, 10.0, 9, True)])
-    out = attribute(ds, "full_path", milestone="closed_won", mqa_dates=mqa(1))
+    data = with_mqa_dates(ds, mqa(1))
+    out = attribute(data, "full_path", milestone="closed_won")
     assert credits_by_touch(out) == {"t0": 1.0}
     with pytest.raises(ValueError, match="closed_won"):
-        attribute(ds, "full_path", mqa_dates=mqa(1))
+        attribute(data, "full_path")
 
 
 def test_vendor_presets_hubspot_and_marketo():
-    ds = five_touch()
-    out = attribute(ds, "hubspot_u_shaped", mqa_dates=mqa(35))  # lead creation = t3
+    data = with_mqa_dates(five_touch(), mqa(35))
+    out = attribute(data, "hubspot_u_shaped")  # lead creation = t3
     assert credits_by_touch(out) == pytest.approx({"t0": .4, "t1": .1, "t2": .1, "t3": .4, "t4": 0.0})
-    out = attribute(ds, "marketo_u_shaped", mqa_dates=mqa(35))
+    out = attribute(data, "marketo_u_shaped")
     assert credits_by_touch(out) == pytest.approx({"t0": .5, "t1": 0, "t2": 0, "t3": .5, "t4": 0})
     # no MQA: the last touch stands in for lead creation (= DESIGN U-shaped)
     none = pd.DataFrame(columns=["account_id", "mqa_at"])
-    out = attribute(ds, "hubspot_u_shaped", mqa_dates=none)
+    out = attribute(with_mqa_dates(five_touch(), none), "hubspot_u_shaped")
     assert credits_by_touch(out) == pytest.approx({"t0": .4, "t1": .2 / 3, "t2": .2 / 3, "t3": .2 / 3, "t4": .4})
 
 
@@ -173,7 +176,7 @@ def test_contact_touches_resolved_and_unattributable_counted():
     ds = make_dataset([("t1", None, 1, "email", "click", "c1"), ("t2", "a1", 2, "display", "impression"),
                        ("t3", None, 3, "webinar", "click", "c2")], [("o1", "a1", 5, 1.0)], contacts=contacts)
     mapping = pd.DataFrame({"contact_id": ["c1", "c2"], "account_id": ["a1", None]})
-    out = attribute(ds, "linear", contact_accounts=mapping)
+    out = attribute(prepare(ds, mapping=mapping), "linear")
     assert credits_by_touch(out) == {"t1": 0.5, "t2": 0.5}
     assert out.attrs["summary"]["unattributable_touches"] == 1
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import pandas as pd
-from attribution_helpers import BASE
+from attribution_helpers import BASE, with_mqa_dates
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -52,7 +52,7 @@ def shuffled(ds: Dataset, seed: int) -> Dataset:
 def test_credits_nonnegative_sum_to_one_and_row_order_free(seed, lookback, milestone):
     ds, mqa = random_dataset(seed)
     models = MODELS + (["full_path"] if milestone == "closed_won" else [])
-    out = attribute(ds, models, milestone=milestone, lookback_days=lookback, mqa_dates=mqa, half_life_days=3,
+    out = attribute(with_mqa_dates(ds, mqa), models, milestone=milestone, lookback_days=lookback, half_life_days=3,
                     channel_weights={"email": 2, "display": 0.5}, position_weights=(0.3, 0.4, 0.3))
     assert (out["credit"] >= 0).all()
     sums = out.groupby(["model", "conversion_id"])["credit"].sum()
@@ -63,8 +63,8 @@ def test_credits_nonnegative_sum_to_one_and_row_order_free(seed, lookback, miles
     n_conv = (ds.opportunities["is_won"].fillna(False).sum() if milestone == "closed_won"
               else len(ds.opportunities))
     assert len(credited) == n_conv
-    again = attribute(shuffled(ds, seed), models, milestone=milestone, lookback_days=lookback,
-                      mqa_dates=mqa.iloc[::-1], half_life_days=3, channel_weights={"email": 2, "display": 0.5},
+    again = attribute(with_mqa_dates(shuffled(ds, seed), mqa.iloc[::-1]), models, milestone=milestone,
+                      lookback_days=lookback, half_life_days=3, channel_weights={"email": 2, "display": 0.5},
                       position_weights=(0.3, 0.4, 0.3))
     key = ["model", "conversion_id", "touchpoint_id"]
     a = out.sort_values(key).reset_index(drop=True)
@@ -74,22 +74,23 @@ def test_credits_nonnegative_sum_to_one_and_row_order_free(seed, lookback, miles
 
 def test_compare_models_conservation_and_seeded_bootstrap():
     ds, mqa = random_dataset(7, n_acc=30, n_touch=400)
-    res = compare_models(ds, n_boot=200, seed=3, mqa_dates=mqa)
+    data = with_mqa_dates(ds, mqa)
+    res = compare_models(data, n_boot=200, seed=3)
     assert res.conservation["ok"].all()
     np.testing.assert_allclose(res.shares.sum().to_numpy(), 1.0)
     iv = res.intervals.dropna()
     assert ((iv["low"] <= iv["share"] + 1e-12) | (iv["share"] == 0)).mean() > 0.9
     assert (iv["low"] <= iv["high"]).all()
     np.testing.assert_allclose(np.diag(res.rank_correlation.to_numpy()), 1.0)
-    again = compare_models(ds, n_boot=200, seed=3, mqa_dates=mqa)
+    again = compare_models(with_mqa_dates(ds, mqa), n_boot=200, seed=3)
     pd.testing.assert_frame_equal(res.intervals, again.intervals)
-    other = compare_models(ds, n_boot=200, seed=4, mqa_dates=mqa)
+    other = compare_models(data, n_boot=200, seed=4)
     assert not res.intervals["low"].equals(other.intervals["low"])
     s = res.summary
     assert list(s["model"]) == list(res.shares.columns) and s["conserved"].all()
     assert set(res.to_frame().columns) >= {"channel", "model", "share", "low", "high", "conversions", "pipeline"}
     # shapley / linear shares in the table equal the touch-level attribution summed by channel
-    lin = attribute(ds, "linear").groupby("channel", observed=True)["credit"].sum()
+    lin = attribute(data, "linear").groupby("channel", observed=True)["credit"].sum()
     np.testing.assert_allclose(res.shares["linear"].reindex(lin.index).to_numpy(), (lin / lin.sum()).to_numpy())
 
 
@@ -182,8 +183,9 @@ def test_poisson_and_multinomial_bootstraps_agree_in_width():
     ds, mqa = random_dataset(7, n_acc=60, n_touch=900)
     models = ["first_touch", "linear", "markov"]
     width = {}
+    data = with_mqa_dates(ds, mqa)
     for scheme in ("multinomial", "poisson"):
-        res = compare_models(ds, models, n_boot=400, seed=1, mqa_dates=mqa, bootstrap=scheme)
+        res = compare_models(data, models, n_boot=400, seed=1, bootstrap=scheme)
         iv = res.intervals.dropna()
         width[scheme] = (iv["high"] - iv["low"]).to_numpy()
         assert res.info["bootstrap"] == scheme

@@ -200,23 +200,25 @@ def test_ledger_and_repairs_survive_a_save_roundtrip(tmp_path):
 def test_downstream_analyses_run_on_cleaned_hostile_exports(case):
     """What survives cleaning is valid input for every analysis: no crash downstream."""
     from abmkit.attribution import ALL_MODELS, attribute
+    from abmkit.prepared import prepare
     from abmkit.progression import stage_history
     from abmkit.uplift import campaign_influence
 
     r = clean_exports(BAD / case, BAD / case / "column_map.yaml")
     ds = r.dataset
-    hist = stage_history(ds)
-    assert set(hist["account_id"]) <= set(ds.accounts["account_id"])
+    data = prepare(ds)
+    hist = stage_history(data)
+    assert set(hist.table["account_id"]) <= set(ds.accounts["account_id"])
     for milestone in ("opportunity_created", "closed_won"):
         models = [m for m in ALL_MODELS if m != "full_path" or milestone == "closed_won"]
-        out = attribute(ds, models, milestone=milestone)
+        out = attribute(data, models, milestone=milestone)
         if len(out):
             sums = out.groupby(["model", "conversion_id"])["credit"].sum()
             np.testing.assert_allclose(sums.to_numpy(), 1.0)
         n_conv = len(ds.opportunities) if milestone == "opportunity_created" else int(
             ds.opportunities["is_won"].fillna(False).sum())
         assert len(set(out["conversion_id"]) | set(out.attrs["no_touch"]["conversion_id"])) == n_conv
-    table = campaign_influence(ds, history=hist).to_frame()
+    table = campaign_influence(data, history=hist).to_frame()
     assert isinstance(table, pd.DataFrame)
 
 
@@ -269,18 +271,20 @@ def test_quiet_period_analyses_return_empty_frames_and_figures():
 
     from abmkit import attribution, plots, progression
     from abmkit.period import resolve_period
+    from abmkit.prepared import prepare
 
-    ds = clean_exports(BAD / "orphan_references", BAD / "orphan_references" / "column_map.yaml").dataset
+    ds = prepare(clean_exports(BAD / "orphan_references", BAD / "orphan_references" / "column_map.yaml").dataset)
     p = resolve_period(quarter="2024Q1")
     journeys = attribution.journeys_for(ds, ["linear", "markov"], start=p.start, end=p.end)
-    res = attribution.compare_models(ds, ["linear", "markov"], n_boot=20, seed=0, journeys=journeys)
+    # the journeys are memoised on the resolved dataset: compare_models uses these same ones
+    res = attribution.compare_models(ds, ["linear", "markov"], n_boot=20, seed=0, start=p.start, end=p.end)
     summary = res.summary
     assert summary["model"].tolist() == ["linear", "markov"]
     assert summary["top_channel"].isna().all() and summary["top_share"].isna().all()
     example = attribution.journey_credits(journeys, models=["linear"])
     assert example.empty and "linear" in example.columns
     history = progression.stage_history(ds, as_of="2024-03-31")
-    assert history.empty
+    assert history.table.empty
     dist = progression.stage_distribution(history)
     assert dist.empty and {"as_of", "stage", "accounts", "share"} <= set(dist.columns)
     vel = progression.velocity(history)

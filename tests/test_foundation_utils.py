@@ -5,6 +5,7 @@ from abmkit.domains import free_mail_domains, registrable_domain, split_email
 from abmkit.journeys import account_touches
 from abmkit.outputs import load_findings, mask_ids, neutralise_formulas, save_findings, save_table
 from abmkit.period import resolve_period
+from abmkit.prepared import prepare
 from abmkit.schema import Dataset
 
 
@@ -59,7 +60,7 @@ def test_account_touches_resolves_and_keeps_unattributable():
         "touchpoint_id": ["t1", "t2", "t3"], "occurred_at": ["2026-01-01"] * 3,
         "channel": ["email", "display", "email"], "touch_type": ["email_click", "impression", "email_open"],
         "contact_id": ["c1", None, "c9"], "account_id": [None, "a1", None]}))
-    out = account_touches(ds, pd.DataFrame({"contact_id": ["c1", "c9"], "account_id": ["a2", None]}))
+    out = account_touches(prepare(ds, mapping=pd.DataFrame({"contact_id": ["c1", "c9"], "account_id": ["a2", None]})))
     assert out["account_id"].tolist() == ["a2", "a1", None]
     assert out["account_source"].tolist() == ["contact", "touch", "unattributable"]
     assert len(out) == 3

@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 
 from abmkit.attribution import ALL_MODELS, attribute
 from abmkit.clean import CleanError, RawFrame, clean_exports, clean_frames
+from abmkit.prepared import prepare
 from abmkit.progression import stage_history
 from abmkit.schema import CHANNELS, STAGES, TOUCH_TYPES, Dataset
 from abmkit.uplift import campaign_influence, two_group
@@ -190,6 +191,13 @@ def _credits_by_touch(out: pd.DataFrame, back: dict | None = None) -> pd.Series:
     return (out.assign(touchpoint_id=t).groupby(["model", "touchpoint_id"])["credit"].sum().sort_index())
 
 
+def _seeded(ds: Dataset, mqa: pd.DataFrame):
+    """``ds`` resolved, with the random MQA dates as its MQA dates."""
+    data = prepare(ds)
+    data.memo(("mqa_dates",), lambda: mqa)
+    return data
+
+
 def _check_credits(out: pd.DataFrame):
     assert (out["credit"] >= 0).all()
     assert np.isfinite(out["credit"]).all()
@@ -209,7 +217,7 @@ def test_attribution_credits_invariant_to_row_order_and_id_names(seed, milestone
     # it is checked on distinct timestamps; order-preserving renaming on tied ones
     ds, mqa = _dataset(seed, ties=order_preserving)
     models = MODELS_OPP + (["full_path"] if milestone == "closed_won" else [])
-    out = attribute(ds, models, milestone=milestone, mqa_dates=mqa, **PARAMS)
+    out = attribute(_seeded(ds, mqa), models, milestone=milestone, **PARAMS)
     assume(len(out))
     _check_credits(out)
     rng = np.random.default_rng(seed)
@@ -218,7 +226,7 @@ def test_attribution_credits_invariant_to_row_order_and_id_names(seed, milestone
     renamed = Dataset(accounts=renamed.accounts.sample(frac=1, random_state=seed).reset_index(drop=True),
                       touchpoints=renamed.touchpoints.sample(frac=1, random_state=seed + 1).reset_index(drop=True),
                       opportunities=renamed.opportunities.sample(frac=1, random_state=seed + 2).reset_index(drop=True))
-    out2 = attribute(renamed, models, milestone=milestone, mqa_dates=mqa2.iloc[::-1], **PARAMS)
+    out2 = attribute(_seeded(renamed, mqa2.iloc[::-1]), models, milestone=milestone, **PARAMS)
     _check_credits(out2)
     a, b = _credits_by_touch(out), _credits_by_touch(out2, back)
     pd.testing.assert_series_equal(a, b, check_exact=False, atol=1e-9)
@@ -264,7 +272,7 @@ def test_stage_entry_dates_are_monotone(seed, n_acc, n_touch, icp):
                         "is_closed": True, "is_won": won})
     contacts_df = pd.DataFrame({"contact_id": contacts, "crm_account_id": contact_acc["account_id"]})
     ds = Dataset.from_frames(accounts=accounts, contacts=contacts_df, touchpoints=tp, opportunities=opp)
-    hist = stage_history(ds, contact_accounts=contact_acc)
+    hist = stage_history(prepare(ds, mapping=contact_acc)).table
     assert set(hist["stage"]) <= set(STAGES)
     assert hist["entered_at"].notna().all()
     assert not hist.duplicated(["account_id", "stage"]).any()
@@ -352,7 +360,7 @@ def test_campaign_influence_never_crashes_and_flags_every_nan(seed, n_acc, n_tou
                         "is_closed": True, "is_won": rng.random(n_opp) < 0.5})
     ds = Dataset.from_frames(accounts=accounts, contacts=pd.DataFrame({"contact_id": contacts}), touchpoints=tp,
                              campaigns=campaigns, opportunities=opp)
-    res = campaign_influence(ds, contact_accounts=contact_acc, exposure_days=30, outcome_days=60, min_group_size=5,
+    res = campaign_influence(prepare(ds, mapping=contact_acc), exposure_days=30, outcome_days=60, min_group_size=5,
                              progress=False)
     table = res.to_frame()
     stats = [c for c in ("rate_treated", "rate_control", "diff", "diff_low", "diff_high", "p_value", "q_value")

@@ -63,23 +63,23 @@ def _library_outputs(sample_dir: Path, out: Path, seed: int, *, only_compare: bo
     from abmkit.clean import clean_exports
     from abmkit.mapping import map_contacts
     from abmkit.outputs import save_table
+    from abmkit.prepared import prepare
     from abmkit.progression import stage_history
 
     raw = sample_dir / "raw"
     r = clean_exports(raw, raw / "column_map.yaml")
     ds = r.dataset
     mapping = map_contacts(ds.contacts, ds.accounts)
-    cmp = compare_models(ds, models=("first_touch", "last_touch", "linear", "markov"), n_boot=100, seed=seed,
-                         contact_accounts=mapping)
+    data = prepare(ds, mapping=mapping)
+    cmp = compare_models(data, models=("first_touch", "last_touch", "linear", "markov"), n_boot=100, seed=seed)
     save_table(cmp.shares.reset_index(), out, "shares")
     save_table(cmp.intervals.reset_index(), out, "intervals")
     if not only_compare:
         save_table(r.to_frame(), out, "quality")
         save_table(r.rejects.drop(columns=["raw_values"]), out, "rejects")
         save_table(mapping, out, "mapping")
-        save_table(attribute(ds, ["linear", "time_decay", "markov", "shapley"], contact_accounts=mapping), out,
-                   "credits")
-        save_table(stage_history(ds, contact_accounts=mapping), out, "stages")
+        save_table(attribute(data, ["linear", "time_decay", "markov", "shapley"]), out, "credits")
+        save_table(stage_history(data).table, out, "stages")
     return _files(out, ("tables/*.csv",))
 
 

@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 from statsmodels.stats import proportion as smp
 
+from abmkit.prepared import prepare
 from abmkit.uplift import campaign_influence, cox_breslow, logit_fit, two_group
 
 
@@ -158,7 +159,7 @@ def default_sample():
 def influence(default_sample):
     s = default_sample
     mapping = s.truth["contact_accounts"].rename(columns={"true_account_id": "account_id"})
-    return campaign_influence(s.dataset, contact_accounts=mapping, as_of=s.params["end"], progress=False,
+    return campaign_influence(prepare(s.dataset, mapping=mapping), as_of=s.params["end"], progress=False,
                               alpha=0.05)
 
 
@@ -232,7 +233,7 @@ def test_transition_nobody_reaches_is_flagged(default_sample):
     from abmkit.schema import Dataset
     ds2 = Dataset(accounts=ds.accounts, contacts=ds.contacts, touchpoints=ds.touchpoints, campaigns=ds.campaigns,
                   opportunities=ds.opportunities.assign(is_won=False), revenue=ds.revenue)
-    res = campaign_influence(ds2, contact_accounts=mapping, transitions=["sales_ready->customer"],
+    res = campaign_influence(prepare(ds2, mapping=mapping), transitions=["sales_ready->customer"],
                              by="channel", progress=False, cox=False)
     t = res.table
     assert len(t) and t["flag"].all()

@@ -1,1 +1,0 @@
-"""Shipped data, not code: column maps (YAML), channel map, free-mail list."""
