@@ -56,7 +56,7 @@ from .schema import Dataset, load
 from .timeutil import utc_timestamp
 
 __all__ = ["MappingSettings", "MQARule", "ResolvedDataset", "prepare", "resolve", "load_resolved",
-           "RESOLVED_FOLDER", "TARGET_POPULATION", "ALL_ACCOUNTS"]
+           "RESOLVED_FOLDER", "TARGET_POPULATION", "ALL_ACCOUNTS", "last_observed"]
 
 #: sub-folder of a cleaned-data folder where :meth:`ResolvedDataset.save` writes
 RESOLVED_FOLDER = "resolved"
@@ -110,7 +110,7 @@ class MQARule:
                 f"in the trailing {self.window_days:g} days")
 
 
-def _last_observed(ds: Dataset, as_of: pd.Timestamp | None) -> pd.Timestamp:
+def last_observed(ds: Dataset, as_of: pd.Timestamp | None) -> pd.Timestamp:
     """Last instant anything was observed (touches, opportunity creations, won
     closes), capped at ``as_of``: the censoring date of every time-to-event number."""
     cap = None if as_of is None else as_of.value
@@ -375,7 +375,7 @@ def prepare(dataset: Dataset, *, mapping: MappingSettings | pd.DataFrame | None 
             and not (dataset.contacts["persona"] == "decision_maker").any():
         notes.append("no contact has persona decision_maker: the MQA rule "
                      f"'{rule.describe()}' can never hold; set an engagement-score threshold (mqa_score)")
-    end = utc_timestamp(data_end) if data_end is not None else _last_observed(dataset, as_of_ts)
+    end = utc_timestamp(data_end) if data_end is not None else last_observed(dataset, as_of_ts)
     touches = _resolve_touches(dataset, contact_accounts)
     return ResolvedDataset(tables=dataset, contact_accounts=contact_accounts, mapping=settings, mqa_rule=rule,
                            as_of=as_of_ts, data_end=end, touches=touches, notes=notes)

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from .journeys import account_touches
-from .prepared import resolve
+from .prepared import last_observed, resolve
 from .results import Result
 from .schema import ENGAGEMENT_TOUCH_TYPES, HIGH_INTENT_TOUCH_TYPES, STAGES, size_band
 from .timeutil import DAY_NS, NS_INF, to_ns_or_inf, utc_timestamp
@@ -375,11 +375,12 @@ def _stage_history(dataset, rules: StageRules, as_of, data_start) -> "StageHisto
         "stage": np.asarray(STAGES, dtype=object)[si],
         "entered_at": pd.to_datetime(entered[ai, si], utc=True),
     })
-    # the dataset's censoring date (its last observation, not after its as_of), and
-    # never after an earlier as_of asked for here
+    # the dataset's censoring date (its last observation, not after its as_of); a
+    # history asked for as of an earlier instant is censored at the last observation
+    # up to that instant
     end = dataset.data_end
     if as_of_ts is not None and (pd.isna(end) or as_of_ts < end):
-        end = as_of_ts
+        end = last_observed(dataset.tables, as_of_ts)
     return StageHistory(table=out, data_end=end, touches_without_account=unplaced, rules=rules)
 
 

@@ -6,11 +6,13 @@ an index, and swap the result in atomically (see docs/report_and_scheduling.md).
 
 1. finds the raw export and its column map (``--preset``, ``<data>/raw/column_map.yaml``
    or ``<data>/column_map.yaml``);
-2. discovers ``notebooks/[0-9][0-9]_*.ipynb`` and runs them in order with papermill,
-   passing each only the parameters its ``parameters`` cell declares (common:
-   ``data_dir``, ``quarter``, ``start``, ``end``, ``output_dir``, ``raw_dir``,
-   ``column_map``, ``engine``, ``scheduler``; plus a YAML parameter file with global keys
-   and per-notebook sections);
+2. discovers ``notebooks/[0-9][0-9]_*.ipynb`` and runs them with papermill, passing each
+   only the parameters its ``parameters`` cell declares (common: ``data_dir``,
+   ``quarter``, ``start``, ``end``, ``output_dir``, ``raw_dir``, ``column_map``,
+   ``engine``, ``scheduler``; plus a YAML parameter file with global keys and
+   per-notebook sections). A notebook starts once the notebooks it needs have finished
+   (:data:`NOTEBOOK_STEPS`: 01 → 02 → {03, 04, 05}), up to ``jobs`` at a time; the kernel
+   of the next notebook is started (and its imports loaded) while the one before runs;
 3. writes everything into a staging folder next to ``reports/<label>/``; only when every
    notebook succeeded is the staging folder renamed into place, so a failed run leaves the
    previous report intact and says which notebook and cell failed;
@@ -30,13 +32,17 @@ Example
 """
 from __future__ import annotations
 
+import ast
+import asyncio
 import datetime as _dt
 import html
 import json
 import os
+import queue
 import re
 import shutil
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -50,6 +56,7 @@ __all__ = [
     "run_report", "discover_notebooks", "resolve_input", "default_quarter", "load_params_file",
     "notebook_parameters", "export_html", "sanitize_notebook", "write_index", "scan_privacy",
     "ReportError", "COMMON_PARAMETERS", "EMAIL_PATTERN", "findings_overview", "notebook_title",
+    "NotebookStep", "NOTEBOOK_STEPS", "notebook_dependencies", "default_jobs",
 ]
 
 #: parameters the runner sets for every notebook that declares them
@@ -62,10 +69,71 @@ KERNEL_NAME = "python3"
 EMAIL_PATTERN = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
 #: default quarter of the bundled sample when its data cannot be read
 SAMPLE_QUARTER = "2026Q3"
+#: seconds a kernel may take to start and answer (papermill's ``start_timeout``)
+KERNEL_START_TIMEOUT = 120
 
 
 class ReportError(ValueError):
     """A report cannot start: missing input, bad parameter file, no notebooks."""
+
+
+@dataclass(frozen=True)
+class NotebookStep:
+    """What one report notebook needs and what it writes (see :data:`NOTEBOOK_STEPS`)."""
+    #: numbers (``"01"``) of the notebooks whose outputs it reads: it starts after they finished
+    needs: tuple[str, ...]
+    #: what it writes that others read (documentation)
+    produces: str
+    #: typical seconds on the sample: among notebooks ready at the same time the longest
+    #: starts first (the timings of the last run of the same period, in its run.json, win)
+    cost: float = 1.0
+
+
+#: The report's dependency graph, by notebook number (the ``NN`` of ``NN_*.ipynb``):
+#: 01 → 02 → {03, 04, 05}. A notebook starts once every notebook it ``needs`` (among those
+#: of the run) has finished; notebooks that do not depend on each other run in parallel,
+#: up to ``jobs`` at a time. A notebook missing from this table runs after every notebook
+#: before it (so a new notebook is safe until its dependencies are declared here), and
+#: every notebook runs after the undeclared ones before it. Notebook 05 does not read the
+#: findings of 01-04: the runner puts them in ``index.html`` once every notebook is done.
+NOTEBOOK_STEPS: dict[str, NotebookStep] = {
+    "01": NotebookStep((), "the cleaned canonical tables in data_dir (and the data-quality findings)", 3.0),
+    "02": NotebookStep(("01",), "the resolved dataset in data_dir/resolved/ (abmkit.prepare: mapping, "
+                                "MQA rule, MQA dates; data.save(data_dir))", 5.0),
+    "03": NotebookStep(("02",), "attribution tables and findings (opens data_dir/resolved/)", 4.0),
+    "04": NotebookStep(("02",), "progression and uplift tables and findings (opens data_dir/resolved/)", 5.0),
+    "05": NotebookStep(("02",), "KPI tables and findings (opens data_dir/resolved/)", 7.0),
+}
+
+
+def notebook_dependencies(notebooks: list[Path]) -> dict[str, tuple[str, ...]]:
+    """``{stem: stems it waits for}`` for the notebooks of one run (name order), from
+    :data:`NOTEBOOK_STEPS`. A dependency that is not part of the run (``--only``) is
+    already satisfied: its outputs come from the last full run.
+
+    >>> deps = notebook_dependencies([Path(f"{n}_x.ipynb") for n in ("01", "02", "03", "05", "07")])
+    >>> deps["02_x"], deps["05_x"], deps["07_x"]
+    (('01_x',), ('02_x',), ('01_x', '02_x', '03_x', '05_x'))
+    """
+    stems = [p.stem for p in notebooks]
+    deps: dict[str, tuple[str, ...]] = {}
+    for i, stem in enumerate(stems):
+        earlier = stems[:i]
+        step = NOTEBOOK_STEPS.get(stem[:2])
+        if step is None:
+            deps[stem] = tuple(earlier)
+            continue
+        undeclared = {s for s in earlier if s[:2] not in NOTEBOOK_STEPS}
+        deps[stem] = tuple(s for s in stems if s != stem and (s[:2] in step.needs or s in undeclared))
+    return deps
+
+
+def default_jobs(engine: str = "pandas") -> int:
+    """Notebooks run at a time by default: one per core (two on a 2-core machine); one with
+    ``engine="dask"``, whose notebooks each start a cluster sized to the machine."""
+    if engine == "dask":
+        return 1
+    return max(1, os.cpu_count() or 1)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -325,11 +393,14 @@ margin:.5rem 0 1.5rem}td,th{border-bottom:1px solid #ddd;padding:.3rem .8rem;tex
 
 
 def write_index(report_dir: str | Path, *, period: Period, notebooks: list[dict], run_date: str,
-                version: str, quality: dict | None = None) -> Path:
+                version: str, quality: dict | None = None, findings: tuple[str, ...] | None = None) -> Path:
     """``index.html`` linking every part of the report. All text is escaped.
 
     ``notebooks``: dicts with ``stem``, ``title``, ``seconds`` (files are looked up in
-    ``report_dir``); ``quality``: notebook 01's findings (data-quality headline).
+    ``report_dir``); ``quality``: notebook 01's findings (data-quality headline);
+    ``findings``: notebooks (stems or numbers) whose saved headline findings
+    (``report_dir/findings/*.json``, see :func:`findings_overview`) are listed, read once
+    every notebook has run (no notebook has to wait for the others to read them).
     """
     report_dir = Path(report_dir)
     e = lambda s: html.escape(str(s), quote=True)  # noqa: E731
@@ -361,6 +432,19 @@ def write_index(report_dir: str | Path, *, period: Period, notebooks: list[dict]
         last = notebooks[-1]
         parts.append(f'<p class="headline">Start with the summary: <a href="{e(last["stem"])}.html">'
                      f"{e(last.get('title') or last['stem'])}</a></p>")
+    if findings:
+        titles = {nb["stem"]: nb.get("title") or nb["stem"] for nb in notebooks}
+        parts.append("<h2>Headline findings</h2>")
+        parts.append('<p class="meta">As saved by each notebook in this run (findings/*.json); nothing is '
+                     "recomputed here. Open a notebook's page for the detail and the caveats; \"not "
+                     "available\" means that notebook saved no findings.</p>")
+        parts.append("<table><tr><th>Notebook</th><th>Finding</th><th>Value</th></tr>")
+        for row in _findings_rows(report_dir, tuple(findings)):
+            nb = row["notebook"]
+            title = titles.get(nb) or next((t for s, t in titles.items() if s.startswith(nb)), nb)
+            parts.append(f"<tr><td>{e(title)}<br><small>{e(nb)}</small></td><td>{e(row['finding'])}</td>"
+                         f"<td>{e(row['value'])}</td></tr>")
+        parts.append("</table>")
     parts.append("<h2>Notebooks</h2><table><tr><th>Part</th><th>Page</th><th>Notebook</th><th>Run time</th></tr>")
     for nb in notebooks:
         stem = nb["stem"]
@@ -389,6 +473,22 @@ def write_index(report_dir: str | Path, *, period: Period, notebooks: list[dict]
     return _write_text(report_dir / "index.html", "\n".join(parts))
 
 
+#: the base64 payload of an embedded image (``src="data:image/png;base64,...``). It holds no
+#: "@" and is followed by no character an address can continue with, so no match of
+#: EMAIL_PATTERN touches it: skipping it gives the same matches, ~30x faster (the pattern
+#: retries every position of a long run of letters and digits).
+_BASE64_PAYLOAD = re.compile(r"(?<=base64,)[A-Za-z0-9+/=\s]{256,}+(?![._%\-@])")
+
+
+def _email_matches(text: str):
+    """``EMAIL_PATTERN.finditer(text)``, skipping embedded base64 payloads."""
+    pos = 0
+    for skip in _BASE64_PAYLOAD.finditer(text):
+        yield from EMAIL_PATTERN.finditer(text, pos, skip.start())
+        pos = skip.end()
+    yield from EMAIL_PATTERN.finditer(text, pos)
+
+
 def scan_privacy(report_dir: str | Path, extra_terms: list[str] = ()) -> list[tuple[str, str]]:
     """``(file, match)`` for every email address (or ``extra_terms`` string) found in
     the report's HTML and CSV files."""
@@ -397,7 +497,7 @@ def scan_privacy(report_dir: str | Path, extra_terms: list[str] = ()) -> list[tu
         if path.suffix.lower() not in (".html", ".csv") or not path.is_file():
             continue
         text = path.read_text("utf-8", errors="replace")
-        for m in EMAIL_PATTERN.finditer(text):
+        for m in _email_matches(text):
             hits.append((str(path), m.group(0)))
         for term in extra_terms:
             if term and term in text:
@@ -412,7 +512,11 @@ def _redact_emails(report_dir: Path) -> list[str]:
     for path, _ in scan_privacy(report_dir):
         p = Path(path)
         text = p.read_text("utf-8", errors="replace")
-        new = EMAIL_PATTERN.sub("[email removed]", text)
+        pieces, last = [], 0
+        for m in _email_matches(text):  # = EMAIL_PATTERN.sub("[email removed]", text), faster
+            pieces += [text[last:m.start()], "[email removed]"]
+            last = m.end()
+        new = "".join(pieces) + text[last:]
         if new != text:
             _write_text(p, new)
             fixed.append(str(p.relative_to(report_dir)))
@@ -463,8 +567,13 @@ def _swap(src: Path, dst: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+_SAY_LOCK = threading.Lock()
+
+
 def _say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    with _SAY_LOCK:  # notebooks finish in worker threads: one whole line at a time
+        sys.stderr.write(msg + "\n")
+        sys.stderr.flush()
 
 
 def _first_line(src: str, limit: int = 120) -> str:
@@ -480,7 +589,7 @@ def run_report(quarter: str | None = None, start=None, end=None, data: str | Pat
                params_file: str | Path | None = None, out_dir: str | Path = "reports",
                only: str | None = None, engine: str = "pandas", scheduler: str | None = None, *,
                notebooks_dir: str | Path | None = None, progress: bool | None = None,
-               kernel_name: str = KERNEL_NAME) -> int:
+               kernel_name: str = KERNEL_NAME, jobs: int | None = None, warm_kernels: bool = True) -> int:
     """Run the report notebooks into ``<out_dir>/<label>/``; returns a process exit code.
 
     Parameters
@@ -498,6 +607,11 @@ def run_report(quarter: str | None = None, start=None, end=None, data: str | Pat
         dask.distributed address for big data).
     notebooks_dir : default ``./notebooks`` (else the repository's).
     progress : papermill progress bars (default: when stderr is a terminal).
+    jobs : notebooks run at a time (default :func:`default_jobs`: one per core, 1 with
+        dask); notebooks wait for those they need (:data:`NOTEBOOK_STEPS`). ``1`` runs
+        them one after the other, in name order.
+    warm_kernels : start the kernel of a notebook (and import the modules its code
+        imports) while the notebooks it waits for still run, when a job slot is free.
 
     Returns 0 on success; 1 when a notebook failed (the message names the notebook, the
     cell and where the partially executed notebook is; the previous report is intact);
@@ -518,6 +632,9 @@ def run_report(quarter: str | None = None, start=None, end=None, data: str | Pat
             quarter = default_quarter(data)
             _say(f"abmkit report: no period given; using {quarter}, the last complete quarter of the data")
         period = resolve_period(quarter=quarter, start=start, end=end)
+        jobs = default_jobs(engine) if jobs is None else int(jobs)
+        if jobs < 1:
+            raise ReportError(f"jobs must be 1 or more, not {jobs}")
     except (ReportError, ValueError) as exc:
         _say(f"abmkit report: error: {exc}")
         return 2
@@ -551,10 +668,16 @@ def run_report(quarter: str | None = None, start=None, end=None, data: str | Pat
     manifest = json.loads(manifest_path.read_text("utf-8")) if manifest_path.exists() else {}
     timings = dict(manifest.get("seconds", {}))
     used_params = dict(manifest.get("parameters", {}))
-    _say(f"abmkit report {period.label}: {len(notebooks)} notebook(s) from {nb_dir} -> {run.final_report}")
+    try:  # the last run of this period: its timings order the notebooks that are ready together
+        last_seconds = json.loads((run.final_report / "run.json").read_text("utf-8")).get("seconds", {})
+    except (OSError, ValueError, AttributeError):
+        last_seconds = {}
+    _say(f"abmkit report {period.label}: {len(notebooks)} notebook(s) from {nb_dir} -> {run.final_report}"
+         f" ({jobs} at a time)")
     try:
         return _execute(run, period, notebooks, all_notebooks, common, global_params, sections,
-                        timings, used_params, manifest_path, progress, kernel_name, data, cmap, engine)
+                        timings, used_params, manifest_path, progress, kernel_name, data, cmap, engine,
+                        jobs=jobs, warm_kernels=warm_kernels, last_seconds=last_seconds, manifest=manifest)
     except BaseException:  # interrupted (Ctrl-C) or a bug: never leave a half-written staging folder
         if run.staging.exists():
             run.failed_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -565,41 +688,361 @@ def run_report(quarter: str | None = None, start=None, end=None, data: str | Pat
         raise
 
 
-def _execute(run, period, notebooks, all_notebooks, common, global_params, sections, timings, used_params,
-             manifest_path, progress, kernel_name, data, cmap, engine) -> int:
-    """The notebook loop, index and swap of :func:`run_report`."""
-    import papermill as pm
+# --------------------------------------------------------------------------- parallel runs
+#: jupyter_client picks free ports for a kernel's channels: one kernel start at a time
+_KERNEL_START_LOCK = threading.Lock()
+#: one HTML export at a time (pure Python under the GIL: two at once would not be faster)
+_HTML_LOCK = threading.Lock()
+
+
+def _kernel_env() -> dict:
+    """The kernels' environment: this process's, with matplotlib's inline backend (the one
+    ipykernel picks when MPLBACKEND is unset): an inherited ``MPLBACKEND=Agg`` would leave
+    every chart out of the report."""
+    env = dict(os.environ)
+    env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    return env
+
+
+def _kernel_manager(kernel_name: str):
+    """A jupyter_client AsyncKernelManager that remembers the clients made from it, so the
+    one papermill makes can be closed with the kernel."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class _Manager(AsyncKernelManager):
+        def client(self, **kwargs):
+            kc = super().client(**kwargs)
+            self.abmkit_clients.append(kc)
+            return kc
+
+    km = _Manager(kernel_name=kernel_name)
+    km.abmkit_clients = []
+    return km
+
+
+def _warmup_code(nb_path: Path) -> str | None:
+    """Code importing, silently and in a throw-away function, the modules named by the
+    top-level import statements of the notebook's code cells (``import a.b``, ``from a
+    import b``): run in a kernel started early, it moves the imports off the critical
+    path; the notebook's own cells then find the modules loaded. None without imports."""
+    try:
+        nb = json.loads(Path(nb_path).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    modules: list[str] = []
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        src = "".join(cell.get("source", []))
+        try:  # IPython magics and shell lines are not Python: keep the lines that are
+            tree = ast.parse("\n".join(ln for ln in src.splitlines() if not ln.lstrip().startswith(("%", "!"))))
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                modules += [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                modules += [node.module] + [f"{node.module}.{a.name}" for a in node.names if a.name != "*"]
+    modules = list(dict.fromkeys(modules))
+    if not modules:
+        return None
+    return ("def _abmkit_warmup(names):\n"
+            "    import importlib\n"
+            "    for name in names:\n"
+            "        try:\n"
+            "            importlib.import_module(name)\n"
+            "        except Exception:\n"
+            "            pass\n"
+            f"_abmkit_warmup({modules!r})\n"
+            "del _abmkit_warmup\n")
+
+
+def _describe_failure(exc: BaseException) -> str:
+    """The failure line of a notebook: the cell and error for an error in a cell."""
     from papermill.exceptions import PapermillExecutionError
 
+    if isinstance(exc, PapermillExecutionError):
+        return (f"cell [{exc.exec_count}] (cell {exc.cell_index + 1} of the executed notebook): {exc.ename}: "
+                f"{_first_line(str(exc.evalue), 600)}\n  cell source: {_first_line(exc.source)}")
+    return f"{type(exc).__name__}: {_first_line(str(exc))}"
+
+
+class _NotebookJob:
+    """One notebook of a run, in its own thread (the kernel's asyncio objects belong to the
+    thread's event loop): start its kernel when told (:meth:`warm`: early, loading the
+    notebook's imports), execute it with papermill once told (:meth:`go`: its
+    dependencies are done), export its HTML, shut the kernel down. Every step is posted
+    to ``events`` as ``(kind, stem, error)``; the last one is ``("closed", stem, None)``."""
+
+    def __init__(self, nb_path: Path, out_nb: Path, html_path: Path, kernel_name: str, progress: bool,
+                 events: "queue.Queue", t0: float):
+        self.nb_path, self.out_nb, self.html_path = nb_path, out_nb, html_path
+        self.stem = nb_path.stem
+        self.kernel_name, self.progress, self.events, self.t0 = kernel_name, progress, events, t0
+        self.params: dict | None = None
+        self.km = None
+        self.times: dict[str, list[float]] = {}  # step -> [start, end], seconds since the run started
+        self._warm = False
+        self._cancelled = False
+        self.closed = False  # set by the main thread on the "closed" event
+        self._wake, self._go = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._main, name=f"abmkit-report-{self.stem}", daemon=True)
+
+    # ---- orders (main thread)
+    @property
+    def started(self) -> bool:
+        return self._thread.ident is not None
+
+    def warm(self) -> None:
+        self._warm = True
+        self._start()
+
+    def go(self, params: dict) -> None:
+        self.params = params
+        self._go.set()
+        self._start()
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        self._go.set()
+        self._wake.set()
+
+    def kill(self) -> None:
+        """Stop the kernel process now (interrupted run): the thread then ends."""
+        self.cancel()
+        proc = getattr(getattr(self.km, "provisioner", None), "process", None)
+        try:
+            if proc is not None:
+                proc.kill()
+        except OSError:
+            pass
+
+    def _start(self) -> None:
+        self._wake.set()
+        if not self.started:
+            self._thread.start()
+
+    # ---- the thread
+    def _post(self, kind: str, error: str | None = None) -> None:
+        self.events.put((kind, self.stem, error))
+
+    def _mark(self, step: str, start: float) -> float:
+        end = time.perf_counter()
+        self.times[step] = [round(start - self.t0, 2), round(end - self.t0, 2)]
+        return end - start
+
+    def _main(self) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)  # papermill (nbclient) runs its coroutines on this thread's loop
+        try:
+            self._wake.wait()
+            if self._cancelled:
+                return
+            start_error = None
+            if not self._go.is_set():  # warm: start the kernel before the notebook may run
+                t = time.perf_counter()
+                try:
+                    self._start_kernel(loop, warm_up=True)
+                except Exception as exc:  # noqa: BLE001 - reported when the notebook runs
+                    start_error = exc
+                self._mark("warm", t)
+                self._post("warm")
+                self._go.wait()
+                if self._cancelled:
+                    return
+            self._run(loop, start_error)
+        except BaseException as exc:  # noqa: BLE001 - a bug here must not hang the run
+            self._post("ran", f"{type(exc).__name__}: {exc}")
+        finally:
+            self._shutdown(loop)
+            loop.close()
+            self._post("closed")
+
+    def _start_kernel(self, loop, warm_up: bool) -> None:
+        km = _kernel_manager(self.kernel_name)
+        self.km = km
+        with _KERNEL_START_LOCK:
+            # the IPython history of a kernel in memory (as nbclient does): kernels running
+            # at the same time would lock one history file
+            loop.run_until_complete(km.start_kernel(
+                cwd=str(self.nb_path.parent.resolve()), env=_kernel_env(),
+                extra_arguments=["--HistoryManager.hist_file=:memory:"]))
+        code = _warmup_code(self.nb_path) if warm_up else None
+        if code is None:
+            return
+        kc = km.client()
+        try:
+            kc.start_channels()
+            loop.run_until_complete(kc.wait_for_ready(timeout=KERNEL_START_TIMEOUT))
+            # silent: no output, no execution count, no history; errors are ignored (the
+            # notebook's own import cell reports them)
+            loop.run_until_complete(kc.execute_interactive(code, silent=True, store_history=False,
+                                                           allow_stdin=False, output_hook=lambda msg: None,
+                                                           timeout=KERNEL_START_TIMEOUT))
+        finally:
+            kc.stop_channels()
+
+    def _run(self, loop, start_error: Exception | None) -> None:
+        import papermill as pm
+
+        t = time.perf_counter()
+        try:
+            if start_error is not None:
+                raise start_error
+            if self.km is None:
+                self._start_kernel(loop, warm_up=False)
+            # cwd=None: the kernel already runs in the notebook's folder, and papermill's
+            # chdir would move every thread of this process
+            pm.execute_notebook(str(self.nb_path), str(self.out_nb), parameters=self.params,
+                                kernel_name=self.kernel_name, progress_bar=self._progress_bar(),
+                                cwd=None, log_output=False, start_timeout=KERNEL_START_TIMEOUT, km=self.km)
+        except Exception as exc:  # noqa: BLE001 - an error in a cell, the kernel died, ...
+            self._mark("run", t)
+            self._post("ran", _describe_failure(exc))
+            return
+        self._mark("run", t)
+        self._post("ran")
+        t = time.perf_counter()
+        try:
+            with _HTML_LOCK:
+                export_html(self.out_nb, self.html_path, title=notebook_title(self.nb_path))
+        except Exception as exc:  # noqa: BLE001
+            self._mark("html", t)
+            self._post("html", f"HTML export failed: {type(exc).__name__}: {exc}")
+            return
+        self._mark("html", t)
+        self._post("html")
+
+    def _progress_bar(self):
+        return {"desc": self.stem, "leave": False} if self.progress else False
+
+    def _shutdown(self, loop) -> None:
+        km = self.km
+        if km is None:
+            return
+        try:
+            for kc in km.abmkit_clients:  # papermill's client: its channels and heartbeat thread
+                kc.stop_channels()
+            loop.run_until_complete(km.shutdown_kernel(now=self._cancelled))
+        except Exception:  # noqa: BLE001 - the kernel is gone either way
+            proc = getattr(km.provisioner, "process", None) if km.provisioner else None
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+
+
+def _execute(run, period, notebooks, all_notebooks, common, global_params, sections, timings, used_params,
+             manifest_path, progress, kernel_name, data, cmap, engine, *, jobs: int = 1,
+             warm_kernels: bool = True, last_seconds: dict | None = None, manifest: dict | None = None) -> int:
+    """The notebook runs, index and swap of :func:`run_report`.
+
+    Each notebook starts when the notebooks it needs (:func:`notebook_dependencies`) have
+    finished and fewer than ``jobs`` notebooks run (a kernel being warmed counts as one);
+    among ready notebooks the longest (last run's seconds, else :data:`NOTEBOOK_STEPS`
+    cost) starts first. A free slot with nothing ready starts (warms) the kernel of a
+    notebook whose dependencies have started. After a failure no notebook starts; those
+    running finish, then the run fails naming the first failed notebook."""
     from . import __version__
 
     t_total = time.perf_counter()
-    for i, nb_path in enumerate(notebooks, 1):
-        out_nb = run.report / nb_path.name
-        try:
-            params = notebook_parameters(nb_path, common, global_params, sections)
-        except Exception as exc:  # noqa: BLE001 - unreadable notebook
-            return _fail(run, nb_path, f"cannot read its parameters: {exc}", out_nb)
-        _say(f"[{i}/{len(notebooks)}] {nb_path.name} ...")
-        t0 = time.perf_counter()
-        try:
-            pm.execute_notebook(str(nb_path), str(out_nb), parameters=params, kernel_name=kernel_name,
-                                progress_bar=progress, cwd=str(nb_path.parent), log_output=False)
-        except PapermillExecutionError as exc:
-            where = (f"cell [{exc.exec_count}] (cell {exc.cell_index + 1} of the executed notebook): {exc.ename}: "
-                     f"{_first_line(str(exc.evalue), 600)}\n  cell source: {_first_line(exc.source)}")
-            return _fail(run, nb_path, where, out_nb)
-        except Exception as exc:  # noqa: BLE001 - kernel died, notebook unreadable, ...
-            return _fail(run, nb_path, f"{type(exc).__name__}: {_first_line(str(exc))}", out_nb)
-        secs = time.perf_counter() - t0
-        timings[nb_path.stem] = round(secs, 2)
-        used_params[nb_path.stem] = params
-        try:
-            export_html(out_nb, run.report / f"{nb_path.stem}.html", title=notebook_title(nb_path))
-        except Exception as exc:  # noqa: BLE001
-            return _fail(run, nb_path, f"HTML export failed: {type(exc).__name__}: {exc}", out_nb)
-        _say(f"[{i}/{len(notebooks)}] {nb_path.name} done in {secs:.1f} s")
+    manifest = manifest or {}
+    html_timings = dict(manifest.get("html_seconds", {}))
+    deps = notebook_dependencies(notebooks)
+    last = last_seconds if isinstance(last_seconds, dict) else {}
 
+    def cost(stem: str) -> float:
+        v = last.get(stem)
+        if isinstance(v, (int, float)):
+            return float(v)
+        step = NOTEBOOK_STEPS.get(stem[:2])
+        return step.cost if step else 0.0
+
+    by_stem = {nb.stem: nb for nb in notebooks}
+    number = {nb.stem: i for i, nb in enumerate(notebooks, 1)}
+    # longest first; name order breaks ties (and orders everything with jobs=1)
+    order = sorted(by_stem, key=lambda s: (-cost(s), s)) if jobs > 1 else list(by_stem)
+    events: queue.Queue = queue.Queue()
+    work = {s: _NotebookJob(nb, run.report / nb.name, run.report / f"{s}.html", kernel_name, progress, events,
+                            t_total) for s, nb in by_stem.items()}
+    state = dict.fromkeys(by_stem, "waiting")  # -> warming -> warm -> running -> ran | failed
+    failures: list[tuple[str, str]] = []
+    params: dict[str, dict] = {}
+
+    def busy() -> int:
+        return sum(st in ("warming", "running") for st in state.values())
+
+    def schedule(run_ready: bool = True) -> None:
+        if failures:
+            return
+        if run_ready:
+            for s in order:
+                if busy() >= jobs:
+                    return
+                if state[s] in ("waiting", "warm") and all(state[d] == "ran" for d in deps[s]):
+                    state[s] = "running"
+                    _say(f"[{number[s]}/{len(notebooks)}] {by_stem[s].name} ...")
+                    work[s].go(params[s])
+        if not warm_kernels:
+            return
+        for s in order:
+            if busy() >= jobs:
+                return
+            if state[s] == "waiting" and all(state[d] != "waiting" for d in deps[s]):
+                state[s] = "warming"
+                work[s].warm()
+
+    try:
+        schedule(run_ready=False)  # the first kernels start while papermill is imported
+        for nb in notebooks:
+            try:
+                params[nb.stem] = notebook_parameters(nb, common, global_params, sections)
+            except Exception as exc:  # noqa: BLE001 - unreadable notebook
+                failures.append((nb.stem, f"cannot read its parameters: {exc}"))
+                break
+        while True:
+            schedule()
+            stuck = [s for s, st in state.items() if st in ("waiting", "warm")]
+            if stuck and not failures and busy() == 0:  # nothing runs and nothing is ready
+                failures.append((stuck[0], f"it waits for {list(deps[stuck[0]])}, which cannot run first: "
+                                           "check NOTEBOOK_STEPS for a cycle"))
+            if failures or all(st in ("ran", "failed") for st in state.values()):
+                for s, st in state.items():
+                    if st in ("waiting", "warm"):
+                        work[s].cancel()
+            if not any(j.started and not j.closed for j in work.values()):
+                break
+            try:
+                kind, s, error = events.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if kind == "warm" and state[s] == "warming":
+                state[s] = "warm"
+            elif kind == "ran":
+                if error is None:
+                    state[s] = "ran"
+                    secs = work[s].times["run"][1] - work[s].times["run"][0]
+                    timings[s] = round(secs, 2)
+                    used_params[s] = params[s]
+                    _say(f"[{number[s]}/{len(notebooks)}] {by_stem[s].name} done in {secs:.1f} s")
+                else:
+                    state[s] = "failed"
+                    failures.append((s, error))
+            elif kind == "html":
+                if error is None:
+                    html_timings[s] = round(work[s].times["html"][1] - work[s].times["html"][0], 2)
+                else:
+                    failures.append((s, error))
+            elif kind == "closed":
+                work[s].closed = True
+    except BaseException:  # interrupted: stop the kernels, then run_report moves the staging folder aside
+        for j in work.values():
+            j.kill()
+        raise
+    if failures:
+        first, what = failures[0]
+        others = [(by_stem[s].name, w) for s, w in failures[1:]]
+        return _fail(run, by_stem[first], what, run.report / by_stem[first].name, others=others)
+
+    t_finish = time.perf_counter()
     redacted = _redact_emails(run.report)
     if redacted:
         _say(f"abmkit report: WARNING email addresses were removed from {redacted}; "
@@ -620,12 +1063,17 @@ def _execute(run, period, notebooks, all_notebooks, common, global_params, secti
         "label": period.label, "start": str(period.start.date()), "end": str(period.end.date()),
         "run_date": run_date, "abmkit_version": __version__, "data": str(data), "raw_dir": common["raw_dir"],
         "column_map": cmap, "engine": engine, "notebooks": [p.name for p in all_notebooks],
-        "seconds": timings, "total_seconds": round(time.perf_counter() - t_total, 2),
+        "seconds": timings, "html_seconds": html_timings,
+        "total_seconds": round(time.perf_counter() - t_total, 2), "jobs": jobs,
+        # this run's steps, [start, end] in seconds since it started (warm: kernel start and imports)
+        "timeline": {s: work[s].times for s in by_stem},
         "parameters": used_params, "privacy_redactions": redacted,
     }
-    _write_text(manifest_path, json.dumps(manifest, indent=2, default=str))
+    t_index = time.perf_counter()
     write_index(run.report, period=period, notebooks=listed, run_date=run_date, version=__version__,
-                quality=quality)
+                quality=quality, findings=tuple(p.stem for p in all_notebooks if p.stem != quality_nb))
+    manifest["index_seconds"] = round(time.perf_counter() - t_index, 2)
+    _write_text(manifest_path, json.dumps(manifest, indent=2, default=str))
 
     # the executed notebooks ran in the staging folder: point their parameters at the final one
     for nb_file in run.report.glob("*.ipynb"):
@@ -638,13 +1086,14 @@ def _execute(run, period, notebooks, all_notebooks, common, global_params, secti
     _swap(run.report, run.final_report)
     _swap(run.data, run.final_data)
     shutil.rmtree(run.staging, ignore_errors=True)
-    _say(f"abmkit report {period.label}: done in {manifest['total_seconds']:.1f} s -> "
-         f"{run.final_report / 'index.html'}")
+    _say(f"abmkit report {period.label}: done in {time.perf_counter() - t_total:.1f} s "
+         f"(notebooks and HTML {t_finish - t_total:.1f} s) -> {run.final_report / 'index.html'}")
     return 0
 
 
-def _fail(run: _Run, nb_path: Path, what: str, out_nb: Path) -> int:
-    """Move the staging folder to ``<out>/.failed/<label>/`` and say what failed."""
+def _fail(run: _Run, nb_path: Path, what: str, out_nb: Path, others: list[tuple[str, str]] = ()) -> int:
+    """Move the staging folder to ``<out>/.failed/<label>/`` and say what failed (``others``:
+    ``(notebook, what)`` of further notebooks that failed in the same run)."""
     run.failed_dir.parent.mkdir(parents=True, exist_ok=True)
     if run.failed_dir.exists():
         shutil.rmtree(run.failed_dir, ignore_errors=True)
@@ -652,9 +1101,10 @@ def _fail(run: _Run, nb_path: Path, what: str, out_nb: Path) -> int:
     partial_nb = run.failed_dir / "report" / out_nb.name
     previous = (f"the previous report {run.final_report} is unchanged" if run.final_report.exists()
                 else "no report was written")
+    also = "".join(f"\n  also FAILED: notebook {name}: {w}" for name, w in others)
     _say(f"abmkit report: FAILED in notebook {nb_path.name}: {what}\n"
          f"  partially executed notebook: {partial_nb if partial_nb.exists() else '(not written)'}\n"
-         f"  {previous}")
+         f"  {previous}{also}")
     return 1
 
 
@@ -673,6 +1123,11 @@ def findings_overview(output_dir: str | Path | None, notebooks: tuple[str, ...] 
     """
     import pandas as pd
 
+    return pd.DataFrame(_findings_rows(output_dir, notebooks, max_items), columns=["notebook", "finding", "value"])
+
+
+def _findings_rows(output_dir: str | Path | None, notebooks: tuple[str, ...], max_items: int = 12) -> list[dict]:
+    """The rows of :func:`findings_overview` (without pandas: the runner's index uses them)."""
     from .outputs import load_findings
 
     folder = Path(output_dir) / "findings" if output_dir is not None else None
@@ -690,4 +1145,4 @@ def findings_overview(output_dir: str | Path | None, notebooks: tuple[str, ...] 
                 rows.append({"notebook": stem, "finding": "", "value": "not available"})
             for k, v in items[:max_items]:
                 rows.append({"notebook": stem, "finding": k, "value": _fmt(v) if v is not None else "n/a"})
-    return pd.DataFrame(rows, columns=["notebook", "finding", "value"])
+    return rows

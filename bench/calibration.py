@@ -30,12 +30,13 @@ TRANSITIONS = ["aware->engaged", "engaged->qualified", "qualified->sales_ready"]
 
 def one_replicate(args) -> pd.DataFrame:
     seed, n_accounts, alpha = args
+    from abmkit.prepared import prepare
     from abmkit.sample import generate
     from abmkit.uplift import campaign_influence, compare_to_truth
     warnings.simplefilter("ignore")
     s = generate(n_accounts=n_accounts, seed=seed)
     mapping = s.truth["contact_accounts"].rename(columns={"true_account_id": "account_id"})
-    res = campaign_influence(s.dataset, contact_accounts=mapping, as_of=s.params["end"], by="campaign",
+    res = campaign_influence(prepare(s.dataset, mapping=mapping), as_of=s.params["end"], by="campaign",
                              cox=False, progress=False, alpha=alpha, transitions=TRANSITIONS)
     check = compare_to_truth(res.table, s.truth["effects"], alpha=alpha)
     t = res.table.set_index(["campaign_id", "transition"])
