@@ -21,7 +21,8 @@ import importlib.util
 #: that each is provided by that extra in pyproject.toml)
 EXTRAS: dict[str, tuple[str, ...]] = {
     "plots": ("matplotlib", "seaborn"),
-    "report": ("papermill", "nbformat", "nbconvert", "jinja2", "bleach", "ipykernel", "matplotlib", "seaborn"),
+    "report": ("papermill", "nbformat", "nbconvert", "jinja2", "jupyter_client", "bleach", "ipykernel", "matplotlib",
+               "seaborn"),
     "scale": ("dask", "distributed"),
 }
 

@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--only", default=None, help="run only notebooks whose name contains this")
     r.add_argument("--engine", default="pandas", choices=["pandas", "dask"])
     r.add_argument("--scheduler", default=None, help="dask.distributed scheduler address")
+    r.add_argument("--jobs", type=int, default=None,
+                   help="notebooks run at a time, after the notebooks they need (default: one per core; "
+                        "1 with --engine dask; 1 runs them one after the other)")
     return p
 
 
@@ -61,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_report(quarter=args.quarter, start=args.start, end=args.end, data=args.data,
                               preset=args.preset, column_map=args.column_map, params_file=args.params,
                               out_dir=args.out, only=args.only, engine=args.engine,
-                              scheduler=args.scheduler)
+                              scheduler=args.scheduler, jobs=args.jobs)
     except KeyboardInterrupt:
         return 130
     except MissingExtraError as exc:  # an optional part is not installed: say what to install

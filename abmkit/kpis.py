@@ -685,8 +685,12 @@ def population_of(kpi: str, dataset, period: Period) -> tuple[str, int]:
 
 def _evaluate(data: KPIData, p: Period) -> list[KPIResult]:
     out = []
+    populations: dict[str, tuple[str, int]] = {}  # population_of depends only on the KPI's kind
     for name, fn in KPI_FUNCTIONS.items():
-        label, size = population_of(name, data, p)
+        kind = KPI_POPULATION[name]
+        if kind not in populations:
+            populations[kind] = population_of(name, data, p)
+        label, size = populations[kind]
         out.append(replace(fn(data, period=p), population=label, population_size=float(size)))
     return out
 

@@ -782,7 +782,6 @@ class _NotebookJob:
         self.params: dict | None = None
         self.km = None
         self.times: dict[str, list[float]] = {}  # step -> [start, end], seconds since the run started
-        self._warm = False
         self._cancelled = False
         self.closed = False  # set by the main thread on the "closed" event
         self._wake, self._go = threading.Event(), threading.Event()
@@ -794,7 +793,6 @@ class _NotebookJob:
         return self._thread.ident is not None
 
     def warm(self) -> None:
-        self._warm = True
         self._start()
 
     def go(self, params: dict) -> None:
@@ -981,14 +979,15 @@ def _execute(run, period, notebooks, all_notebooks, common, global_params, secti
                     state[s] = "running"
                     _say(f"[{number[s]}/{len(notebooks)}] {by_stem[s].name} ...")
                     work[s].go(params[s])
-        if not warm_kernels:
-            return
-        for s in order:
-            if busy() >= jobs:
-                return
-            if state[s] == "waiting" and all(state[d] != "waiting" for d in deps[s]):
-                state[s] = "warming"
-                work[s].warm()
+        warmed = warm_kernels
+        while warmed and busy() < jobs:  # again after a start: it may let a dependent warm up
+            warmed = False
+            for s in order:
+                if busy() < jobs and state[s] == "waiting" and all(state[d] != "waiting" for d in deps[s]):
+                    state[s] = "warming"
+                    work[s].warm()
+                    warmed = True
+                    break
 
     try:
         schedule(run_ready=False)  # the first kernels start while papermill is imported

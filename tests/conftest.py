@@ -25,6 +25,22 @@ def small_sample_dir(tmp_path_factory):
     return write_sample(tmp_path_factory.mktemp("sample"), seed=SMALL_SEED, n_accounts=SMALL_N_ACCOUNTS)
 
 
+@pytest.fixture(scope="session")
+def resolved_sample_dir(small_sample_dir, tmp_path_factory):
+    """A copy of the small sample's canonical tables with the resolved dataset saved
+    beside them (as notebook 02 leaves it for 2026Q3), so notebooks 03-05 can run alone."""
+    import shutil
+    from pathlib import Path
+
+    import abmkit
+    from abmkit.period import resolve_period
+
+    d = tmp_path_factory.mktemp("resolved") / "canonical"
+    shutil.copytree(Path(small_sample_dir) / "canonical", d)
+    abmkit.prepare(abmkit.load(d), as_of=resolve_period(quarter="2026Q3").end).save(d)
+    return d
+
+
 # --------------------------------------------------------------------------- notebook marker
 # Tests that execute a notebook (papermill / nbclient) or run the report get the
 # ``notebook`` marker (registered in pyproject.toml), so the fast suite is

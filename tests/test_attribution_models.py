@@ -216,3 +216,18 @@ def test_categorical_account_ids_give_the_same_credits():
         a = attribute(ds, model)
         b = attribute(cat, model)
         pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
+
+
+@pytest.mark.parametrize("kwargs", [{"mqa_dates": None}, {"contact_accounts": None}, {"journeys": None},
+                                    {"half_life": 14}])
+def test_unknown_or_removed_keywords_are_refused(kwargs):
+    """An argument of the old API (or a typo) must be an error, not silently ignored:
+    W-shaped with ignored MQA dates would quietly return U-shaped credits."""
+    from abmkit.attribution import compare_models, sensitivity
+
+    ds = five_touch()
+    for call in (lambda: attribute(ds, "w_shaped", **kwargs),
+                 lambda: compare_models(ds, ["linear"], n_boot=0, **kwargs),
+                 lambda: sensitivity(ds, "linear", "lookback_days", [30], **kwargs)):
+        with pytest.raises(TypeError, match="unknown attribution parameter"):
+            call()

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 
-def test_notebook_03_runs_on_small_sample(small_sample_dir, tmp_path):
+def test_notebook_03_runs_on_small_sample(resolved_sample_dir, tmp_path):
     import papermill as pm
 
     from abmkit.outputs import load_findings
@@ -15,7 +15,7 @@ def test_notebook_03_runs_on_small_sample(small_sample_dir, tmp_path):
     out_dir = tmp_path / "report"
     pm.execute_notebook(str(nb), str(tmp_path / "03.ipynb"), kernel_name="python3", cwd=str(nb.parent),
                         progress_bar=False,
-                        parameters={"data_dir": str(Path(small_sample_dir) / "canonical"), "quarter": "2026Q3",
+                        parameters={"data_dir": str(resolved_sample_dir), "quarter": "2026Q3",
                                     "output_dir": str(out_dir), "n_boot": 50})
     findings = load_findings(out_dir, "03_attribution_model_comparison")
     assert findings["all_credits_conserved"] is True

@@ -240,7 +240,7 @@ def test_transition_nobody_reaches_is_flagged(default_sample):
     assert t["flag_reason"].str.contains("no events|no treated|no control").all()
 
 
-def test_notebook_04_executes_on_small_sample(small_sample_dir, tmp_path):
+def test_notebook_04_executes_on_small_sample(small_sample_dir, resolved_sample_dir, tmp_path):
     from pathlib import Path
 
     import papermill as pm
@@ -251,7 +251,7 @@ def test_notebook_04_executes_on_small_sample(small_sample_dir, tmp_path):
     out_dir = tmp_path / "report"
     pm.execute_notebook(str(nb), str(tmp_path / "04.ipynb"), kernel_name="python3", cwd=str(nb.parent),
                         progress_bar=False,
-                        parameters={"data_dir": str(Path(small_sample_dir) / "canonical"), "quarter": "2026Q3",
+                        parameters={"data_dir": str(resolved_sample_dir), "quarter": "2026Q3",
                                     "output_dir": str(out_dir), "truth_dir": str(Path(small_sample_dir) / "truth"),
                                     "min_group_size": 15})
     findings = load_findings(out_dir, "04_campaign_influence_on_progression")

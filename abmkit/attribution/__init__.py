@@ -29,7 +29,8 @@ import pandas as pd
 from ..journeys import ConversionJourneys, conversion_journeys, conversions
 from ..prepared import resolve
 from .compare import ComparisonResult, compare_models, comparison_findings, comparison_from_credits, sensitivity
-from .engine import (ALL_MODELS, DATA_DRIVEN_MODELS, DEFAULT_COMPARE_MODELS, aggregate_credits,
+from .engine import (ALL_MODELS, DATA_DRIVEN_MODELS, DEFAULT_COMPARE_MODELS, MODEL_PARAMS, aggregate_credits,
+                     check_model_params,
                      attribute_journeys, campaign_table, channel_credits_from, credit_matrix, journey_credits,
                      touch_credits)
 from .markov import markov_attribution, transition_matrix
@@ -66,6 +67,7 @@ def journeys_for(data, models=("linear",), *, milestone: str = "opportunity_crea
     models : str or sequence of str
     milestone, lookback_days, start, end : see :func:`attribute`.
     """
+    check_model_params(params)
     data = resolve(data)
     models = [models] if isinstance(models, str) else list(models)
     need_mqa = _needs_mqa(models, params)

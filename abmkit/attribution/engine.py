@@ -41,6 +41,35 @@ def markov_channel_effects(cj, order: int = 1) -> np.ndarray:
     return removal_effects(chain)[0]
 
 
+#: keyword parameters the models understand (anything else is a mistake: refused)
+MODEL_PARAMS = frozenset({"half_life_days", "order", "position_weights", "milestone_weights", "channel_weights",
+                          "touch_type_weights", "removal_effects"})
+#: keywords of the old API, with what replaces them
+_MOVED = {"contact_accounts": "pass abmkit.prepare(dataset, mapping=...) instead: the mapping lives on the dataset",
+          "mqa_dates": "the MQA dates come from the resolved dataset's MQA rule "
+                       "(abmkit.prepare(dataset, mqa=MQARule(...)))",
+          "journeys": "journeys are built once per resolved dataset and shared: pass the dataset",
+          "touches": "touches come from the resolved dataset", "touch_accounts": "touches come from the resolved dataset"}
+
+
+def check_model_params(params: dict) -> None:
+    """Refuse keyword parameters no model understands, so a typo or an argument of
+    the old API is an error rather than silently ignored.
+
+    >>> check_model_params({"half_life_days": 14})
+    >>> check_model_params({"half_life": 14})
+    Traceback (most recent call last):
+    ...
+    TypeError: unknown attribution parameter(s) ['half_life']; known: channel_weights, half_life_days, milestone_weights, order, position_weights, removal_effects, touch_type_weights
+    """
+    unknown = sorted(set(params) - MODEL_PARAMS)
+    if not unknown:
+        return
+    moved = [f"{k}: {_MOVED[k]}" for k in unknown if k in _MOVED]
+    raise TypeError(f"unknown attribution parameter(s) {unknown}; known: {', '.join(sorted(MODEL_PARAMS))}"
+                    + (f" ({'; '.join(moved)})" if moved else ""))
+
+
 def touch_credits(cj, model: str, **params) -> np.ndarray:
     """Credit of every journey touch of ``cj`` under ``model`` (sums to 1 per conversion)."""
     if model in POSITION_MODELS:
@@ -163,6 +192,7 @@ def journey_credits(cj, conversion_id=None, models=("first_touch", "linear", "ti
     :meth:`ConversionJourneys.to_frame`, the conversion's converted_at, then one
     credit column per model.
     """
+    check_model_params(params)
     conv = cj.conversions
     with_touch = conv[conv["n_touches"] > 0]
     if with_touch.empty and conversion_id is None:

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import importlib
 
+from .._extras import require
+
+require("plots", "abmkit.plots")  # matplotlib + seaborn: pip install 'abmkit[plots]'
+
 _SUBMODULES = ("cleaning", "mapping", "attribution", "progression", "kpis")
 __all__: list[str] = []
 for _name in _SUBMODULES:
