@@ -901,6 +901,7 @@ class _NotebookJob:
         self._mark("run", t)
         self._post("ran")
         t = time.perf_counter()
+        self._request_shutdown(loop)  # the kernel exits while the HTML is written
         try:
             with _HTML_LOCK:
                 export_html(self.out_nb, self.html_path, title=notebook_title(self.nb_path))
@@ -914,14 +915,29 @@ class _NotebookJob:
     def _progress_bar(self):
         return {"desc": self.stem, "leave": False} if self.progress else False
 
+    def _request_shutdown(self, loop) -> None:
+        """Ask the kernel to exit (its shutdown_request), without waiting for it."""
+        try:
+            for kc in self.km.abmkit_clients:  # papermill's client: its channels and heartbeat thread
+                kc.stop_channels()
+            self.km.shutting_down = True
+            loop.run_until_complete(self.km.request_shutdown())
+            self._shutdown_requested = True
+        except Exception:  # noqa: BLE001 - _shutdown stops it then
+            pass
+
     def _shutdown(self, loop) -> None:
         km = self.km
         if km is None:
             return
         try:
-            for kc in km.abmkit_clients:  # papermill's client: its channels and heartbeat thread
+            for kc in km.abmkit_clients:
                 kc.stop_channels()
-            loop.run_until_complete(km.shutdown_kernel(now=self._cancelled))
+            if getattr(self, "_shutdown_requested", False) and not self._cancelled:
+                loop.run_until_complete(km.finish_shutdown())  # kills it if it does not exit in time
+                loop.run_until_complete(km.cleanup_resources())
+            else:
+                loop.run_until_complete(km.shutdown_kernel(now=self._cancelled))
         except Exception:  # noqa: BLE001 - the kernel is gone either way
             proc = getattr(km.provisioner, "process", None) if km.provisioner else None
             if proc is not None and proc.poll() is None:
@@ -964,6 +980,7 @@ def _execute(run, period, notebooks, all_notebooks, common, global_params, secti
     state = dict.fromkeys(by_stem, "waiting")  # -> warming -> warm -> running -> ran | failed
     failures: list[tuple[str, str]] = []
     params: dict[str, dict] = {}
+    html_done: set[str] = set()
 
     def busy() -> int:
         return sum(st in ("warming", "running") for st in state.values())
@@ -1007,7 +1024,10 @@ def _execute(run, period, notebooks, all_notebooks, common, global_params, secti
                 for s, st in state.items():
                     if st in ("waiting", "warm"):
                         work[s].cancel()
-            if not any(j.started and not j.closed for j in work.values()):
+            if failures:  # every started notebook must end before its folder moves
+                if not any(j.started and not j.closed for j in work.values()):
+                    break
+            elif html_done == set(state):  # the kernels may still be exiting: waited for below
                 break
             try:
                 kind, s, error = events.get(timeout=0.5)
@@ -1028,6 +1048,7 @@ def _execute(run, period, notebooks, all_notebooks, common, global_params, secti
             elif kind == "html":
                 if error is None:
                     html_timings[s] = round(work[s].times["html"][1] - work[s].times["html"][0], 2)
+                    html_done.add(s)
                 else:
                     failures.append((s, error))
             elif kind == "closed":
@@ -1085,6 +1106,15 @@ def _execute(run, period, notebooks, all_notebooks, common, global_params, secti
     _swap(run.report, run.final_report)
     _swap(run.data, run.final_data)
     shutil.rmtree(run.staging, ignore_errors=True)
+    try:
+        while any(j.started and not j.closed for j in work.values()):  # the last kernels exit
+            kind, s, _ = events.get(timeout=KERNEL_START_TIMEOUT)
+            if kind == "closed":
+                work[s].closed = True
+    except (BaseException, queue.Empty):  # interrupted (or a kernel that does not exit): stop them
+        for j in work.values():
+            j.kill()
+        raise
     _say(f"abmkit report {period.label}: done in {time.perf_counter() - t_total:.1f} s "
          f"(notebooks and HTML {t_finish - t_total:.1f} s) -> {run.final_report / 'index.html'}")
     return 0

@@ -48,8 +48,8 @@ def resolved_sample_dir(small_sample_dir, tmp_path_factory):
 # Marked here rather than in each test module: the explicit list below (file, test
 # function; "*" = every test of the file), plus any test whose own source or whose
 # fixtures' source (fixtures of the same file) calls papermill's execute_notebook,
-# nbclient or run_report directly (so a new
-# notebook test is marked without anyone remembering to).
+# nbclient or run_report directly (so a new notebook test is marked without anyone
+# remembering to).
 NOTEBOOK_TESTS = {
     ("test_attribution_notebook.py", "*"),
     ("test_browser.py", "test_index_page_loads"),   # their report_dir fixture executes a notebook

@@ -330,3 +330,81 @@ def test_full_pipeline_on_small_sample(small_sample_dir, small_sample, tmp_path)
     for p in q3.glob("*.html"):
         if p.name != "index.html":
             assert f'href="{p.name}"' in index
+
+
+# ------------------------------------------------------------------ parallel runner (dependency order)
+def test_notebook_dependencies_follow_the_table():
+    nbs = [Path(f"{n}_x.ipynb") for n in ("01", "02", "03", "04", "05")]
+    deps = report.notebook_dependencies(nbs)
+    assert deps == {"01_x": (), "02_x": ("01_x",), "03_x": ("02_x",), "04_x": ("02_x",), "05_x": ("02_x",)}
+    # --only 03,05: 02 ran in the last full run, so nothing to wait for
+    assert report.notebook_dependencies([nbs[2], nbs[4]]) == {"03_x": (), "05_x": ()}
+    # a notebook missing from the table waits for everything before it, and everything after waits for it
+    d = report.notebook_dependencies([Path("00_setup.ipynb"), *nbs, Path("06_extra.ipynb")])
+    assert d["00_setup"] == () and d["01_x"] == ("00_setup",) and d["03_x"] == ("00_setup", "02_x")
+    assert d["06_extra"] == ("00_setup", "01_x", "02_x", "03_x", "04_x", "05_x")
+
+
+def _timed_nb(path: Path, number: str, log: Path, seconds: float, fail_flag: Path | None = None) -> Path:
+    """A stand-in notebook that appends ``{"nb", "event", "t"}`` lines to ``log`` when its
+    code starts and ends (and raises first when ``fail_flag`` exists)."""
+    fail = (f"if pathlib.Path({str(fail_flag)!r}).exists():\n"
+            f"    raise RuntimeError('notebook {number} failed on purpose')\n") if fail_flag else ""
+    code = ("import json, pathlib, time\n"
+            f"def note(event):\n"
+            f"    with open({str(log)!r}, 'a') as f:\n"
+            f"        f.write(json.dumps({{'nb': '{number}', 'event': event, 't': time.time(), 'tag': tag}}) + '\\n')\n"
+            "note('start')\n" + fail +
+            f"time.sleep({seconds})\n"
+            "pathlib.Path(output_dir, 'findings').mkdir(parents=True, exist_ok=True)\n"
+            f"pathlib.Path(output_dir, 'findings', '{path.stem}.json').write_text(json.dumps({{'headline': 'nb {number} <ok>'}}))\n"
+            "note('end')")
+    return _nb(path, [new_markdown_cell(f"# Notebook {number}"), new_code_cell(code)],
+               "data_dir = None\noutput_dir = None\ntag = 'default'")
+
+
+@pytest.mark.notebook
+def test_parallel_runner_respects_dependencies_and_fails_atomically(tmp_path, capsys):
+    nb_dir, log, flag = tmp_path / "nbs", tmp_path / "log.jsonl", tmp_path / "fail-04"
+    nb_dir.mkdir()
+    names = {"01": "01_clean", "02": "02_resolve", "03": "03_attr", "04": "04_progress", "05": "05_kpis"}
+    for n, stem in names.items():
+        _timed_nb(nb_dir / f"{stem}.ipynb", n, log, 0.3 if n in ("01", "02") else 3.0,
+                  fail_flag=flag if n == "04" else None)
+    data, out = _data(tmp_path), tmp_path / "reports"
+    pf = tmp_path / "params.yaml"
+    pf.write_text("04: {tag: four}\n")
+
+    assert _run(nb_dir, data, out, quarter="2026Q3", jobs=2, params_file=str(pf)) == 0
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    t = {(e["nb"], e["event"]): e["t"] for e in events}
+    assert len(t) == 10, events
+    assert t["02", "start"] >= t["01", "end"]                        # 01 → 02
+    for n in ("03", "04", "05"):                                      # 02 → {03, 04, 05}
+        assert t[n, "start"] >= t["02", "end"], n
+    spans = sorted((t[n, "start"], t[n, "end"]) for n in ("03", "04", "05"))
+    assert any(b[0] < a[1] for a, b in zip(spans, spans[1:])), spans   # two of them ran at the same time
+    assert all(sum(s[0] < e[0] < s[1] for s in spans) <= 1 for e in spans)  # never more than 2 at once
+    assert {e["tag"] for e in events if e["nb"] == "04"} == {"four"}    # per-notebook parameters
+    q3 = out / "2026Q3"
+    manifest = json.loads((q3 / "run.json").read_text())
+    assert manifest["jobs"] == 2 and set(manifest["seconds"]) == set(names.values())
+    assert set(manifest["html_seconds"]) == set(names.values()) and manifest["parameters"]["04_progress"]["tag"] == "four"
+    index = (q3 / "index.html").read_text()
+    assert "Headline findings" in index and "nb 05 &lt;ok&gt;" in index   # findings of 02-05, escaped
+    for stem in names.values():
+        assert (q3 / f"{stem}.html").exists() and f'href="{stem}.html"' in index
+
+    # a failure in one of the parallel notebooks: exit code 1 naming it and its cell, the
+    # previous report untouched, the partial notebook kept aside
+    before = {p: p.read_bytes() for p in q3.rglob("*") if p.is_file()}
+    flag.write_text("x")
+    capsys.readouterr()
+    assert _run(nb_dir, data, out, quarter="2026Q3", jobs=2) == 1
+    err = capsys.readouterr().err
+    assert "FAILED in notebook 04_progress.ipynb: cell [" in err and "notebook 04 failed on purpose" in err, err
+    assert "also FAILED" not in err
+    partial = out / ".failed" / "2026Q3" / "report" / "04_progress.ipynb"
+    assert str(partial) in err and partial.exists()
+    assert {p: p.read_bytes() for p in q3.rglob("*") if p.is_file()} == before
+    assert not list(out.glob(".staging-*"))
