@@ -15,7 +15,7 @@ PIP := $(BIN)/python -m pip install -q --disable-pip-version-check
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 
-.PHONY: venv runtime report test test-slow lab bench sample clean-venv
+.PHONY: venv runtime report test test-fast test-slow lab bench sample clean-venv
 
 # the kit, its notebooks and the report: pinned requirements.txt, then abmkit itself
 # (editable, --no-deps: its dependencies are exactly the pins above)
@@ -54,6 +54,10 @@ endif
 
 test: $(DEV)
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q -m "not slow"
+
+# the suite without the notebook-executing tests (about half the time)
+test-fast: $(DEV)
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q -m "not slow and not notebook"
 
 test-slow: $(DEV)
 	$(BIN)/python -m pytest -q -m slow
