@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -92,19 +92,35 @@ class MQARule:
     t, at least ``min_decision_makers`` distinct contacts with persona
     ``decision_maker`` have engagement touches — or, when ``mqa_score`` is set, its
     engagement score reaches it. ``mqa_at`` is the first instant the rule held.
-    When the data has no persona at all, the decision-maker rule cannot fire:
-    :func:`prepare` then says so in ``notes`` (set ``mqa_score`` to use the score).
+
+    Without persona data (no contact is a decision maker) the decision-maker rule can
+    never hold: :func:`prepare` then uses the score rule with ``fallback_score`` (unless
+    ``mqa_score`` is set) and says so in its ``notes`` and in :meth:`describe`. The
+    default fallback, 30, is where the median decision-maker MQA of the bundled sample
+    scores once personas are removed: a starting point to calibrate on your data.
 
     >>> MQARule().describe()
     '>= 3 engaged decision makers in the trailing 90 days'
     >>> MQARule(min_decision_makers=2, mqa_score=40).describe()
     '>= 2 engaged decision makers or engagement score >= 40 in the trailing 90 days'
+    >>> MQARule().without_personas().describe()
+    'engagement score >= 30 in the trailing 90 days (no persona data: the decision-maker rule cannot apply)'
     """
     min_decision_makers: int = 3
     mqa_score: float | None = None
     window_days: float = 90
+    fallback_score: float = 30.0
+    uses_personas: bool = True
+
+    def without_personas(self) -> "MQARule":
+        """The rule as it applies to data without decision makers: the score rule."""
+        score = self.mqa_score if self.mqa_score is not None else self.fallback_score
+        return replace(self, mqa_score=score, uses_personas=False)
 
     def describe(self) -> str:
+        if not self.uses_personas:
+            return (f"engagement score >= {self.mqa_score:g} in the trailing {self.window_days:g} days "
+                    "(no persona data: the decision-maker rule cannot apply)")
         score = f" or engagement score >= {self.mqa_score:g}" if self.mqa_score is not None else ""
         return (f">= {self.min_decision_makers} engaged decision makers{score} "
                 f"in the trailing {self.window_days:g} days")
@@ -371,10 +387,11 @@ def prepare(dataset: Dataset, *, mapping: MappingSettings | pd.DataFrame | None 
     rule = mqa if mqa is not None else MQARule()
     if not isinstance(rule, MQARule):
         raise TypeError(f"mqa must be an MQARule, not {type(rule).__name__}")
-    if rule.mqa_score is None and "persona" in dataset.contacts and len(dataset.contacts) \
-            and not (dataset.contacts["persona"] == "decision_maker").any():
-        notes.append("no contact has persona decision_maker: the MQA rule "
-                     f"'{rule.describe()}' can never hold; set an engagement-score threshold (mqa_score)")
+    personas = dataset.contacts["persona"] if "persona" in dataset.contacts else pd.Series(dtype=object)
+    if rule.uses_personas and not (personas == "decision_maker").any():
+        rule = rule.without_personas()
+        notes.append("no contact has persona decision_maker, so the decision-maker MQA rule cannot apply: "
+                     f"MQAs use the engagement-score rule instead ({rule.describe()})")
     end = utc_timestamp(data_end) if data_end is not None else last_observed(dataset, as_of_ts)
     touches = _resolve_touches(dataset, contact_accounts)
     return ResolvedDataset(tables=dataset, contact_accounts=contact_accounts, mapping=settings, mqa_rule=rule,

@@ -123,19 +123,29 @@ def test_data_end_is_the_last_observation_capped_at_as_of():
 
 
 # --------------------------------------------------------------------------- notes
-def test_note_when_no_contact_is_a_decision_maker():
-    from abmkit.engagement import mqa
+def test_without_decision_makers_the_score_rule_is_used_and_said():
+    from abmkit.engagement import engagement_scores, mqa, mqa_accounts_at
 
     crm = pd.DataFrame({"contact_id": ["c1", "c2"], "account_id": ["a1", "a2"]})
     data = prepare(tiny(persona=("user", "influencer")), mapping=crm)
+    assert data.mqa_rule == MQARule().without_personas()
+    assert data.mqa_rule.mqa_score == 30 and not data.mqa_rule.uses_personas
     notes = [n for n in data.notes if "decision_maker" in n]
-    assert len(notes) == 1 and "mqa_score" in notes[0] and MQARule().describe() in notes[0]
+    assert len(notes) == 1 and "engagement-score rule" in notes[0] and data.mqa_rule.describe() in notes[0]
     summ = data.summary
     assert notes[0] in summ.loc[summ["item"] == "note", "value"].tolist()
     assert notes[0] in mqa(data, with_stage=False).notes                # the MQA page says so too
-    # a score threshold can fire without decision makers; a decision maker lifts the note
-    assert not any("decision_maker" in n for n in prepare(tiny(persona=("user", "influencer")), mapping=crm,
-                                                           mqa=MQARule(mqa_score=10)).notes)
+    assert "no persona data" in mqa(data, with_stage=False).params["rule"]
+    # the fallback fires: an account is MQA exactly when its score reaches the threshold
+    low = prepare(tiny(persona=("user", "influencer")), mapping=crm, mqa=MQARule(fallback_score=1e-9))
+    when = pd.Timestamp("2026-03-01", tz="UTC")
+    scores = engagement_scores(low, as_of=when)
+    assert set(mqa_accounts_at(low, when)) == set(scores.loc[scores["score"] >= 1e-9, "account_id"])
+    assert len(low.mqa_dates) >= 1
+    # an explicit score threshold is kept; a decision maker keeps the decision-maker rule
+    assert prepare(tiny(persona=("user", "influencer")), mapping=crm,
+                   mqa=MQARule(mqa_score=10)).mqa_rule.mqa_score == 10
+    assert prepare(tiny(), mapping=crm).mqa_rule == MQARule()
     assert not any("decision_maker" in n for n in prepare(tiny(), mapping=crm).notes)
 
 
