@@ -26,6 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--preset", default=None, help="built-in column map: salesforce | hubspot")
     v.add_argument("--column-map", default=None, help="path to a column-map YAML")
     v.add_argument("--out", default=None, help="write the cleaned canonical dataset here")
+    v.add_argument("--quarter", default=None, help="also check this report period against the data's range")
+    v.add_argument("--start", default=None, help="period start date (with --end, instead of --quarter)")
+    v.add_argument("--end", default=None, help="period end date, exclusive")
 
     r = sub.add_parser("report", help="run the quarterly report notebooks with papermill")
     r.add_argument("--quarter", default=None, help="e.g. 2026Q3 (default: the last complete quarter of the data)")
@@ -55,7 +58,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "validate":
             from .clean import validate_export
-            return validate_export(args.raw_dir, preset=args.preset, column_map=args.column_map, out_dir=args.out)
+            period = None
+            if args.quarter or args.start or args.end:
+                from .period import resolve_period
+                period = resolve_period(quarter=args.quarter, start=args.start, end=args.end)
+            return validate_export(args.raw_dir, preset=args.preset, column_map=args.column_map, out_dir=args.out,
+                                   period=period)
         if args.command == "report":
             require("report", "the report")
             if args.engine == "dask":

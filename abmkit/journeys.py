@@ -382,7 +382,9 @@ def milestone_journeys(data, milestones=MILESTONES, *, lookback_days: float = 36
     convs = _milestone_conversions(dataset, milestones, start, end, with_mqa)
     acc_code, acc_uniques, acc_obj = _touch_account_codes(dataset)
     n_acc = len(acc_uniques)
-    acc_index = pd.Index(acc_uniques)
+    # the categories Index of the resolved column: its hash table is built once and cached
+    acc_index = tp["account_id"].cat.categories
+    n_unattr = int(np.count_nonzero(acc_code < 0)) if acc_code.min(initial=0) < 0 else 0
     look_ns = min(int(round(lookback_days * _NS_PER_DAY)), 2**61)  # "forever" without int64 overflow
     t_all = _ns(tp["occurred_at"]) if len(tp) else np.array([], np.int64)
 
@@ -410,7 +412,7 @@ def milestone_journeys(data, milestones=MILESTONES, *, lookback_days: float = 36
             mqa_pos=j["mqa_pos"], oc_pos=j["oc_pos"], cw_pos=j["cw_pos"], nc_account=nc_account,
             nc_channel=np.asarray(nc_channel, np.int16), nc_offsets=nc_off,
             accounts=np.asarray(acc_uniques, dtype=object), channels=list(tp["channel"].cat.categories),
-            milestone=milestone, lookback_days=lookback_days, n_unattributable=int((acc_code < 0).sum()))
+            milestone=milestone, lookback_days=lookback_days, n_unattributable=n_unattr)
     return out
 
 
@@ -456,13 +458,7 @@ def _touches_in_windows(acc_code, t_all, windows, n_acc, look_ns, non_converting
         has = ca >= 0
         np.minimum.at(win_lo, ca[has], ct[has] - look_ns)
         np.maximum.at(win_hi, ca[has], ct[has])
-    # one gather buffer reused for every per-account bound (fresh 10^7-row arrays cost page
-    # faults); mode="wrap" keeps index -1 → the extra slot and, unlike "raise", does not
-    # buffer a copy of ``out``
-    bound_of_touch = np.take(win_lo, acc_code)
-    keep = t_all >= bound_of_touch
-    np.take(win_hi, acc_code, out=bound_of_touch, mode="wrap")
-    keep &= t_all <= bound_of_touch
+    nc_lo = None
     if non_converting and n_acc:
         # non-converting accounts: only their last lookback window is ever used
         last_t = np.full(n_acc + 1, _SMALL)
@@ -470,8 +466,25 @@ def _touches_in_windows(acc_code, t_all, windows, n_acc, look_ns, non_converting
         nc_lo = np.full(n_acc + 1, _BIG)
         for _, _, converting in windows:
             nc_lo = np.minimum(nc_lo, np.where(converting, _BIG, last_t - look_ns))
-        np.take(nc_lo, acc_code, out=bound_of_touch, mode="wrap")
-        keep |= t_all >= bound_of_touch
+    # blocks of 64k touches with small reused buffers: the per-account bounds are gathered
+    # and compared while in cache (no 10^7-row temporaries); mode="wrap" keeps index -1 →
+    # the extra slot and, unlike "raise", does not buffer a copy of ``out``
+    n = len(acc_code)
+    keep = np.empty(n, bool)
+    block = 1 << 16
+    bound_buf, flag_buf = np.empty(min(block, n), np.int64), np.empty(min(block, n), bool)
+    for a in range(0, n, block):
+        e = min(a + block, n)
+        codes, t, b, f, k = acc_code[a:e], t_all[a:e], bound_buf[:e - a], flag_buf[:e - a], keep[a:e]
+        np.take(win_lo, codes, out=b, mode="wrap")  # index -1 → the extra slot
+        np.greater_equal(t, b, out=k)
+        np.take(win_hi, codes, out=b, mode="wrap")
+        np.less_equal(t, b, out=f)
+        k &= f
+        if nc_lo is not None:
+            np.take(nc_lo, codes, out=b, mode="wrap")
+            np.greater_equal(t, b, out=f)
+            k |= f
     return np.flatnonzero(keep)
 
 
@@ -537,7 +550,14 @@ class _SortedTouches:
         else:
             off = (np.searchsorted(self.uniq_t, ts, "left") if side == "left"
                    else np.searchsorted(self.uniq_t, ts, "right") - 1)
-        return np.searchsorted(self.key, acc * (self.span + 1) + off, side)
+        needles = acc * (self.span + 1) + off
+        if len(needles) > 1 and np.any(needles[1:] < needles[:-1]):
+            # sorted needles walk the keys in order (cache-friendly binary searches)
+            order = np.argsort(needles, kind="stable")
+            out = np.empty(len(needles), np.intp)
+            out[order] = np.searchsorted(self.key, needles[order], side)
+            return out
+        return np.searchsorted(self.key, needles, side)
 
     def account_runs(self) -> tuple:
         """(account, start, end) of each account's run of sorted touches."""

@@ -393,11 +393,23 @@ def _won(data: KPIData, p: Period) -> pd.DataFrame:
 def pipeline_velocity(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
     """pipeline velocity = mean days from opportunity creation to close, over
     opportunities closed (won or lost) in the period. Its change between periods is
-    :func:`velocity_change` (120 → 100 = −20 days)."""
+    :func:`velocity_change` (120 → 100 = −20 days). Opportunities closed more than a day
+    before they were created are left out and counted in ``note``."""
     data, p = _data(dataset), _period(quarter, start, end, period)
     c = _closed(data, p)
-    days = (c["closed_at"] - c["created_at"]) / pd.Timedelta(days=1)
-    return pipeline_velocity_from_counts(days.values)
+    # closed more than a day before created (data check closed_before_created, abmkit.clean.sanity):
+    # no duration to measure, so left out and counted in the note; a date-only close on the
+    # creation day (midnight, before the creation time) counts as 0 days
+    from .clean.sanity import closed_before_created
+    bad = closed_before_created(c)
+    days = ((c["closed_at"] - c["created_at"]) / pd.Timedelta(days=1))[~bad].clip(lower=0)
+    res = pipeline_velocity_from_counts(days.values)
+    n_bad = int(bad.sum())
+    if n_bad:
+        res = replace(res, note=(f"{n_bad} opportunit{'y' if n_bad == 1 else 'ies'} closed before "
+                                 f"{'it was' if n_bad == 1 else 'they were'} created "
+                                 f"{'is' if n_bad == 1 else 'are'} left out (data check closed_before_created)"))
+    return res
 
 
 def win_rate(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
@@ -537,14 +549,26 @@ def deal_velocity(dataset, quarter=None, start=None, end=None, *, period: Period
     """deal velocity = mean days from the account's first touch (within
     ``lookback_days`` before the opportunity's creation) to close, over opportunities won
     in the period that have such a touch (the whole account journey, unlike
-    :func:`pipeline_velocity` which starts at opportunity creation)."""
+    :func:`pipeline_velocity` which starts at opportunity creation). Won opportunities
+    closed more than a day before they were created are left out and counted in ``note``."""
     data, p = _data(dataset), _period(quarter, start, end, period)
     w = _won(data, p)[["opportunity_id", "account_id", "created_at", "closed_at"]]
+    # won deals closed more than a day before they were created (data check closed_before_created,
+    # abmkit.clean.sanity) have no journey to measure: left out and counted in the note
+    from .clean.sanity import closed_before_created
+    bad = closed_before_created(w)
+    w = w[~bad]
     t = data.touches[["account_id", "occurred_at"]]
     j = w.merge(t, on="account_id", how="inner")
     j = j[(j["occurred_at"] >= j["created_at"] - pd.Timedelta(days=lookback_days)) & (j["occurred_at"] <= j["closed_at"])]
     first = j.groupby("opportunity_id").agg(first=("occurred_at", "min"), closed=("closed_at", "first"))
-    return deal_velocity_from_counts(((first["closed"] - first["first"]) / pd.Timedelta(days=1)).values)
+    res = deal_velocity_from_counts(((first["closed"] - first["first"]) / pd.Timedelta(days=1)).values)
+    n_bad = int(bad.sum())
+    if n_bad:
+        res = replace(res, note=(f"{n_bad} won opportunit{'y' if n_bad == 1 else 'ies'} closed before "
+                                 f"{'it was' if n_bad == 1 else 'they were'} created "
+                                 f"{'is' if n_bad == 1 else 'are'} left out (data check closed_before_created)"))
+    return res
 
 
 def customer_lifetime_value(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:

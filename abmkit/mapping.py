@@ -610,6 +610,21 @@ def _reason_kind(reason: pd.Series) -> pd.Series:
     return r.str.split(r"[:;]", n=1, regex=True).str[0].str.strip()
 
 
+PLACEHOLDER_COLUMNS = ["column", "value", "contacts", "reason"]
+#: why a value is left out of the "top unmatched" lists (keys: the data-check ids of abmkit.clean.sanity)
+PLACEHOLDER_REASONS = {
+    "placeholder_domain": "reserved example domain (RFC 2606/6761): a test record, not a corporate domain to add",
+    "id_in_name": "a CRM id, not a company name: map that field to crm_account_id instead",
+    "placeholder_name": "a placeholder, not a company name (test, unknown, n/a, ...)",
+}
+
+
+def _placeholder_counts(values: pd.Series, column: str, reason: str) -> pd.DataFrame:
+    counts = values.value_counts()
+    return pd.DataFrame({"column": column, "value": counts.index.astype(object), "contacts": counts.to_numpy(),
+                         "reason": reason}, columns=PLACEHOLDER_COLUMNS)
+
+
 @dataclass
 class MappingReport(Result):
     """Quality of a contact → account mapping (see :func:`mapping_report`).
@@ -625,6 +640,9 @@ class MappingReport(Result):
     ambiguous : DataFrame           contact_id, reason, candidate_account_ids, company_name, email_domain
     contacts_per_account : DataFrame      account_id, contacts
     accuracy : DataFrame or None    with truth: method, assigned, correct, precision, recall
+    placeholders : DataFrame        unmatched contacts left out of the two "top unmatched" lists:
+        column (email_domain / company_name), value, contacts, reason (a reserved example
+        domain, a CRM id in the company name, a placeholder name such as "test")
     """
     overview: pd.DataFrame
     by_method: pd.DataFrame
@@ -635,6 +653,7 @@ class MappingReport(Result):
     ambiguous: pd.DataFrame
     contacts_per_account: pd.DataFrame
     accuracy: pd.DataFrame | None = None
+    placeholders: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PLACEHOLDER_COLUMNS))
 
     def metric(self, name: str):
         """One headline value from :attr:`overview`."""
@@ -718,16 +737,28 @@ def mapping_report(mapping: pd.DataFrame, contacts: pd.DataFrame | None = None,
 
     unmatched = m.loc[~matched, ["contact_id", "reason", "candidate_account_ids"]]
     companies = pd.DataFrame(columns=["company_name", "contacts"])
+    placeholders = pd.DataFrame(columns=PLACEHOLDER_COLUMNS)
     domains = pd.DataFrame(columns=["email_domain", "free_mail", "contacts"])
     extra = pd.DataFrame({"contact_id": m["contact_id"]})
     if contacts is not None:
         con = _prepare_contacts(contacts)
         extra = con[["contact_id", "company_name", "email_domain"]]
         un = con[(~matched).to_numpy()]
-        companies = (un.dropna(subset=["company_name"]).groupby("company_name").size().rename("contacts")
+        # placeholders are no fix to suggest (no account or domain to add): counted apart, with the
+        # reason (data checks placeholder_domain / id_in_name / placeholder_name, abmkit.clean.sanity)
+        from .clean.sanity import id_like_mask, placeholder_name_mask, reserved_domain_mask
+        bad_domain = reserved_domain_mask(un["email_domain"]).to_numpy()
+        id_name = id_like_mask(un["company_name"]).to_numpy()
+        placeholder_name = placeholder_name_mask(un["company_name"]).to_numpy() & ~id_name
+        placeholders = pd.concat([_placeholder_counts(un.loc[mask, col], col, why) for mask, col, why in (
+            (bad_domain, "email_domain", PLACEHOLDER_REASONS["placeholder_domain"]),
+            (id_name, "company_name", PLACEHOLDER_REASONS["id_in_name"]),
+            (placeholder_name, "company_name", PLACEHOLDER_REASONS["placeholder_name"]))], ignore_index=True)
+        named = un[~(id_name | placeholder_name)]
+        companies = (named.dropna(subset=["company_name"]).groupby("company_name").size().rename("contacts")
                      .sort_values(ascending=False).head(top).reset_index())
-        domains = (un.dropna(subset=["email_domain"]).groupby("email_domain").size().rename("contacts")
-                   .sort_values(ascending=False).head(top).reset_index())
+        domains = (un[~bad_domain].dropna(subset=["email_domain"]).groupby("email_domain").size()
+                   .rename("contacts").sort_values(ascending=False).head(top).reset_index())
         domains.insert(1, "free_mail", domains["email_domain"].isin(free_mail_domains()))
     amb = unmatched[m.loc[~matched, "reason_kind"].str.startswith("ambiguous")]
     if contacts is not None:
@@ -751,7 +782,8 @@ def mapping_report(mapping: pd.DataFrame, contacts: pd.DataFrame | None = None,
         overview=pd.DataFrame({"metric": [k for k, _ in overview],
                                "value": pd.Series([v for _, v in overview], dtype=object)}), by_method=by_method, reasons=reasons,
         confidence=confidence, top_unmatched_companies=companies, top_unmatched_domains=domains,
-        ambiguous=amb.reset_index(drop=True), contacts_per_account=per_account, accuracy=accuracy)
+        ambiguous=amb.reset_index(drop=True), contacts_per_account=per_account, accuracy=accuracy,
+        placeholders=placeholders)
 
 
 def _accuracy(m: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:

@@ -1,9 +1,11 @@
 """Saving a notebook's key tables and findings for the report, safely.
 
 Every table a report writes goes through :func:`save_table`: personal columns are
-masked (hashed ids) or dropped, and text cells that a spreadsheet would run as a
-formula are neutralised. Findings (small JSON dicts) let notebook 05 read the
-headlines of notebooks 02-04 without recomputing them.
+masked (keyed hashes of the ids, see :mod:`abmkit.masking`) or dropped, and text cells
+that a spreadsheet would run as a formula are neutralised. Findings (small JSON dicts)
+let notebook 05 read the headlines of notebooks 02-04 without recomputing them. Report
+files are written readable by others (0644 under the usual umask): they hold no personal
+data. Any CSV the kit writes goes through :func:`neutralise_formulas`.
 
 Example
 -------
@@ -15,7 +17,6 @@ Example
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -24,6 +25,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import masking
+from .private import public_file_mode, write_private
+
 #: columns never written to a report (personal data)
 PERSONAL_COLUMNS = frozenset({"email", "first_name", "last_name", "full_name", "name", "phone", "title"})
 #: id columns replaced by a stable hash in reports
@@ -31,29 +35,51 @@ MASKED_ID_COLUMNS = frozenset({"contact_id"})
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def mask_ids(values: pd.Series, prefix: str = "c_") -> pd.Series:
-    """Stable, non-reversible short ids (sha256, 10 hex chars) for personal ids."""
-    def h(v):
-        if v is None or (isinstance(v, float) and np.isnan(v)):
-            return None
-        return prefix + hashlib.sha256(str(v).encode("utf-8")).hexdigest()[:10]
+def mask_ids(values: pd.Series, prefix: str = "c_", key: bytes | None = None) -> pd.Series:
+    """Stable masked ids for personal ids: ``prefix`` + 16 hex characters of
+    HMAC-SHA256(key, id) (:func:`abmkit.masking.mask_values`). ``key`` defaults to the
+    installation's secret (:func:`abmkit.masking.load_key`, created on first use), so the
+    same id masks the same way in every run and kernel; without the key a mask cannot be
+    recomputed from candidate ids. Missing values stay missing."""
+    key = masking.load_key() if key is None else key
     uniq = pd.unique(values.dropna())
-    table = {u: h(u) for u in uniq}
-    return values.map(table)
+    masked = masking.mask_values(uniq, key, prefix)
+    if len(set(masked)) != len(set(map(str, uniq))):  # 64 bits: never expected (see masking.MASK_HEX)
+        raise RuntimeError("two different ids got the same masked id; report this (abmkit.masking.MASK_HEX)")
+    return values.map(dict(zip(uniq, masked)))
 
 
 def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
     """Prefix text cells starting with = + - @ (tab, CR) with a quote, so a
-    spreadsheet shows them as text (CSV/formula injection)."""
+    spreadsheet shows them as text (CSV/formula injection). Categorical text columns and
+    column names are neutralised too."""
     out = df.copy()
-    for col in out.columns:
-        s = out[col]
+    for i in range(out.shape[1]):  # by position: column names may repeat
+        s = out.iloc[:, i]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            cats = pd.Series(s.cat.categories)
+            if not (cats.map(lambda v: isinstance(v, str)) & cats.astype(str).str.startswith(_FORMULA_START)).any():
+                continue
+            s = s.astype(object)
         if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
             is_text = s.map(lambda v: isinstance(v, str))
             risky = is_text & s.astype(str).str.startswith(_FORMULA_START)
             if risky.any():
-                out[col] = s.where(~risky, "'" + s.astype(str))
+                out.isetitem(i, s.astype(object).where(~risky, "'" + s.astype(str)))
+    names = [f"'{c}" if isinstance(c, str) and c.startswith(_FORMULA_START) else c for c in out.columns]
+    if names != list(out.columns):
+        out.columns = names
     return out
+
+
+def write_csv(df: pd.DataFrame, path: str | Path, *, private: bool = True, index: bool = False) -> Path:
+    """Write ``df`` as CSV, formula-neutralised and atomically: mode 0600 (``private``,
+    the default: data files next to the cleaned data) or readable by others (report
+    files). Every CSV the kit writes goes through here or :func:`save_table`."""
+    text = neutralise_formulas(df.reset_index() if index else df).to_csv(index=False)
+    if private:
+        return write_private(path, lambda f: f.write(text.encode("utf-8")))
+    return atomic_write_text(Path(path), text)
 
 
 def privacy_safe(df: pd.DataFrame) -> pd.DataFrame:
@@ -66,12 +92,21 @@ def privacy_safe(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def atomic_write_text(path: Path, text: str) -> Path:
+    """Write a *report* file atomically, readable by others like any new file under the
+    umask (0644 with the usual 022; mkstemp alone would leave it 0600, unreadable by the
+    web server the report is published with). Personal data: :func:`abmkit.private.write_private`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.chmod(tmp, public_file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
     return path
 
 

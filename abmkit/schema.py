@@ -172,7 +172,10 @@ def coerce_table(df: pd.DataFrame, name: str, *, source: str | None = None) -> p
 
 def _bad_rows_message(table, source, col, mask, values, expected, fix):
     rows = np.flatnonzero(np.asarray(mask))
-    sample = ", ".join(f"row {r}: {values.iloc[r]!r}" for r in rows[:5])
+    from .io.errors import shown  # values quoted in messages are cut to 80 characters
+
+    sample = ", ".join(f"row {r}: {shown(values.iloc[r]) if isinstance(values.iloc[r], str) else values.iloc[r]!r}"
+                       for r in rows[:5])
     return (f"{_where(source, table)}: column '{col}' has {len(rows)} value(s) that are not "
             f"{expected} ({sample}). {fix}")
 
@@ -354,11 +357,13 @@ def load(data_dir: str | Path, *, validate: bool = True) -> Dataset:
 
 def save(dataset: Dataset, data_dir: str | Path) -> Path:
     """Write every table of ``dataset`` as ``<table>.parquet`` under ``data_dir``
-    (created); returns the folder."""
-    data_dir = Path(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    (created); returns the folder. The tables hold personal data: files are written
+    0600, atomically, and missing folders created 0700 (:mod:`abmkit.private`)."""
+    from .private import private_dir, write_private
+
+    data_dir = private_dir(data_dir)
     for name, df in dataset.tables().items():
-        df.to_parquet(data_dir / f"{name}.parquet", index=False)
+        write_private(data_dir / f"{name}.parquet", lambda f, df=df: df.to_parquet(f, index=False))
     return data_dir
 
 

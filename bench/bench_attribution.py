@@ -26,8 +26,10 @@ per size and not timed: the hashing of the ids happens there). For each size:
 
 Every step runs ``--repeats`` times (default 3): wall seconds min / median / max, CPU
 seconds of this process (all threads) median, peak MB (RSS growth above the level
-before the step, sampled every 5 ms; max over the repeats). Then a table of ratios
-with their targets. Writes bench/results/bench_attribution.json.
+before the step, sampled every 5 ms; max over the repeats). A step and its peer
+counterparts run round-robin (abmkit, polars, ChannelAttribution, abmkit, ...), so on a
+shared machine they see the same load. Then a table of ratios with their targets (median
+wall seconds, and the same with CPU seconds). Writes bench/results/bench_attribution.json.
 
 Usage: python bench/bench_attribution.py [--sizes 100000 1000000 10000000] [--repeats 3]
        [--skip-peer] [--skip-polars] [--processes 3]
@@ -251,13 +253,21 @@ def quiet(f, *a, **k):
 
 def repeat(f, repeats: int):
     """(last result, [Peak per run]); the previous result is dropped before each run."""
-    runs, out = [], None
+    out, runs = interleaved({"f": f}, repeats)
+    return out["f"], runs["f"]
+
+
+def interleaved(steps: dict, repeats: int):
+    """Run ``steps`` (name → function) round-robin ``repeats`` times, so that a tool and its
+    peer see the same load on a shared machine: ({name: last result}, {name: [Peak]})."""
+    out, runs = dict.fromkeys(steps), {k: [] for k in steps}
     for _ in range(repeats):
-        out = None
-        gc.collect()
-        with Peak() as m:
-            out = f()
-        runs.append(m)
+        for k, f in steps.items():
+            out[k] = None
+            gc.collect()
+            with Peak() as m:
+                out[k] = f()
+            runs[k].append(m)
     return out, runs
 
 
@@ -297,27 +307,36 @@ def run_size(n: int, peer, use_polars: bool, repeats: int, processes: int, rows:
         data = resolved(ds, mqa)
     rec("abmkit", "prepare (resolve touches, once; not in rows below)", [m])
     del ds
+    # the path table the peer reads (timed below, on its own row)
+    table = write_paths(conversion_journeys(data, lookback_days=LOOKBACK_DAYS), sep=">")
 
-    ours5, runs = repeat(lambda: position_five(data), repeats)
-    rec("abmkit", STEP_FIVE, runs, "polars 5 models")
-    _, runs = repeat(lambda: position_run(data), repeats)
-    rec("abmkit", STEP_ALL, runs, "ca heuristic_models")
-
+    # position models: abmkit, polars and ChannelAttribution's heuristics run round-robin
+    steps = {"five": lambda: position_five(data), "all": lambda: position_run(data)}
+    tables = None
     if use_polars:
         import polars as pl
         with Peak() as m:
             tables = polars_tables(data)
         rec("polars", "from_pandas (tables to polars, once)", [m], threads=pl.thread_pool_size())
         for engine in ("in-memory", "streaming"):
-            theirs, runs = repeat(lambda: polars_run(tables, engine), repeats)
-            rec("polars", f"5 position models, lazy {engine} engine", runs, threads=pl.thread_pool_size())
-            diff = check_polars(ours5, theirs)
+            steps[engine] = lambda engine=engine: polars_run(tables, engine)
+    if peer is not None:
+        steps["ca"] = lambda: quiet(peer.heuristic_models, table, "path", "total_conversions",
+                                    var_value="total_conversion_value", sep=">", flg_pro=False)
+    res, runs = interleaved(steps, repeats)
+    rec("abmkit", STEP_FIVE, runs["five"], "polars 5 models")
+    rec("abmkit", STEP_ALL, runs["all"], "ca heuristic_models")
+    for engine in ("in-memory", "streaming"):
+        if engine in steps:
+            rec("polars", f"5 position models, lazy {engine} engine", runs[engine], threads=pl.thread_pool_size())
+            diff = check_polars(res["five"], res[engine])
             checks.setdefault(size, {})[engine] = diff
             print(f"  check: polars ({engine}) channel credits == abmkit's, 5 models x conversions/pipeline/"
                   f"revenue x channels at {size:,}: max relative difference {diff:.2e} "
                   f"({'OK' if diff <= CHECK_RTOL else 'FAILED'}, tolerance {CHECK_RTOL:g})", flush=True)
-        del tables, theirs
-    del ours5
+    if "ca" in steps:
+        rec("ChannelAttribution", "heuristic_models", runs["ca"])
+    del res, tables
 
     cj = None
 
@@ -325,20 +344,36 @@ def run_size(n: int, peer, use_polars: bool, repeats: int, processes: int, rows:
         nonlocal cj
         cj = conversion_journeys(data, lookback_days=LOOKBACK_DAYS)
         return markov_attribution(cj.paths(), 1)
-    _, runs = repeat(markov_from_touches, repeats)
-    rec("abmkit", "markov o1 from touch tables", runs, "ca markov o1")
+
+    def ca_markov(order, **kw):
+        return lambda: quiet(peer.markov_model, table, "path", "total_conversions",
+                             var_value="total_conversion_value", var_null="total_null", order=order,
+                             out_more=True, sep=">", verbose=False, flg_pro=False, **kw)
+
+    steps = {"ours": markov_from_touches}
+    if peer is not None:
+        steps["ca"] = ca_markov(1)
+    res, runs = interleaved(steps, repeats)
+    rec("abmkit", "markov o1 from touch tables", runs["ours"], "ca markov o1")
+    ca_runs = {1: (res.get("ca"), runs.get("ca"))}
     _, runs = repeat(lambda: shapley_attribution(cj.paths()), repeats)
     rec("abmkit", "shapley (exact, journeys built)", runs)
-    table, runs = repeat(lambda: write_paths(cj, sep=">"), repeats)
+    table_again, runs = repeat(lambda: write_paths(cj, sep=">"), repeats)
     rec("abmkit", "write_paths (path table build)", runs)
+    assert table_again.equals(table)
     notes[size] = {"path_rows": len(table), "conversions": float(table.total_conversions.sum()),
                    "nulls": float(table.total_null.sum()), "journey_touches": int(len(cj.conv))}
+    del cj, table_again
     ours_re = {}
     for order in (1, 2, 3):
-        r, runs = repeat(lambda order=order: markov_attribution(read_paths(table, sep=">"), order), repeats)
-        ours_re[order] = r.set_index("channel")["removal_effect"]
-        rec("abmkit", f"markov o{order} on path table", runs, f"ca markov o{order}")
-    del cj
+        steps = {"ours": lambda order=order: markov_attribution(read_paths(table, sep=">"), order)}
+        if peer is not None and order > 1:
+            steps["ca"] = ca_markov(order)
+        res, runs = interleaved(steps, repeats)
+        ours_re[order] = res["ours"].set_index("channel")["removal_effect"]
+        rec("abmkit", f"markov o{order} on path table", runs["ours"], f"ca markov o{order}")
+        if order > 1:
+            ca_runs[order] = (res.get("ca"), runs.get("ca"))
     # compare_models takes the journeys the resolved dataset memoises: build them untimed,
     # as the old bench passed journeys=
     journeys_for(data, DEFAULT_COMPARE_MODELS, lookback_days=LOOKBACK_DAYS)
@@ -350,22 +385,14 @@ def run_size(n: int, peer, use_polars: bool, repeats: int, processes: int, rows:
         ratio=round(stats([m.seconds for m in runs])[1] / one, 2))
     del data
     if peer is not None:
-        _, runs = repeat(lambda: quiet(peer.heuristic_models, table, "path", "total_conversions",
-                                       var_value="total_conversion_value", sep=">", flg_pro=False), repeats)
-        rec("ChannelAttribution", "heuristic_models", runs)
         for order in (1, 2, 3):
-            res, runs = repeat(lambda order=order: quiet(
-                peer.markov_model, table, "path", "total_conversions", var_value="total_conversion_value",
-                var_null="total_null", order=order, out_more=True, sep=">", verbose=False, flg_pro=False), repeats)
+            res, runs = ca_runs[order]
             ca_re = res["removal_effects"].set_index("channel_name")["removal_effects_conversion"]
             diff = float((ours_re[order].reindex(ca_re.index) - ca_re).abs().max())
             rec("ChannelAttribution", f"markov o{order}", runs, max_abs_removal_effect_diff=round(diff, 4))
         # ChannelAttribution's default max_step (longest observed path) truncates simulated walks;
         # untruncated, its simulation should approach our exact values (one run: accuracy only)
-        res, runs = repeat(lambda: quiet(
-            peer.markov_model, table, "path", "total_conversions", var_value="total_conversion_value",
-            var_null="total_null", order=1, out_more=True, sep=">", verbose=False, flg_pro=False,
-            max_step=100_000), 1)
+        res, runs = repeat(ca_markov(1, max_step=100_000), 1)
         ca_re = res["removal_effects"].set_index("channel_name")["removal_effects_conversion"]
         diff = float((ours_re[1].reindex(ca_re.index) - ca_re).abs().max())
         rec("ChannelAttribution", "markov o1 max_step=1e5 (accuracy)", runs, max_abs_removal_effect_diff=round(diff, 4))
@@ -390,8 +417,7 @@ def run_size(n: int, peer, use_polars: bool, repeats: int, processes: int, rows:
             lo, med, hi = stats(best)
             rows.append({"tool": "abmkit", "step": f"{step}, {processes} processes", "size": size,
                          "runs": f"{processes}x{repeats}", "min_s": round(lo, 3), "median_s": round(med, 3),
-                         "max_s": round(hi, 3),
-                         "cpu_median_s": round(stats(best_cpu)[1], 3),
+                         "max_s": round(hi, 3), "cpu_median_s": round(stats(best_cpu)[1], 3),
                          "peak_mb": None, "ratio_to": None, "per_process_best_s": [round(b, 3) for b in best],
                          "per_process_s": [[round(s, 3) for s in p["seconds"]] for p in procs],
                          "per_process_best_cpu_s": [round(b, 3) for b in best_cpu],

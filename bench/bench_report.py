@@ -53,7 +53,7 @@ def run_once(data: Path, quarter: str, jobs: int | None) -> dict:
         if jobs is not None:
             cmd += ["--jobs", str(jobs)]
         load = os.getloadavg()[0]
-        c0, t0 = _cpu_children(), time.perf_counter()
+        c0, t0, started = _cpu_children(), time.perf_counter(), time.time()
         proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
         wall, cpu = time.perf_counter() - t0, _cpu_children() - c0
         manifest_path = Path(out) / quarter / "run.json"
@@ -63,14 +63,21 @@ def run_once(data: Path, quarter: str, jobs: int | None) -> dict:
         sys.stderr.write(proc.stderr[-3000:])
     timeline = manifest.get("timeline", {})
     last_html = max((t["html"][1] for t in timeline.values() if "html" in t), default=None)
+    origin = manifest.get("timeline_origin")
+    startup = round(origin - started, 2) if origin else None
     return {
         "jobs": manifest.get("jobs", jobs), "exit_code": proc.returncode, "wall_seconds": round(wall, 2),
         "cpu_seconds": round(cpu, 2), "load_before": round(load, 2), "html_files": n_html,
         "seconds": manifest.get("seconds", {}), "html_seconds": manifest.get("html_seconds", {}),
         "warm_seconds": {s: round(t["warm"][1] - t["warm"][0], 2) for s, t in timeline.items() if "warm" in t},
+        # CPU seconds of each notebook's kernel: warm-up (start, imports) and execution, and their sum
+        "kernel_cpu_seconds": manifest.get("kernel_cpu_seconds", {}),
+        "kernel_cpu_total": {s: round(sum(c.values()), 2) for s, c in manifest.get("kernel_cpu_seconds", {}).items()},
         "index_seconds": manifest.get("index_seconds"), "report_total_seconds": manifest.get("total_seconds"),
-        # after the last HTML page: privacy scan, index, run.json, swap, and the process exit
-        "finish_seconds": round(wall - last_html, 2) if last_html is not None else None,
+        # before the runner starts its notebooks: interpreter, imports, inputs, staging folder
+        "startup_seconds": startup,
+        # after the last HTML page: privacy scan, index, run.json, swap, last kernels, process exit
+        "finish_seconds": round(wall - startup - last_html, 2) if last_html is not None and startup else None,
         "timeline": timeline,
     }
 
@@ -132,9 +139,11 @@ def main(argv=None) -> int:
     short = [s[:2] for s in stems]
     print()
     head = (f"{'run':>3} {'mode':<10} {'jobs':>4} {'wall s':>7} {'CPU s':>7} {'load':>5} | "
-            + " ".join(f"{n:>6}" for n in short) + f" | {'html':>6} {'index':>6} {'finish':>6}")
-    print("per run: notebooks = seconds each notebook executed; html = sum of the HTML exports "
-          "(in parallel runs they overlap other notebooks); finish = after the last HTML page")
+            + " ".join(f"{n:>6}" for n in short) + f" | {'html':>6} {'index':>6} {'start':>6} {'finish':>6}")
+    print("per run: notebooks = seconds each notebook executed (its kernel start and imports excluded "
+          "when they were done ahead, see warm below); html = sum of the HTML exports (in parallel runs "
+          "they overlap other notebooks); start = process start to the first kernel start; finish = "
+          "after the last HTML page (index, run.json, publication, exit)")
     print(head)
     print("-" * len(head))
     for r in runs:
@@ -142,7 +151,7 @@ def main(argv=None) -> int:
         html_sum = sum(r["html_seconds"].values()) if r["html_seconds"] else None
         print(f"{r['run']:>3} {r['mode']:<10} {r['jobs']!s:>4} {r['wall_seconds']:7.1f} {r['cpu_seconds']:7.1f} "
               f"{r['load_before']:5.1f} | {nb} | {_f(html_sum, 6)} {_f(r['index_seconds'], 6)} "
-              f"{_f(r['finish_seconds'], 6)}")
+              f"{_f(r['startup_seconds'], 6)} {_f(r['finish_seconds'], 6)}")
 
     summary = {}
     print()
@@ -153,7 +162,8 @@ def main(argv=None) -> int:
         summary[mode] = {"runs": len(ok), "wall_seconds": _stats([r["wall_seconds"] for r in ok]),
                          "cpu_seconds": _stats([r["cpu_seconds"] for r in ok]),
                          "notebooks": {s: {"warm": _median(ok, "warm_seconds", s), "run": _median(ok, "seconds", s),
-                                           "html": _median(ok, "html_seconds", s)} for s in stems}}
+                                           "html": _median(ok, "html_seconds", s),
+                                           "cpu": _median(ok, "kernel_cpu_total", s)} for s in stems}}
         w, c = summary[mode]["wall_seconds"], summary[mode]["cpu_seconds"]
         print(f"{mode:<10} wall min/median/max {w['min']:.1f} / {w['median']:.1f} / {w['max']:.1f} s; "
               f"CPU {c['min']:.1f} / {c['median']:.1f} / {c['max']:.1f} s ({len(ok)} run(s))")
@@ -163,11 +173,13 @@ def main(argv=None) -> int:
         print(f"sequential / parallel (median wall): {ratio:.2f}x")
 
     print()
-    print("per notebook, medians (s): warm = kernel start and imports before the notebook may run")
-    print(f"{'notebook':<40} " + " ".join(f"{m[:3] + ' ' + k:>9}" for m in summary for k in ("warm", "run", "html")))
+    print("per notebook, medians (s): warm = kernel start and imports before the notebook may run (wall); "
+          "run, html = wall; cpu = CPU seconds of its kernel (warm-up + run)")
+    keys = ("warm", "run", "html", "cpu")
+    print(f"{'notebook':<38} " + " ".join(f"{m[:3] + ' ' + k:>8}" for m in summary for k in keys))
     for s in stems:
-        cells = " ".join(_f(summary[m]["notebooks"][s][k], 9) for m in summary for k in ("warm", "run", "html"))
-        print(f"{s:<40} {cells}")
+        cells = " ".join(_f(summary[m]["notebooks"][s][k], 8) for m in summary for k in keys)
+        print(f"{s:<38} {cells}")
 
     par = [r for r in runs if r["mode"] == "parallel" and r["exit_code"] == 0]
     if par:

@@ -13,6 +13,36 @@ SMALL_N_ACCOUNTS = 300
 SMALL_SEED = 1
 
 
+# --------------------------------------------------------------------------- masking key
+# Masked ids use a per-installation secret (abmkit.masking, default ~/.config/abmkit/
+# masking.key). Tests never touch the real one: every test process (and the notebook
+# kernels it starts, which inherit the environment) uses a throw-away key file.
+_SAVED_SECRET_ENV: dict = {}
+
+
+def pytest_configure(config):
+    import os
+    import tempfile
+
+    _SAVED_SECRET_ENV["value"] = os.environ.get("ABMKIT_SECRET_FILE")
+    _SAVED_SECRET_ENV["dir"] = tempfile.mkdtemp(prefix="abmkit-test-key-")
+    os.environ["ABMKIT_SECRET_FILE"] = os.path.join(_SAVED_SECRET_ENV["dir"], "masking.key")
+
+
+def pytest_unconfigure(config):
+    import os
+    import shutil
+
+    if "dir" not in _SAVED_SECRET_ENV:
+        return
+    shutil.rmtree(_SAVED_SECRET_ENV.pop("dir"), ignore_errors=True)
+    old = _SAVED_SECRET_ENV.pop("value", None)
+    if old is None:
+        os.environ.pop("ABMKIT_SECRET_FILE", None)
+    else:
+        os.environ["ABMKIT_SECRET_FILE"] = old
+
+
 @pytest.fixture(scope="session")
 def small_sample():
     from abmkit.sample import generate

@@ -658,3 +658,203 @@ def test_round_trip_of_the_synthetic_sample_through_a_hubspot_export(small_sampl
     assert records(visits.assign(channel=visits.channel.astype(str)), ["contact_id", "occurred_at", "channel"]) == \
         records(exp_v.assign(channel=exp_v.channel.astype(str)), ["contact_id", "occurred_at", "channel"])
     assert len(emails) > 1000 and len(visits) > 1000 and got.contacts.persona.notna().sum() > 100
+
+
+# ------------------------------------------------------------------ every source column reaches the column map
+def _sf_copy(tmp_path: Path) -> Path:
+    out = tmp_path / "export"
+    out.mkdir()
+    for f in SF_DIR.iterdir():
+        shutil.copy(f, out / f.name)
+    return out
+
+
+def _read_sf(folder: Path, name: str) -> pd.DataFrame:
+    return pd.read_csv(folder / name, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+
+
+def _preset_copy(tmp_path: Path, edit) -> Path:
+    """A copy of the shipped Salesforce preset (as a user makes it), edited by ``edit(dict)``."""
+    cm = yaml.safe_load((Path(sf.__file__).parent.parent / "presets" / "salesforce.yaml").read_text("utf-8"))
+    edit(cm)
+    path = tmp_path / "my_salesforce.yaml"
+    path.write_text(yaml.safe_dump(cm, sort_keys=False), "utf-8")
+    return path
+
+
+# the touch date of a campaign member lives in a custom field (CreatedDate is a data-load stamp)
+_EVENT_DATES = ["2024-02-14", "2024-01-24", "2024-02-28", "2024-03-04", "2024-06-01", "", "", "2024-03-06",
+                "2024-03-07", "", "", "2024-09-24"]
+
+
+@pytest.mark.parametrize("header", ["Event_Date__c", "CampaignMember.Event_Date__c", "event_date__C"])
+def test_campaign_member_date_from_a_custom_field(tmp_path, header):
+    folder = _sf_copy(tmp_path)
+    mem = _read_sf(folder, "CampaignMember.csv")
+    mem["CreatedDate"] = "2024-12-01T03:00:00.000+0000"  # the load stamp
+    mem["FirstRespondedDate"] = ""
+    mem["Event_Date__c"] = _EVENT_DATES
+    _write_with_bom(mem, folder / "CampaignMember.csv")
+    cm = _preset_copy(tmp_path, lambda c: c["tables"]["touchpoints"]["columns"].update(occurred_at=header))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PicklistWarning)
+        r = clean_exports(folder, cm)
+    tp = r.dataset.touchpoints.set_index("touchpoint_id").occurred_at
+    # members: the custom field; tasks and events (no such field): the adapter's own activity dates
+    assert {k: tp[M(k)] for k in (1, 2, 3, 4, 5, 9, 12)} == {
+        1: ts("2024-02-14"), 2: ts("2024-01-24"), 3: ts("2024-02-28"), 4: ts("2024-03-04"), 5: ts("2024-06-01"),
+        9: ts("2024-03-07"), 12: ts("2024-09-24")}
+    assert tp["00T5g00000Tsk01EAB"] == ts("2024-02-20 15:30") and tp["00U5g00000Evt01EAB"] == ts("2024-03-10 14:00")
+    # the same rows as with the shipped preset are kept or rejected (the custom field changes only the date)
+    assert r.to_frame().set_index("table").loc["touchpoints", ["rows_in", "rows_clean", "rows_rejected"]].tolist() \
+        == [19, 11, 8]
+
+
+def test_custom_field_of_an_object_without_its_file_is_not_an_error(tmp_path):
+    folder = _sf_copy(tmp_path)
+    (folder / "Task.csv").unlink()
+    cm = _preset_copy(tmp_path, lambda c: c["tables"]["touchpoints"]["columns"].update(
+        touchpoint_id="Task.Id"))  # Task rows by their own field; no Task.csv: every object falls back
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PicklistWarning)
+        r = clean_exports(folder, cm)
+    assert M(1) in set(r.dataset.touchpoints.touchpoint_id)
+
+
+def test_a_mapped_column_missing_from_the_export_lists_the_files_own_columns(tmp_path):
+    from abmkit.clean import CleanError
+    folder = _sf_copy(tmp_path)
+    mem = _read_sf(folder, "CampaignMember.csv")
+    mem["Event_Date__c"] = _EVENT_DATES
+    _write_with_bom(mem, folder / "CampaignMember.csv")
+    cm = _preset_copy(tmp_path, lambda c: c["tables"]["touchpoints"]["columns"].update(occurred_at="Event_Date"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PicklistWarning)
+        with pytest.raises(CleanError) as err:
+            clean_exports(folder, cm)
+    msg = str(err.value)
+    assert msg.startswith("CampaignMember.csv, Task.csv, Event.csv: column 'Event_Date' (mapped to "
+                          "touchpoints.occurred_at in the column map ")
+    # the headers of the CSVs as exported, not the adapter's internal columns
+    assert "CampaignMember.csv: ['Id', 'IsDeleted', 'CampaignId', 'LeadId', 'ContactId', 'Status'" in msg
+    assert "'LeadOrContactOwnerId', 'Event_Date__c']" in msg
+    assert "Task.csv: ['Id', 'WhoId', 'WhatId'" in msg
+    assert "Did you mean 'Event_Date__c'" in msg
+    listed = msg.split("Columns found (as exported): ")[1].split(". Did you mean")[0]
+    assert "OccurredAt" not in listed and "PersonId" not in listed
+    # validate: exit 2 with the same message, no traceback
+    from abmkit.clean import validate_export
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PicklistWarning)
+        assert validate_export(folder, column_map=cm) == 2
+
+
+def test_colliding_field_is_reachable_as_object_dot_field(tmp_path):
+    # Task.AccountId is the task's own field; the bare AccountId is the adapter's rule (else an account WhatId)
+    cm = _preset_copy(tmp_path, lambda c: c["tables"]["touchpoints"]["columns"].update(account_id="Task.AccountId"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PicklistWarning)
+        r = clean_exports(SF_DIR, cm)
+    acc = r.dataset.touchpoints.set_index("touchpoint_id").account_id
+    assert acc["00T5g00000Tsk01EAB"] == A1
+    # events have no Task.AccountId: their rows keep the adapter's AccountId (E2's account WhatId)
+    assert acc["00U5g00000Evt02EAB"] == A3 and acc["00U5g00000Evt01EAB"] == A2
+
+
+def test_lead_field_by_object_name_and_converted_leads_still_merge(tmp_path):
+    cm = _preset_copy(tmp_path, lambda c: (c["tables"]["contacts"]["columns"].update(lead_status="Lead.Status"),
+                                           c.update(lead_status_map={"Open - Not Contacted": "mql"})))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PicklistWarning)
+        r = clean_exports(SF_DIR, cm)
+    status = r.dataset.contacts.set_index("contact_id").lead_status
+    assert status[L1] == "mql"  # the raw Lead.Status through the column map's lead_status_map
+    assert status[C3] == "sql"  # a contact: the adapter's LeadStatus (from its converted lead)
+    assert r.merged.source_file.tolist() == ["Lead.csv"]
+    assert not r.rejects.reason_code.eq("duplicate_key_conflict").any()
+
+
+def test_hubspot_custom_property_mapped_in_a_copy_of_the_preset(tmp_path):
+    folder = tmp_path / "hs"
+    shutil.copytree(HS_DIR, folder)
+    path = next(folder.glob("*contacts*.csv"))
+    con = pd.read_csv(path, dtype=str, keep_default_na=False)
+    con["Job Function"] = ["Engineering", "Operations", "", "Sales"]
+    con.to_csv(path, index=False)
+    cm = load_column_map("hubspot")
+    cm["tables"]["contacts"]["columns"]["title"] = "Job Function"
+    cm["tables"]["contacts"]["columns"]["company_name"] = "contacts.Company Name"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PicklistWarning)
+        r = clean_exports(folder, cm)
+    c = r.dataset.contacts.set_index("contact_id")
+    assert c.title.to_dict() == {"501": "Engineering", "502": "Operations", "503": None, "504": "Sales"}
+    assert c.company_name["501"] == "Acme"
+
+
+# ------------------------------------------------------------------ unmapped labels: one story
+def _rejected_by_label(r, code: str) -> dict:
+    """{label: rows} of the unmapped table's rows rejected with ``code``."""
+    u = r.unmapped[r.unmapped.outcome == f"rejected: {code}"]
+    return dict(zip(u.label, u.rows))
+
+
+@pytest.mark.parametrize("which", ["salesforce", "hubspot"])
+def test_unmapped_counts_add_up_to_the_rejects(which, sf_result, hs_result):
+    r = sf_result if which == "salesforce" else hs_result
+    for code in ("unmapped_channel", "unmapped_touch_type"):
+        assert sum(_rejected_by_label(r, code).values()) == int((r.rejects.reason_code == code).sum()), code
+    assert list(r.unmapped.columns) == ["table", "column", "label", "rows", "outcome", "source", "file", "key",
+                                        "advice"]
+    assert r.unmapped.advice.notna().all() and r.unmapped.file.notna().all()
+
+
+def test_unknown_campaign_type_is_listed_with_the_picklist_file_to_edit(tmp_path):
+    folder = _sf_copy(tmp_path)
+    camp = _read_sf(folder, "Campaign.csv")
+    camp.loc[camp.Name == "Spring Newsletter", "Type"] = "Podcast Sponsorship"
+    _write_with_bom(camp, folder / "Campaign.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PicklistWarning)
+        r = clean_exports(folder, "salesforce")
+    rejected = r.rejects[r.rejects.reason_code == "unmapped_channel"]
+    # Mem03, 04, 09, 10 and 12 are members of the newsletter; Mem08 of the "Other" campaign
+    assert sorted(rejected.source_row) == [3, 4, 8, 9, 10, 12]
+    assert _rejected_by_label(r, "unmapped_channel") == {"Podcast Sponsorship": 5, "Other": 1}
+    u = r.unmapped.set_index(["table", "column", "label"])
+    row = u.loc[("touchpoints", "channel", "Podcast Sponsorship")]
+    assert row.source == "Campaign.Type" and row.key == "(top level)"
+    assert row.file == "abmkit/presets/salesforce_campaign_type.yaml"
+    assert row.advice.startswith("add `Podcast Sponsorship: <channel>` at the top level of "
+                                 "abmkit/presets/salesforce_campaign_type.yaml")
+    assert "channel_map" not in row.advice  # channel_map does nothing for the preset's campaign types
+    assert u.loc[("campaigns", "channel", "Podcast Sponsorship"), ["rows", "outcome"]].tolist() == [1, "blanked"]
+    # the advice works: the label added where it says, the rows come back
+    table = yaml.safe_load((Path(sf.__file__).parent.parent / "presets" / "salesforce_campaign_type.yaml")
+                           .read_text("utf-8"))
+    (tmp_path / "my_types.yaml").write_text(yaml.safe_dump({**table, "Podcast Sponsorship": "paid_social"}), "utf-8")
+    cm = _preset_copy(tmp_path, lambda c: c["picklists"].update(campaign_type="my_types.yaml"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PicklistWarning)
+        fixed = clean_exports(folder, cm)
+    assert sorted(fixed.rejects[fixed.rejects.reason_code == "unmapped_channel"].source_row) == [8]
+    # with the user's copy in use, the advice and the reason name the copy, not the shipped table
+    other = fixed.unmapped.set_index(["table", "label"]).loc[("touchpoints", "Other")]
+    assert other.file == str(tmp_path / "my_types.yaml")
+    assert other.advice == f"add `Other: <channel>` at the top level of {tmp_path / 'my_types.yaml'}"
+    assert fixed.rejects[fixed.rejects.reason_code == "unmapped_channel"].reason.iloc[0] == \
+        "unmapped_channel: Campaign.Type 'Other' is not in my_types.yaml"
+
+
+def test_unmapped_advice_for_an_inline_picklist_table(tmp_path):
+    cm = _preset_copy(tmp_path, lambda c: c["picklists"].update(
+        campaign_member_status={"status": {"Sent": "impression"}, "unknown_status": {"responded": None,
+                                                                                       "not_responded": None}}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PicklistWarning)
+        r = clean_exports(SF_DIR, cm)
+    u = r.unmapped[r.unmapped.outcome == "rejected: unmapped_touch_type"].set_index("label")
+    assert u.loc["Attended", "key"] == "picklists.campaign_member_status.status"
+    assert u.loc["Attended", "advice"] == (f"add `Attended: <touch_type>` under "
+                                           f"`picklists.campaign_member_status.status` in {cm}")
+    assert u.rows.sum() == int((r.rejects.reason_code == "unmapped_touch_type").sum()) > 0

@@ -21,7 +21,8 @@ from abmkit.schema import Dataset
 #: modules holding result classes (imported for the discovery test)
 RESULT_MODULES = ("abmkit.schema", "abmkit.prepared", "abmkit.engagement", "abmkit.journeys", "abmkit.kpis",
                   "abmkit.mapping", "abmkit.progression", "abmkit.uplift", "abmkit.attribution.compare",
-                  "abmkit.attribution.paths", "abmkit.scale", "abmkit.sample", "abmkit.clean.core")
+                  "abmkit.attribution.paths", "abmkit.scale", "abmkit.sample", "abmkit.clean.core",
+                  "abmkit.clean.sanity")
 
 
 def tiny_dataset() -> Dataset:
@@ -169,6 +170,11 @@ def build_clean_result():
     return clean_frames({"accounts": [RawFrame("a.csv", raw)]}, cm)
 
 
+def build_sanity_report():
+    from abmkit.clean.sanity import sanity_checks
+    return sanity_checks(tiny_dataset(), period="2026Q1")
+
+
 BUILDERS = {
     "Dataset": build_dataset,
     "ResolvedDataset": build_resolved_dataset,
@@ -186,6 +192,7 @@ BUILDERS = {
     "TwoGroupResult": build_two_group_result,
     "InfluenceResult": build_influence_result,
     "CleanResult": build_clean_result,
+    "SanityReport": build_sanity_report,
 }
 
 
@@ -232,7 +239,7 @@ def test_result_follows_the_convention(name, capsys):
 
 
 @pytest.mark.parametrize("name", ["DualFunnel", "TwoGroupResult", "InfluenceResult", "TransitionBaseline",
-                                  "CleanResult"])
+                                  "CleanResult", "SanityReport"])
 def test_headline_sentence_is_kept_and_printed(name):
     obj = BUILDERS[name]()
     assert isinstance(obj.headline, str) and obj.headline

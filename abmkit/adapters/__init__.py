@@ -18,6 +18,11 @@ Every adapter module offers
   then mapped by the preset's ``columns``), ``pre_rejects`` is a ledger-format
   DataFrame (``source_file, source_row, table, reason, raw_values``) of rows the
   adapter itself could not use (e.g. a campaign member whose person is unknown);
+  its ``attrs["unmapped"]`` carries the picklist labels the adapter's tables did not
+  know, with the file and key that fix each (:func:`abmkit.clean.labels.attach`), for
+  ``CleanResult.unmapped``. Every frame also carries the source fields of the object its
+  rows come from, so a copy of the preset can map custom fields
+  (:mod:`abmkit.adapters.passthrough`);
 - ``describe(raw_dir, column_map) -> DataFrame``: the pre-flight report of the
   ``validate`` command (files found, rows per object, which canonical column comes
   from which field, what is missing and which analyses that disables, picklist values
@@ -47,9 +52,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import yaml
 
 from ..io.csv import FIRST_DATA_ROW, RawFrame, read_file  # FIRST_DATA_ROW: row number of the first record
+from ..io.errors import InputError, shown
+from ..io.paths import ELSEWHERE_HINT, confine, is_inside
+from ..io.yaml import load_yaml
 
 
 def raw_frame(source_file: str, data: pd.DataFrame, source_row, like: "ExportFile | None" = None) -> RawFrame:
@@ -113,21 +120,24 @@ def read_export(path: Path, table: str) -> ExportFile:
     data.columns = [str(c).strip() for c in data.columns]
     malformed = pd.DataFrame({
         "source_file": path.name, "source_row": np.asarray([b[0] for b in bad], dtype="int64"),
-        "table": table, "reason": [f"malformed_row: {b[2]}" for b in bad],
+        "table": table, "reason": [f"{b[3] if len(b) > 3 else 'malformed_row'}: {b[2]}" for b in bad],
         "raw_values": [b[1] for b in bad]}, columns=LEDGER_COLUMNS) if bad else empty_ledger()
     return ExportFile(path.name, data.reset_index(drop=True), rows, malformed, enc, delim)
 
 
 def find_file(raw_dir: Path, names: Iterable[str]) -> Path | None:
-    """First existing file in ``raw_dir`` among glob patterns ``names`` (case-insensitive)."""
+    """First existing file in ``raw_dir`` among glob patterns ``names`` (case-insensitive).
+
+    The file found must really be inside ``raw_dir``: a symbolic link leading out of it
+    (``Account.csv -> /etc/passwd``) is refused with an :class:`InputError`, nothing read."""
     files = sorted(p for p in Path(raw_dir).iterdir() if p.is_file())
     lower = {p.name.lower(): p for p in files}
     for pattern in names:
         if pattern.lower() in lower:
-            return lower[pattern.lower()]
+            return confine(lower[pattern.lower()], Path(raw_dir), origin="export file")
         hits = [p for p in files if Path(p.name.lower()).match(pattern.lower())]
         if hits:
-            return hits[0]
+            return confine(hits[0], Path(raw_dir), origin="export file")
     return None
 
 
@@ -210,28 +220,62 @@ def label_key(values: pd.Series) -> pd.Series:
     return pd.Series(keys[codes], index=values.index, dtype=object)  # code -1 -> the trailing None
 
 
+class Picklist(dict):
+    """A picklist table (source label -> canonical value) that knows where it was read
+    from: ``name`` (its key under ``picklists:``), ``file`` (the YAML read) and ``inline``
+    (written inside the column map). The unmapped-labels advice names that file."""
+
+    def __init__(self, data=(), *, name: str = "", file: str | None = None, inline: bool = False):
+        super().__init__(data)
+        self.name, self.file, self.inline = name, file, inline
+
+
 def load_picklist(column_map: Mapping, name: str, default_file: str) -> dict:
-    """Load the picklist table ``name``.
+    """Load the picklist table ``name`` (a :class:`Picklist`: a dict that knows its file).
 
     The column map may name its own copy under ``picklists: {name: path}`` (relative
     paths resolve against the column map's folder when known, then the shipped
     presets folder); otherwise the shipped ``default_file`` is used.
+
+    A column map read from a file (it may sit in the export folder, written by whoever
+    made the export) may only name tables inside its own folder or the shipped presets
+    folder: anything else, symbolic links followed, is an :class:`InputError`. A column
+    map given as a dict by Python code may also name absolute paths and paths relative
+    to the working directory. Tables are read with :func:`abmkit.io.yaml.load_yaml`.
     """
     ref = (column_map.get("picklists") or {}).get(name, default_file)
     if isinstance(ref, Mapping):  # a table written inline in the column map
-        return dict(ref)
-    path = Path(ref)
-    candidates = [path] if path.is_absolute() else []
-    if column_map.get("_source_dir"):  # folder of the column-map YAML (abmkit.clean.load_column_map)
-        candidates.append(Path(column_map["_source_dir"]) / path)
+        return Picklist(ref, name=name, inline=True)
+    path = Path(str(ref))
     origin = str(column_map.get("_origin") or "")
-    if origin.startswith("column map ") and not origin.endswith("(dict)"):
-        candidates.append(Path(origin[len("column map "):]).parent / path)
-    candidates += [Path.cwd() / path, PRESETS_DIR / path]
+    map_dir = None
+    if column_map.get("_source_dir"):  # folder of the column-map YAML (abmkit.clean.load_column_map)
+        map_dir = Path(column_map["_source_dir"])
+    elif origin.startswith("column map ") and not origin.endswith("(dict)"):
+        map_dir = Path(origin[len("column map "):]).parent
+    from_file = map_dir is not None or origin.startswith("preset ")
+    candidates = [path] if path.is_absolute() else []
+    if map_dir is not None:
+        candidates.append(map_dir / path)
+    if not from_file:
+        candidates.append(Path.cwd() / path)
+    candidates.append(PRESETS_DIR / path)
+    roots = [r for r in (map_dir, PRESETS_DIR) if r is not None]
     for c in candidates:
         if c.is_file():
-            with open(c, encoding="utf-8") as fh:
-                return yaml.safe_load(fh) or {}
+            if from_file and not any(is_inside(c, r) for r in roots):
+                raise InputError(
+                    f"{origin or 'column map'}: `picklists.{name}` = {str(ref)[:80]!r} names a file outside the "
+                    f"column map's folder{f' ({map_dir})' if map_dir else ''} and the shipped presets folder "
+                    "(or a symbolic link leading out of them); refused, nothing was read from it. Copy the "
+                    "table next to the column map and name it relative to the map's folder. "
+                    f"{ELSEWHERE_HINT}.")
+            table = load_yaml(c, what=f"picklist table {name!r}",
+                              hint="see docs/bring_your_own_export.md") or {}
+            if not isinstance(table, Mapping):
+                raise InputError(f"picklist table {name!r} {c} must be a YAML mapping of source label: value "
+                                 "(see the shipped abmkit/presets/*.yaml tables).")
+            return Picklist(table, name=name, file=str(c))
     raise FileNotFoundError(f"picklist table {name!r}: file {ref!r} not found (looked in "
                             f"{', '.join(str(c.parent) for c in candidates)}). Copy the shipped "
                             f"abmkit/presets/{default_file} and point `picklists: {{{name}: <path>}}` at it.")
@@ -269,10 +313,11 @@ def warn_unknown(unknown: pd.DataFrame, preset: str) -> None:
     """Report unknown picklist labels as a :class:`PicklistWarning` naming the table to edit."""
     if len(unknown) == 0:
         return
-    lines = [f"  {r.object}.{r.field} = {r.value!r} ({r.rows} row(s)): {r.action}"
+    lines = [f"  {r.object}.{r.field} = {shown(r.value)} ({r.rows} row(s)): {r.action}"
              for r in unknown.itertuples(index=False)]
     warnings.warn(f"{preset} export: picklist values not in the default tables:\n" + "\n".join(lines)
-                  + f"\nAdd them to a copy of the tables in abmkit/presets/{preset}_*.yaml "
+                  + f"\nAdd them to the picklist tables in use (the shipped abmkit/presets/{preset}_*.yaml, or "
+                    "your copies under `picklists:`): `result.unmapped` names the exact file and key for each "
                     "(see docs/bring_your_own_export.md).", PicklistWarning, stacklevel=3)
 
 
@@ -355,7 +400,7 @@ def format_description(desc: pd.DataFrame) -> str:
     if len(pick):
         out.append("Picklist values not in the default tables (edit a copy of the table to map them)")
         for r in pick.itertuples(index=False):
-            out.append(f"  {r.object}.{r.source} = {r.column!r}: {int(r.rows)} row(s), {r.note}")
+            out.append(f"  {r.object}.{r.source} = {shown(r.column)}: {int(r.rows)} row(s), {r.note}")
     else:
         out.append("Picklist values not in the default tables: none")
     return "\n".join(out)

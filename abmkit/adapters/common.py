@@ -20,6 +20,7 @@ import pandas as pd
 
 from ..schema import TABLES
 from . import DISABLES, describe_frame, filled_share
+from .passthrough import shipped_columns
 
 __all__ = ["truthy", "coalesce", "describe_read"]
 
@@ -62,6 +63,7 @@ def describe_read(got: dict, column_map: Mapping, sources: dict, optional_object
                      "source": fld, "note": f"{fname} has no column {fld}: read as empty"})
     frames = got["frames"]
     mapped_tables = (column_map.get("tables") or {})
+    adapter = str(column_map.get("adapter") or "")
     for table, spec in TABLES.items():
         cols = ((mapped_tables.get(table) or {}).get("columns") or {})
         if table not in frames or not frames[table]:
@@ -86,7 +88,10 @@ def describe_read(got: dict, column_map: Mapping, sources: dict, optional_object
                                ignore_index=True) if frames[table] else None
             share = filled_share(values)
             rows.append({"section": "column", "object": "", "table": table, "column": col,
-                         "source": sources.get((table, col), header), "filled": share, "note": ""})
+                         # the adapter's rule when the map uses the preset's column, else the field named
+                         "source": sources.get((table, col), header)
+                         if not adapter or header == shipped_columns(adapter, table).get(col) else header,
+                         "filled": share, "note": ""})
             key = f"{table}.{col}"
             if share == 0.0 and key in DISABLES:
                 rows.append({"section": "missing", "object": "", "table": table, "column": col,

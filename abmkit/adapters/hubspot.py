@@ -50,6 +50,8 @@ import pandas as pd
 from . import (first_reason, ExportFile, blank_to_none, concat_ledgers, find_file, ledger,
                load_picklist, map_labels, raw_frame, read_export, unknown_counts, warn_unknown)
 from .common import coalesce, describe_read, truthy
+from .passthrough import Part, complete, pass_through
+from ..clean.labels import attach, picklist_rows, table_file
 
 PRESET = "hubspot"
 OBJECTS: dict[str, tuple[str, ...]] = {
@@ -103,6 +105,10 @@ CONTACT_COLUMNS = ["Record ID", "Email", "First Name", "Last Name", "Job Title",
 DEAL_COLUMNS = ["Record ID", "Company ID", "Create Date", "Closed At", "Is Closed", "Is Won", "Amount",
                 "Opportunity Type"]
 TOUCH_COLUMNS = ["Id", "OccurredAt", "Channel", "TouchType", "PersonId", "CampaignId", "SourceObject"]
+#: columns the adapter derives per table (every other column of a frame is a column of the
+#: export file its rows come from, under its own header, see abmkit.adapters.passthrough)
+DERIVED = {"accounts": ACCOUNT_COLUMNS, "contacts": CONTACT_COLUMNS, "opportunities": DEAL_COLUMNS,
+           "touchpoints": TOUCH_COLUMNS}
 SOURCES = {
     ("accounts", "account_id"): "companies: Record ID",
     ("accounts", "account_name"): "companies: Company name",
@@ -215,8 +221,11 @@ def _read(raw_dir, column_map: Mapping) -> dict:
     if not objs:
         raise FileNotFoundError(f"{raw_dir}: no HubSpot export found (looked for files whose name contains "
                                 "'companies', 'contacts' or 'deals'). Export them with 'Export all records'.")
-    unknown, frames = [], {}
+    unknown, frames, unmapped = [], {}, []
     rejects = [ef.malformed for ef in objs.values()]
+    # headers the column map names per table: `<object>.<column>` ones are passed through on demand
+    wanted = {t: [h for h in ((b or {}).get("columns") or {}).values() if h]
+              for t, b in (column_map.get("tables") or {}).items()}
 
     if "companies" in objs:
         co = objs["companies"]
@@ -229,6 +238,7 @@ def _read(raw_dir, column_map: Mapping) -> dict:
             "Create Date": _field(d, "Create Date").values, "Target Account": _field(d, "Target Account").values,
             "Ideal Customer Profile Tier": _field(d, "Ideal Customer Profile Tier").values,
         }, columns=ACCOUNT_COLUMNS)
+        out = pass_through(out, d, "companies", wanted.get("accounts", ()))
         frames["accounts"] = [raw_frame(co.name, out.fillna("").astype(object), co.rows, like=co)]
 
     contact_ids, email_to_contact = set(), pd.Series(dtype=object)
@@ -240,6 +250,12 @@ def _read(raw_dir, column_map: Mapping) -> dict:
         unknown.append(unknown_counts("contacts", "Lifecycle Stage", stage, st_unknown, "lead_status left empty"))
         persona, (parts, p_unknown) = _persona(_field(d, "Buying Role"), tables["buying_role"])
         unknown.append(unknown_counts("contacts", "Buying Role", parts, p_unknown, "label ignored for persona"))
+        unmapped.append(picklist_rows("contacts", "lead_status", stage, st_unknown, "blanked",
+                                      source="contacts.Lifecycle Stage", picklist=tables["lifecycle_stage"],
+                                      column_map=column_map))
+        unmapped.append(picklist_rows("contacts", "persona", parts, p_unknown, "ignored",
+                                      source="contacts.Buying Role", picklist=tables["buying_role"],
+                                      column_map=column_map))
         ids = _pick(d, "id")
         out = pd.DataFrame({
             "Record ID": ids.values, "Email": _field(d, "Email").values, "First Name": _field(d, "First Name").values,
@@ -249,6 +265,7 @@ def _read(raw_dir, column_map: Mapping) -> dict:
             "Became a Marketing Qualified Lead Date": _field(d, "Became a Marketing Qualified Lead Date").values,
             "Create Date": _field(d, "Create Date").values,
         }, columns=CONTACT_COLUMNS)
+        out = pass_through(out, d, "contacts", wanted.get("contacts", ()))
         frames["contacts"] = [raw_frame(ct.name, out.fillna("").astype(object), ct.rows, like=ct)]
         contact_ids = set(ids.dropna())
         emails = _email_key(_field(d, "Email"))
@@ -270,6 +287,13 @@ def _read(raw_dir, column_map: Mapping) -> dict:
         dtype_label = _field(d, "Deal Type")
         otype, t_unknown = map_labels(dtype_label, tables["deal_type"])
         unknown.append(unknown_counts("deals", "Deal Type", dtype_label, t_unknown, "opportunity_type left empty"))
+        for blank, outcome in ((True, "blanked"), (False, "kept: from 'Is Deal Closed?' / 'Is Closed Won'")):
+            unmapped.append(picklist_rows("opportunities", "is_closed", stage, s_unknown & (is_closed.isna() == blank),
+                                          outcome, source="deals.Deal Stage", picklist=tables["deal_stage"],
+                                          canonical="deal_outcome", column_map=column_map))
+        unmapped.append(picklist_rows("opportunities", "opportunity_type", dtype_label, t_unknown, "blanked",
+                                      source="deals.Deal Type", picklist=tables["deal_type"],
+                                      column_map=column_map))
         closed = truthy(is_closed.fillna(""))
         out = pd.DataFrame({
             "Record ID": _pick(d, "id").values, "Company ID": _company_of(d).values,
@@ -279,13 +303,15 @@ def _read(raw_dir, column_map: Mapping) -> dict:
             "Is Closed": is_closed.values, "Is Won": is_won.values, "Amount": _pick(d, "amount").values,
             "Opportunity Type": otype.values,
         }, columns=DEAL_COLUMNS)
+        out = pass_through(out, d, "deals", wanted.get("opportunities", ()))
         frames["opportunities"] = [raw_frame(dl.name, out.fillna("").astype(object), dl.rows, like=dl)]
 
     touches = []
     for obj in ("email_events", "page_views"):
         if obj not in objs:
             continue
-        f, r = _touches(obj, objs[obj], contact_ids, email_to_contact, tables, unknown)
+        f, r = _touches(obj, objs[obj], contact_ids, email_to_contact, tables, unknown,
+                        wanted=wanted.get("touchpoints", ()), column_map=column_map, unmapped=unmapped)
         touches.append(f)
         rejects.append(r)
     if touches:
@@ -299,11 +325,22 @@ def _read(raw_dir, column_map: Mapping) -> dict:
         columns=["object", "field", "value", "rows", "action"])
     absent = [(o, f, objs[o].name) for o in objs for f in EXPECTED_FIELDS.get(o, ())
               if f.casefold() not in {str(c).casefold() for c in objs[o].data.columns}]
+    # every header the column map names exists on every frame (or the error lists the files' own columns)
+    origin_of = {ef.name: (o, [str(h) for h in ef.original.columns]) for o, ef in objs.items()}
+    for table, fs in frames.items():
+        parts = [Part(f.data, origin_of[f.source_file][0], f.source_file, origin_of[f.source_file][1],
+                      derived=DERIVED.get(table, [])) for f in fs]
+        done = complete(table, parts, column_map, preset=PRESET,
+                        objects=[o for o, t in OBJECT_TABLE.items() if t == table])
+        for f, d in zip(fs, done):
+            f.data = d
+    parts = [u for u in unmapped if len(u)]
     return {"frames": frames, "rejects": concat_ledgers(rejects), "unknown": unknown_df, "files": files,
-            "absent": absent}
+            "absent": absent, "unmapped": pd.concat(parts, ignore_index=True) if parts else None}
 
 
-def _touches(obj, ef: ExportFile, contact_ids, email_to_contact, tables, unknown):
+def _touches(obj, ef: ExportFile, contact_ids, email_to_contact, tables, unknown, *, wanted=(), column_map=None,
+             unmapped=None):
     d, rows = ef.data, ef.rows
     n = len(d)
     ref = _pick(d, "contact_ref")
@@ -335,16 +372,24 @@ def _touches(obj, ef: ExportFile, contact_ids, email_to_contact, tables, unknown
     etype_raw = _pick(d, "event_type").fillna("")
     fail(person.isna(), lambda m: f"unknown_person: {obj} row names contact " + who[m] +
          " not found in the contacts export")
+    event_file = table_file(tables["email_event_type"], PICKLIST_FILES["email_event_type"])
     fail(not_touch, lambda m: "not_a_touch: Event Type " + etype_raw[m].map(repr) +
-         " is mapped to null in hubspot_email_event_type.yaml")
+         f" is mapped to null in {event_file}")
     fail(unk, lambda m: "unmapped_touch_type: Event Type " + etype_raw[m].map(repr) +
-         " is not in hubspot_email_event_type.yaml")
+         f" is not in {event_file}")
     fail(channel.isna(), f"no_channel: {obj} row has no traffic source column/value (Source)")
     fail(occurred.isna(), f"missing_timestamp: {obj} row has no timestamp")
     bad = reason.notna()
+    if unmapped is not None and obj == "email_events":  # counted exactly as rejected
+        code = reason.fillna("").str.split(":").str[0]
+        unmapped.append(picklist_rows("touchpoints", "touch_type", etype, code == "unmapped_touch_type",
+                                      "rejected: unmapped_touch_type", source="email_events.Event Type",
+                                      picklist=tables["email_event_type"], canonical="touch_type",
+                                      column_map=column_map))
     frame = pd.DataFrame({"Id": tid.values, "OccurredAt": occurred.values, "Channel": channel.values,
                           "TouchType": touch.values, "PersonId": person.values, "CampaignId": campaign.values,
-                          "SourceObject": obj}, columns=TOUCH_COLUMNS)[~bad.values]
+                          "SourceObject": obj}, columns=TOUCH_COLUMNS)
+    frame = pass_through(frame, d, obj, wanted)[~bad.values]
     rej = ledger(ef.name, d[bad.values], rows[bad.values], "touchpoints", reason[bad].values)
     return raw_frame(ef.name, frame.fillna("").astype(object), rows[~bad.values], like=ef), rej
 
@@ -362,7 +407,8 @@ def read_frames(raw_dir, column_map: Mapping) -> tuple[dict[str, list], pd.DataF
     """
     got = _read(raw_dir, column_map or {})
     warn_unknown(got["unknown"], PRESET)
-    return got["frames"], got["rejects"]
+    # the labels the picklist tables did not know travel with the ledger into CleanResult.unmapped
+    return got["frames"], attach(got["rejects"], got["unmapped"])
 
 
 def describe(raw_dir, column_map: Mapping) -> pd.DataFrame:

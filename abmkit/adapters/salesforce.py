@@ -36,9 +36,12 @@ the canonical tables; the work that needs Salesforce's data model happens here:
   is open, so ``closed_at`` is set only when ``IsClosed`` is true.
 - **Files.** Headers are matched to the API names case-insensitively (Data Loader writes
   ``ID``, ``ACCOUNTID``); records with ``IsDeleted`` true (Data Loader "Export All"
-  includes the recycle bin) go to the ledger as ``deleted_record``; every other field
-  of Account, Contact, Lead, Campaign and Opportunity passes through under its API
-  name, so custom fields (``ABM_Tier__c``) can be mapped in a copy of the preset.
+  includes the recycle bin) go to the ledger as ``deleted_record``; every field of
+  every object (CampaignMember, Task and Event included) passes through under its API
+  name, or as ``<Object>.<Field>`` (``CampaignMember.Event_Date__c``, ``Task.AccountId``),
+  so custom fields can be mapped in a copy of the preset (``occurred_at: Event_Date__c``;
+  rows of an object without the field keep the adapter's rule), see
+  :mod:`abmkit.adapters.passthrough`.
 - **Picklists** (``Lead.Status``, ``Campaign.Type``, ``Opportunity.Type``,
   ``CampaignMember.Status``) are mapped through the editable default tables; values
   the tables do not know are reported (a :class:`~abmkit.adapters.PicklistWarning`
@@ -64,6 +67,8 @@ import pyarrow.compute as pc
 from . import (first_reason, ExportFile, blank_to_none, concat_ledgers, empty_ledger,
                find_file, ledger, load_picklist, map_labels, raw_frame, read_export, unknown_counts, warn_unknown)
 from .common import coalesce, describe_read, truthy
+from .passthrough import Part, complete, pass_through, union_columns
+from ..clean.labels import attach, picklist_rows, table_file
 
 PRESET = "salesforce"
 OBJECTS: dict[str, tuple[str, ...]] = {  # object -> file names tried (Data Export, Data Loader, reports)
@@ -119,6 +124,10 @@ PERSON_COLUMNS = ["Id", "FirstName", "LastName", "Email", "Title", "Company", "A
                   "CreatedDate", "SourceObject"]
 TOUCH_COLUMNS = ["Id", "OccurredAt", "Channel", "TouchType", "PersonId", "AccountId", "CampaignId",
                  "SourceObject"]
+#: columns the adapter derives per table (every other column of a frame is a field of the
+#: object its rows come from, under its own header, see abmkit.adapters.passthrough)
+DERIVED = {"accounts": [], "contacts": PERSON_COLUMNS, "campaigns": ["Channel", "Cost"],
+           "touchpoints": TOUCH_COLUMNS, "opportunities": ["ClosedAt", "OpportunityType"]}
 #: where each canonical column comes from (for the validate report)
 SOURCES = {
     ("accounts", "account_id"): "Account.Id (18-char)",
@@ -261,8 +270,11 @@ def _read(raw_dir, column_map: Mapping) -> dict:
             f"{raw_dir}: no Salesforce object CSV found (looked for {', '.join(n[0] for n in OBJECTS.values())}). "
             "Export the objects with Data Export or Data Loader (API names as headers) into this folder.")
     get = lambda o: objs.get(o) or _empty_object(o)  # noqa: E731
-    unknown, frames = [], {}
+    unknown, frames, unmapped = [], {}, []
     rejects = [ef.malformed for ef in objs.values()]
+    # headers the column map names per table: `<Object>.<Field>` ones are passed through on demand
+    wanted = {t: [h for h in ((b or {}).get("columns") or {}).values() if h]
+              for t, b in (column_map.get("tables") or {}).items()}
 
     # campaigns first: members need each campaign's channel
     camp = get("Campaign")
@@ -271,32 +283,41 @@ def _read(raw_dir, column_map: Mapping) -> dict:
     unknown.append(unknown_counts("Campaign", "Type", camp_type, camp_unknown,
                                   "campaign channel left empty; its members' touches are rejected"))
     if "Campaign" in objs:
-        c = camp.data.copy()
-        c["Channel"] = camp_channel.values
-        c["Cost"] = coalesce(_col(c, "ActualCost"), _col(c, "BudgetedCost")).values
+        unmapped.append(picklist_rows("campaigns", "channel", camp_type, camp_unknown, "blanked",
+                                      source="Campaign.Type", picklist=tables["campaign_type"],
+                                      canonical="channel", column_map=column_map))
+        c = pass_through(pd.DataFrame({
+            "Channel": camp_channel.values,
+            "Cost": coalesce(_col(camp.data, "ActualCost"), _col(camp.data, "BudgetedCost")).values,
+        }), camp.data, "Campaign", wanted.get("campaigns", ()))
         frames["campaigns"] = [raw_frame(camp.name, _ensure(c, ["Id", "Name", "StartDate", "EndDate"]), camp.rows,
                                          like=camp)]
 
     if "Account" in objs:
         acc = objs["Account"]
-        frames["accounts"] = [raw_frame(acc.name, _ensure(acc.data, [
+        a = pass_through(pd.DataFrame(index=acc.data.index), acc.data, "Account", wanted.get("accounts", ()))
+        frames["accounts"] = [raw_frame(acc.name, _ensure(a, [
             "Id", "Name", "Website", "ParentId", "Industry", "NumberOfEmployees", "AnnualRevenue",
             "BillingCountry", "CreatedDate"]), acc.rows, like=acc)]
 
     people, lead_person, person_ids = _people(get("Contact"), get("Lead"), tables, unknown,
-                                              has_contact="Contact" in objs, has_lead="Lead" in objs)
+                                              has_contact="Contact" in objs, has_lead="Lead" in objs,
+                                              column_map=column_map, unmapped=unmapped)
     if people:
         frames["contacts"] = people
 
     touches = []
     if "CampaignMember" in objs:
         f, r = _member_touches(objs["CampaignMember"], camp, camp_channel, lead_person, person_ids, tables,
-                               unknown, has_campaigns="Campaign" in objs)
+                               unknown, has_campaigns="Campaign" in objs, wanted=wanted.get("touchpoints", ()),
+                               column_map=column_map, unmapped=unmapped)
         touches.append(f)
         rejects.append(r)
     for obj in ("Task", "Event"):
         if obj in objs:
-            f, r = _activity_touches(obj, objs[obj], lead_person, person_ids, tables, unknown)
+            f, r = _activity_touches(obj, objs[obj], lead_person, person_ids, tables, unknown,
+                                     wanted=wanted.get("touchpoints", ()), column_map=column_map,
+                                     unmapped=unmapped)
             touches.append(f)
             rejects.append(r)
     if touches:
@@ -304,14 +325,18 @@ def _read(raw_dir, column_map: Mapping) -> dict:
 
     if "Opportunity" in objs:
         opp = objs["Opportunity"]
-        o = opp.data.copy()
-        closed = truthy(_col(o, "IsClosed").fillna(""))
-        # CloseDate of an open opportunity is a forecast, not a close
-        o["ClosedAt"] = _col(o, "CloseDate").where(closed, None).values
-        otype, o_unknown = map_labels(_col(o, "Type"), tables["opportunity_type"])
-        unknown.append(unknown_counts("Opportunity", "Type", _col(o, "Type"), o_unknown,
+        closed = truthy(_col(opp.data, "IsClosed").fillna(""))
+        otype, o_unknown = map_labels(_col(opp.data, "Type"), tables["opportunity_type"])
+        unknown.append(unknown_counts("Opportunity", "Type", _col(opp.data, "Type"), o_unknown,
                                       "opportunity_type left empty"))
-        o["OpportunityType"] = otype.values
+        unmapped.append(picklist_rows("opportunities", "opportunity_type", _col(opp.data, "Type"), o_unknown,
+                                      "blanked", source="Opportunity.Type", picklist=tables["opportunity_type"],
+                                      column_map=column_map))
+        o = pass_through(pd.DataFrame({
+            # CloseDate of an open opportunity is a forecast, not a close
+            "ClosedAt": _col(opp.data, "CloseDate").where(closed, None).values,
+            "OpportunityType": otype.values,
+        }), opp.data, "Opportunity", wanted.get("opportunities", ()))
         frames["opportunities"] = [raw_frame(opp.name, _ensure(o, ["Id", "AccountId", "CreatedDate", "IsClosed",
                                                                    "IsWon", "Amount"]), opp.rows, like=opp)]
 
@@ -322,8 +347,18 @@ def _read(raw_dir, column_map: Mapping) -> dict:
     unknown_df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
         columns=["object", "field", "value", "rows", "action"])
     absent = [(o, f, objs[o].name) for o in objs for f in EXPECTED_FIELDS.get(o, ()) if f not in objs[o].data.columns]
+    # every header the column map names exists on every frame (or the error lists the files' own columns)
+    origin_of = {ef.name: (o, [str(h) for h in ef.original.columns]) for o, ef in objs.items()}
+    for table, fs in frames.items():
+        parts = [Part(f.data, origin_of[f.source_file][0], f.source_file, origin_of[f.source_file][1],
+                      derived=DERIVED.get(table, [])) for f in fs]
+        done = complete(table, parts, column_map, preset=PRESET,
+                        objects=[o for o, t in OBJECT_TABLE.items() if t == table])
+        for f, d in zip(fs, done):
+            f.data = d
+    parts = [u for u in unmapped if len(u)]
     return {"frames": frames, "rejects": concat_ledgers(rejects), "unknown": unknown_df, "files": files,
-            "absent": absent}
+            "absent": absent, "unmapped": pd.concat(parts, ignore_index=True) if parts else None}
 
 
 def _ensure(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
@@ -335,11 +370,15 @@ def _ensure(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     return df.fillna("").astype(object)
 
 
-def _people(contact, lead, tables, unknown, *, has_contact, has_lead):
+def _people(contact, lead, tables, unknown, *, has_contact, has_lead, column_map=None, unmapped=None):
     """contacts frames, the lead → person id map, and the set of known person ids."""
+    column_map = column_map or {}
     con, led = contact.data, lead.data
     status_lead, l_unknown = map_labels(_col(led, "Status"), tables["lead_status"])
     unknown.append(unknown_counts("Lead", "Status", _col(led, "Status"), l_unknown, "lead_status left empty"))
+    if unmapped is not None and has_lead:
+        unmapped.append(picklist_rows("contacts", "lead_status", _col(led, "Status"), l_unknown, "blanked",
+                                      source="Lead.Status", picklist=tables["lead_status"], column_map=column_map))
     converted_to = _col(led, "ConvertedContactId").where(truthy(_col(led, "IsConverted").fillna("")) |
                                                          _col(led, "ConvertedContactId").notna(), None)
     lead_ids = _col(led, "Id")
@@ -377,15 +416,21 @@ def _people(contact, lead, tables, unknown, *, has_contact, has_lead):
         contact_frame.loc[earlier, "CreatedDate"] = cid[earlier].map(from_lead["CreatedDate"])
 
     # every other Contact / Lead field passes through (custom fields can be mapped in a copy of the
-    # preset); a field of only one object is empty on the other's rows
-    extras = [c for c in dict.fromkeys([*con.columns, *led.columns]) if c not in PERSON_COLUMNS]
-
-    def widen(frame: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
-        add = pd.DataFrame({c: (raw[c].to_numpy(dtype=object) if c in raw.columns else "") for c in extras},
-                           index=frame.index, columns=extras)
-        return pd.concat([frame, add], axis=1)
-
-    contact_frame, lead_frame = widen(contact_frame, con), widen(lead_frame, led)
+    # preset, abmkit.adapters.passthrough): a field the column map names that only one object has
+    # takes the adapter's own column on the other's rows (empty when the preset maps none); any
+    # other field of only one object is empty on the other's rows
+    wanted = [h for h in (((column_map.get("tables") or {}).get("contacts") or {}).get("columns") or {}).values()
+              if h]
+    contact_frame = pass_through(contact_frame, con, "Contact", wanted)
+    lead_frame = pass_through(lead_frame, led, "Lead", wanted)
+    parts = [(i, Part(f, obj, ef.name, [str(h) for h in ef.original.columns], derived=PERSON_COLUMNS))
+             for i, (f, obj, ef, here) in enumerate([(contact_frame, "Contact", contact, has_contact),
+                                                     (lead_frame, "Lead", lead, has_lead)]) if here]
+    pair = [contact_frame, lead_frame]
+    for (i, _), done in zip(parts, complete("contacts", [p for _, p in parts], column_map, preset=PRESET,
+                                            objects=("Contact", "Lead"))):
+        pair[i] = done
+    contact_frame, lead_frame = union_columns(pair)
     if is_merged.any():
         # the merged lead row is an exact copy of its contact row, in every column
         cols = [c for c in contact_frame.columns if c != "SourceObject"]
@@ -408,8 +453,11 @@ def _person_of(contact_id: pd.Series, lead_id: pd.Series, lead_person: pd.Series
     return coalesce(contact_id, from_lead)
 
 
-def _member_touches(member, camp, camp_channel, lead_person, person_ids, tables, unknown, *, has_campaigns):
+def _member_touches(member, camp, camp_channel, lead_person, person_ids, tables, unknown, *, has_campaigns,
+                    wanted=(), column_map=None, unmapped=None):
     m_file, mem, rows = member.name, member.data, member.rows
+    type_file = table_file(tables["campaign_type"], PICKLIST_FILES["campaign_type"])
+    status_file = table_file(tables["campaign_member_status"], PICKLIST_FILES["campaign_member_status"])
     n = len(mem)
     contact_id, lead_id = _col(mem, "ContactId"), _col(mem, "LeadId")
     person = _person_of(contact_id, lead_id, lead_person)
@@ -447,18 +495,34 @@ def _member_touches(member, camp, camp_channel, lead_person, person_ids, tables,
          lambda m: "unknown_campaign: CampaignId " + campaign_id[m] +
          (" is not in Campaign.csv" if has_campaigns else " (no Campaign.csv in the export)"))
     fail(channel.isna(), lambda m: "unmapped_channel: Campaign.Type " + camp_type[m].fillna("(empty)").map(repr)
-         + " is not in salesforce_campaign_type.yaml")
+         + f" is not in {type_file}")
     fail(not_a_touch, lambda m: "not_a_touch: CampaignMember.Status " + status[m].fillna("").map(repr) +
-         " is mapped to null in salesforce_campaign_member_status.yaml")
+         f" is mapped to null in {status_file}")
     fail(touch.isna(), lambda m: "unmapped_touch_type: CampaignMember.Status " +
-         status[m].fillna("(empty)").map(repr) + " is not in salesforce_campaign_member_status.yaml")
+         status[m].fillna("(empty)").map(repr) + f" is not in {status_file}")
     fail(occurred.isna(), "missing_timestamp: CampaignMember has no CreatedDate")
 
     bad = reason.notna()
+    if unmapped is not None:  # the labels behind the rejections, counted exactly as rejected
+        code = reason.fillna("").str.split(":").str[0]
+        unmapped.append(picklist_rows(
+            "touchpoints", "channel", camp_type, code == "unmapped_channel", "rejected: unmapped_channel",
+            source="Campaign.Type", picklist=tables["campaign_type"], canonical="channel", column_map=column_map))
+        unmapped.append(picklist_rows(
+            "touchpoints", "touch_type", status, code == "unmapped_touch_type", "rejected: unmapped_touch_type",
+            source="CampaignMember.Status", picklist=tables["campaign_member_status"], key="status",
+            canonical="touch_type", column_map=column_map))
+        for flag, which in ((True, "responded"), (False, "not_responded")):
+            unmapped.append(picklist_rows(
+                "touchpoints", "touch_type", status, ~status_known & ~bad & (responded == flag),
+                f"kept: {fallback.get(which)} (unknown_status.{which} fallback)", source="CampaignMember.Status",
+                picklist=tables["campaign_member_status"], key="status", canonical="touch_type",
+                column_map=column_map))
     frame = pd.DataFrame({"Id": _col(mem, "Id").values, "OccurredAt": occurred.values, "Channel": channel.values,
                           "TouchType": touch.values, "PersonId": person.values, "AccountId": None,
                           "CampaignId": campaign_id.values, "SourceObject": "CampaignMember"},
-                         columns=TOUCH_COLUMNS)[~bad.values]
+                         columns=TOUCH_COLUMNS)
+    frame = pass_through(frame, mem, "CampaignMember", wanted)[~bad.values]
     rej = ledger(m_file, member.original[bad.values], rows[bad.values], "touchpoints", reason[bad].values)
     return raw_frame(m_file, frame.fillna("").astype(object), rows[~bad.values], like=member), rej
 
@@ -485,7 +549,8 @@ def _member_touch_type(status, channel, responded, table):
     return touch.where(touch.notna(), None), known, not_a_touch
 
 
-def _activity_touches(obj, activity, lead_person, person_ids, tables, unknown):
+def _activity_touches(obj, activity, lead_person, person_ids, tables, unknown, *, wanted=(), column_map=None,
+                      unmapped=None):
     a_file, act, rows = activity.name, activity.data, activity.rows
     n = len(act)
     table = tables["activity_type"].get(obj.lower()) or {}
@@ -497,6 +562,11 @@ def _activity_touches(obj, activity, lead_person, person_ids, tables, unknown):
         touch = touch.fillna(table["default"])
     unknown.append(unknown_counts(obj, "Type", _col(act, "Type"), type_unknown & touch.isna(),
                                   "not a touch unless its subtype maps"))
+    if unmapped is not None:  # the first check below: every such row is rejected as not_a_touch
+        unmapped.append(picklist_rows("touchpoints", "touch_type", _col(act, "Type"), type_unknown & touch.isna(),
+                                      "rejected: not_a_touch", source=f"{obj}.Type",
+                                      picklist=tables["activity_type"], key=f"{obj.lower()}.type",
+                                      canonical="activity", column_map=column_map))
 
     who = _col(act, "WhoId")
     person = who.map(lead_person)
@@ -515,8 +585,9 @@ def _activity_touches(obj, activity, lead_person, person_ids, tables, unknown):
     reason, fail = first_reason(act.index)
 
     type_label = _col(act, "Type").fillna("") + "/" + _col(act, sub_field).fillna("")
+    act_file = table_file(tables["activity_type"], PICKLIST_FILES["activity_type"])
     fail(touch.isna(), lambda m: f"not_a_touch: {obj} Type/{sub_field} " + type_label[m].map(repr) +
-         " is not a call or meeting in salesforce_activity_type.yaml")
+         f" is not a call or meeting in {act_file}")
     fail(open_task, "not_a_touch: Task is not completed (IsClosed false)")
     fail(~person_known & account.isna(),
          lambda m: f"unknown_person: {obj} WhoId " + who[m].fillna("(empty)") +
@@ -526,7 +597,8 @@ def _activity_touches(obj, activity, lead_person, person_ids, tables, unknown):
     frame = pd.DataFrame({"Id": _col(act, "Id").values, "OccurredAt": occurred.values, "Channel": "sales_outreach",
                           "TouchType": touch.values, "PersonId": person.where(person_known, None).values,
                           "AccountId": account.values, "CampaignId": None, "SourceObject": obj},
-                         columns=TOUCH_COLUMNS)[~bad.values]
+                         columns=TOUCH_COLUMNS)
+    frame = pass_through(frame, act, obj, wanted)[~bad.values]
     rej = ledger(a_file, activity.original[bad.values], rows[bad.values], "touchpoints", reason[bad].values)
     return raw_frame(a_file, frame.fillna("").astype(object), rows[~bad.values], like=activity), rej
 
@@ -544,7 +616,10 @@ def read_frames(raw_dir, column_map: Mapping) -> tuple[dict[str, list], pd.DataF
     Returns
     -------
     frames : dict table -> list of RawFrame (raw strings; headers as in the preset's ``columns``)
-    pre_rejects : ledger-format DataFrame (``source_file, source_row, table, reason, raw_values``)
+    pre_rejects : ledger-format DataFrame (``source_file, source_row, table, reason, raw_values``);
+        its ``attrs["unmapped"]`` holds the picklist labels the tables did not know, one record per
+        (table, column, label, outcome) with the file and key that fix it
+        (:mod:`abmkit.clean.labels`), for ``CleanResult.unmapped``
 
     Example
     -------
@@ -554,7 +629,8 @@ def read_frames(raw_dir, column_map: Mapping) -> tuple[dict[str, list], pd.DataF
     """
     got = _read(raw_dir, column_map or {})
     warn_unknown(got["unknown"], PRESET)
-    return got["frames"], got["rejects"]
+    # the labels the picklist tables did not know travel with the ledger into CleanResult.unmapped
+    return got["frames"], attach(got["rejects"], got["unmapped"])
 
 
 def describe(raw_dir, column_map: Mapping) -> pd.DataFrame:

@@ -25,12 +25,15 @@ Example
 >>> r.rejects.reason.tolist()
 ["unparseable_timestamp: occurred_at='soon'"]
 """
-from . import quality
-from .api import clean_exports, read_frames, validate_export
+from . import quality, sanity
+from .sanity import SanityReport, sanity_checks
+from .api import check_inputs, clean_exports, read_frames, validate_export
 from .colmap import LabelMap, load_column_map
 from .core import CleanResult, clean_frames
 from ..io.csv import RawFrame, read_file
 from .errors import CleanError
+from ..io.errors import InputError
 
 __all__ = ["clean_exports", "clean_frames", "validate_export", "read_frames", "CleanResult",
-           "RawFrame", "CleanError", "load_column_map", "LabelMap", "read_file", "quality"]
+           "RawFrame", "CleanError", "InputError", "check_inputs", "load_column_map", "LabelMap",
+           "read_file", "quality", "sanity", "sanity_checks", "SanityReport"]

@@ -13,6 +13,7 @@ from .. import schema
 from .colmap import load_column_map
 from .core import CleanResult, clean_frames
 from ..io.csv import RawFrame, read_file
+from ..io.paths import confine
 from .errors import CleanError
 
 #: what each canonical column enables downstream: shown by validate_export when it is missing
@@ -43,13 +44,18 @@ COLUMN_USES: dict[tuple[str, str], str] = {
 }
 
 
-def _files_for(raw_dir: Path, name: str, patterns: list[str]) -> list[Path]:
+def _files_for(raw_dir: Path, name: str, patterns: list[str], origin: str = "column map") -> list[Path]:
+    """The files of table ``name``: each name/glob of ``tables.<name>.file``, relative to
+    ``raw_dir``. A file (or glob match) whose real path leaves ``raw_dir`` (a symbolic link
+    to /etc/passwd, a linked folder) is refused before it is read (abmkit.io.paths)."""
     found: list[Path] = []
+    key = f"tables.{name}.file"
     for pat in patterns:
         if any(ch in pat for ch in "*?["):
             hits = sorted(p for p in raw_dir.glob(pat) if p.is_file())
         else:
             hits = [raw_dir / pat] if (raw_dir / pat).is_file() else []
+        hits = [confine(h, raw_dir, origin=origin, key=key, value=pat) for h in hits]
         if not hits:
             present = sorted(p.name for p in raw_dir.iterdir() if p.is_file())
             raise CleanError(f"{raw_dir}: no file matches '{pat}' for table {name}. Files in the folder: "
@@ -87,13 +93,31 @@ def read_frames(raw_dir: str | Path, column_map) -> tuple[dict[str, list[RawFram
     frames: dict[str, list[RawFrame]] = {}
     rows = []
     for name, block in cm["tables"].items():
-        for path in _files_for(raw_dir, name, block["file"]):
+        for path in _files_for(raw_dir, name, block["file"], str(cm.get("_origin") or "column map")):
             rel = str(path.relative_to(raw_dir))
-            f = read_file(path, encoding=block["encoding"], delimiter=block["delimiter"], source_file=rel)
+            f = read_file(path, encoding=block["encoding"], delimiter=block["delimiter"], source_file=rel,
+                          limits=block)  # max_field_bytes, max_record_lines, max_columns, max_header_bytes
             frames.setdefault(name, []).append(f)
             rows.append({"table": name, "source_file": rel, "rows": len(f.data) + len(f.malformed),
                          "encoding": f.encoding, "delimiter": f.delimiter})
     return frames, None, pd.DataFrame(rows, columns=["table", "source_file", "rows", "encoding", "delimiter"])
+
+
+def check_files(raw_dir: str | Path, column_map) -> None:
+    """Cheap pre-flight of every file a column map names: the whole-file checks of
+    :func:`abmkit.io.csv.read_file` (``header_only=True``: a forced encoding that does not
+    fit, the header, the size limits, a value over ``max_field_bytes``) without parsing
+    a record. Raises :class:`CleanError` (exit code 2 from the CLI) naming file, line and
+    fix; a run that calls it before starting (the report) stops before any notebook.
+    Adapter exports (``adapter:``) are left to the adapter."""
+    raw_dir = Path(raw_dir)
+    cm = load_column_map(column_map)
+    if cm.get("adapter") or not raw_dir.is_dir():
+        return
+    for name, block in cm["tables"].items():
+        for path in _files_for(raw_dir, name, block["file"], str(cm.get("_origin") or "column map")):
+            read_file(path, encoding=block["encoding"], delimiter=block["delimiter"],
+                      source_file=str(path.relative_to(raw_dir)), limits=block, header_only=True)
 
 
 def clean_exports(raw_dir: str | Path, column_map: str | Path | Mapping) -> CleanResult:
@@ -128,19 +152,83 @@ def _resolve_map(raw_dir: Path, preset, column_map):
     if preset is not None:
         return preset
     default = raw_dir / "column_map.yaml"
-    if default.is_file():
-        return default
+    if default.is_file():  # picked up from the export folder: it must not be a link leading out of it
+        return confine(default, raw_dir, origin="the column map found in the data folder")
     raise CleanError(f"no column map: pass --column-map <yaml> or --preset <name>, or put column_map.yaml "
                      f"in {raw_dir}.")
 
 
-def validate_export(raw_dir, preset: str | None = None, column_map=None, out_dir=None) -> int:
+def check_inputs(raw_dir: str | Path, column_map) -> list[Path]:
+    """Safety pre-flight of an export folder and its column map, before anything runs.
+
+    Reads the column map with the bounded YAML reader (size, aliases, plain values only)
+    and checks that every file it names (``tables.<t>.file`` names and glob matches, an
+    adapter's export files and picklist tables) is really inside ``raw_dir``: no absolute
+    path, no ``..``, no symbolic link leading out. Raises :class:`InputError` (a
+    CleanError; exit code 2) naming the map, the key and the value; nothing is read from
+    a refused file. Returns the data files found (a pattern matching nothing is left to
+    the cleaner's own message, as is any other problem of the map).
+
+    The report calls it before starting a notebook, so a hostile export folder fails
+    the run at once with exit code 2.
+    """
+    from ..adapters import find_file, get_adapter, load_picklist
+    from ..io.paths import check_file_pattern
+    from ..io.yaml import load_yaml
+    from .colmap import presets_dir
+
+    raw_dir = Path(raw_dir)
+    if isinstance(column_map, Mapping):
+        data, origin, source_dir = dict(column_map), str(column_map.get("_origin") or "column map (dict)"), None
+    else:
+        path = Path(column_map)
+        if not path.is_file() and (presets_dir() / f"{column_map}.yaml").is_file() and len(path.parts) == 1:
+            path, origin = presets_dir() / f"{column_map}.yaml", f"preset {column_map}"
+            source_dir = None
+        else:
+            origin, source_dir = f"column map {path}", str(path.parent.resolve())
+            default = raw_dir / "column_map.yaml"
+            if default.is_file() and path.resolve() == default.resolve():  # the map the export folder holds
+                confine(default, raw_dir, origin="the column map found in the data folder")
+        data = load_yaml(path, what="column map", hint="see docs/column_map.md")
+    if not isinstance(data, Mapping):
+        return []
+    found: list[Path] = []
+    tables = data.get("tables")
+    for name, block in (tables.items() if isinstance(tables, Mapping) else ()):
+        files = block.get("file") if isinstance(block, Mapping) else None
+        for pat in (files if isinstance(files, (list, tuple)) else [files] if files else []):
+            pat = check_file_pattern(str(pat), origin=origin, key=f"tables.{name}.file")
+            if any(ch in pat for ch in "*?["):
+                hits = sorted(p for p in raw_dir.glob(pat) if p.is_file())
+            else:
+                hits = [raw_dir / pat] if (raw_dir / pat).is_file() else []
+            found += [confine(h, raw_dir, origin=origin, key=f"tables.{name}.file", value=pat) for h in hits]
+    adapter = data.get("adapter")
+    if adapter:
+        try:
+            mod = get_adapter(str(adapter))
+        except ValueError:
+            return found  # the cleaner says which adapters exist
+        for names in getattr(mod, "OBJECTS", {}).values():
+            hit = find_file(raw_dir, names)  # refuses a link leading out of the folder
+            if hit is not None:
+                found.append(hit)
+        cm = {**data, "_origin": origin, **({"_source_dir": source_dir} if source_dir else {})}
+        for key, default_file in getattr(mod, "PICKLIST_FILES", {}).items():
+            load_picklist(cm, key, default_file)  # refuses a table outside the map's folder
+    return list(dict.fromkeys(found))
+
+
+def validate_export(raw_dir, preset: str | None = None, column_map=None, out_dir=None, period=None) -> int:
     """Pre-flight check of a raw export folder (``python -m abmkit validate``).
 
     Prints the files found, rows per table, which canonical columns are filled
     from which source field, which are missing and what that disables, and the
-    quality summary. Writes the cleaned dataset when ``out_dir`` is given.
-    Returns 0 when the export can be cleaned, 2 on a fatal problem (message, no
+    quality summary, then the data sanity checks of the cleaned data
+    (:mod:`abmkit.clean.sanity`; with ``period``, a Period or a quarter like "2026Q3",
+    also the period against the data's date range). Writes the cleaned dataset when
+    ``out_dir`` is given. Returns 0 when the export can be cleaned, 2 on a fatal problem (message, no
     traceback).
     """
     raw_dir = Path(raw_dir)
@@ -187,6 +275,8 @@ def validate_export(raw_dir, preset: str | None = None, column_map=None, out_dir
     print("\n".join(lines))
     print()
     result.print_summary()
+    print()
+    result.sanity_checks(period).print_summary()   # warnings, not errors: the export still cleans
     if out_dir is not None:
         path = result.save(out_dir)
         print(f"\nCleaned dataset written to {path}")

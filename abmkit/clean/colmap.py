@@ -24,13 +24,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
+from ..io.csv import LIMITS, check_limits
+from ..io.paths import check_file_pattern
+from ..io.yaml import load_yaml
 from ..schema import CHANNELS, LEAD_STATUSES, OPPORTUNITY_TYPES, PERSONAS, TABLES, TOUCH_TYPES
+from ..io.errors import InputError
 from .errors import CleanError
 
 DEFAULTS: dict[str, Any] = {
     "encoding": "auto", "delimiter": "auto", "timezone": "UTC", "dayfirst": False, "decimal": ".",
+    **LIMITS,  # the reader's size limits (abmkit.io.csv.LIMITS: max_field_bytes, max_record_lines, ...)
 }
 ENCODINGS = ("auto", "utf-8", "utf-8-sig", "latin-1", "cp1252", "utf-16")
 #: label maps of the column map: (key, canonical column it applies to, allowed values)
@@ -79,9 +82,9 @@ def available_presets() -> list[str]:
     names = []
     for p in sorted(presets_dir().glob("*.yaml")):
         try:
-            if "tables" in (yaml.safe_load(p.read_text("utf-8")) or {}):
+            if "tables" in (load_yaml(p, what="preset") or {}):
                 names.append(p.stem)
-        except (yaml.YAMLError, AttributeError, TypeError):
+        except (InputError, AttributeError, TypeError):
             continue
     return names
 
@@ -90,17 +93,13 @@ def available_presets() -> list[str]:
 def shipped_label_defaults() -> dict[str, dict]:
     """The shipped default label tables (channel_map, touch_type_map, persona_map,
     lead_status_map, opportunity_type_map) from ``abmkit/presets/channel_map.yaml``."""
-    text = (presets_dir() / "channel_map.yaml").read_text("utf-8")
-    data = yaml.safe_load(text) or {}
+    data = load_yaml(presets_dir() / "channel_map.yaml", what="shipped label tables") or {}
     return {k: dict(data.get(k) or {}) for k in LABEL_MAPS}
 
 
 def _read_yaml(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text("utf-8"))
-    except yaml.YAMLError as exc:
-        raise CleanError(f"column map {path} is not valid YAML: {exc}. Fix the YAML syntax "
-                         "(see docs/column_map.md).") from None
+    # bounded, plain values only (abmkit.io.yaml): InputError naming the file and the key
+    data = load_yaml(path, what="column map", hint="see docs/column_map.md")
     if not isinstance(data, dict):
         raise CleanError(f"column map {path} must be a YAML mapping with a `tables:` key "
                          "(see docs/column_map.md).")
@@ -122,7 +121,9 @@ def load_column_map(column_map: str | Path | Mapping) -> dict:
     when the map is malformed.
     """
     if isinstance(column_map, Mapping):
-        data, origin = copy.deepcopy(dict(column_map)), "column map (dict)"
+        # a map loaded before (clean_exports hands it on to read_frames) keeps where it came from
+        data = copy.deepcopy(dict(column_map))
+        origin = str(data.get("_origin") or "column map (dict)")
     else:
         path = Path(column_map)
         if path.is_file():
@@ -154,7 +155,9 @@ def load_column_map(column_map: str | Path | Mapping) -> dict:
         files = block.get("file")
         if not files:
             raise CleanError(f"{origin}: table '{name}' has no `file:` (the export file name or glob).")
-        block["file"] = [str(f) for f in (files if isinstance(files, (list, tuple)) else [files])]
+        # names/globs relative to the data folder: no absolute path, no `..` (abmkit.io.paths)
+        block["file"] = [check_file_pattern(str(f), origin=origin, key=f"tables.{name}.file")
+                         for f in (files if isinstance(files, (list, tuple)) else [files])]
         cols = dict(block.get("columns") or {})
         spec = TABLES[name]
         bad = [c for c in cols if c not in spec.names]
@@ -168,6 +171,7 @@ def load_column_map(column_map: str | Path | Mapping) -> dict:
                              f"use one of {ENCODINGS}.")
         if str(block["decimal"]) not in (".", ","):
             raise CleanError(f"{origin}: table '{name}' decimal must be '.' or ','.")
+        block.update(check_limits(block, f"{origin}: table '{name}'"))  # sizes like "64 MiB" -> bytes
         try:
             import zoneinfo
             zoneinfo.ZoneInfo(str(block["timezone"]))

@@ -5,7 +5,8 @@ This is the engine behind :func:`abmkit.clean.clean_exports`; CRM adapters call
 
 What happens to a row, in order (the first reason that applies wins):
 
-1. ``malformed_row`` (wrong number of fields; found while reading),
+1. ``malformed_row`` (wrong number of fields) / ``unbalanced_quote`` (the line of a
+   stray quote still open after ``max_record_lines`` lines; found while reading),
 2. ``missing_required: <column>``,
 3. ``unparseable_timestamp|unparseable_number|unparseable_boolean: <column>='<value>'``,
 4. ``negative_amount: <column>`` (money) / ``negative_number: <column>`` (counts, seconds),
@@ -47,6 +48,7 @@ from ..domains import registrable_domain, split_email
 from ..results import Result
 from .colmap import DEFAULTS, LabelMap, label_key, label_maps, load_column_map
 from ..io.csv import RawFrame
+from ..io.errors import shown, shown_list
 from .errors import CleanError
 from .parse import (_NAT, _to_arrow, encode, normalise_ids, null_token_mask, parse_bools,
                     parse_numbers, parse_timestamps, parse_timestamps_detail, trim_rows)
@@ -55,7 +57,7 @@ LEDGER_COLUMNS = ["source_file", "source_row", "table", "reason", "raw_values", 
 REPAIR_COLUMNS = ["source_file", "source_row", "table", "column", "issue", "raw_value", "action"]
 MERGED_COLUMNS = ["source_file", "source_row", "table", "reason", "kept_source_file", "kept_source_row"]
 SUMMARY_COLUMNS = ["table", "files", "rows_in", "rows_clean", "rows_rejected", "rows_merged",
-                   "rows_repaired", "conservation_ok"]
+                   "rows_repaired", "lines_in", "conservation_ok"]
 #: tables whose rows are referenced by others: bad optional values are repaired, not rejected
 ENTITY_TABLES = frozenset({"accounts", "contacts", "campaigns"})
 #: processing order: referenced tables first
@@ -64,7 +66,7 @@ MONEY_COLUMNS = frozenset({"amount", "cost", "recurring_revenue", "annual_revenu
 NON_NEGATIVE = frozenset({"amount", "cost", "recurring_revenue", "annual_revenue", "engagement_seconds",
                           "employee_count", "active_users"})
 PICKLISTS = frozenset({"persona", "lead_status", "opportunity_type"})
-REASON_CODES = ("malformed_row", "missing_required", "unparseable_timestamp", "unparseable_number",
+REASON_CODES = ("malformed_row", "unbalanced_quote", "missing_required", "unparseable_timestamp", "unparseable_number",
                 "unparseable_boolean", "negative_amount", "negative_number", "unmapped_channel",
                 "unmapped_touch_type", "future_timestamp", "no_contact_or_account", "duplicate_key_conflict",
                 "orphan_reference")
@@ -90,10 +92,14 @@ class CleanResult(Result):
         table, reason, raw_values`` (JSON of the raw row) plus ``reason_code`` and
         ``column`` for grouping
     quality : per table ``rows_in, rows_clean, rows_rejected, rows_merged,
-        rows_repaired, conservation_ok`` (a plain DataFrame; also ``.summary`` and
+        rows_repaired, lines_in, conservation_ok`` (``lines_in``: physical lines below
+        the headers of the files read, each in a record or blank; ``conservation_ok``
+        checks rows and lines) (a plain DataFrame; also ``.summary`` and
         ``to_frame()``); ``print_summary()`` / ``str(result)`` give it as text with
         the rejected, repaired and unmapped counts
-    unmapped : ``table, column, label, rows``: source labels no map knows
+    unmapped : ``table, column, label, rows, outcome, source, file, key, advice``: source
+        labels no map knows, the column map's label maps or an adapter's picklist tables
+        (:mod:`abmkit.clean.labels`); ``advice`` names the file and key that fix each
     repairs : kept rows whose value was fixed or blanked: ``source_file, source_row,
         table, column, issue, raw_value, action``
     merged : exact duplicates merged into a kept row (``kept_source_file/row``)
@@ -140,17 +146,38 @@ class CleanResult(Result):
         return (self.rejects.groupby(["table", "reason_code"], sort=False).size().rename("rows")
                 .reset_index().sort_values("rows", ascending=False, kind="stable").reset_index(drop=True))
 
+    def sanity_checks(self, period=None):
+        """Data sanity checks of the cleaned dataset (:func:`abmkit.clean.sanity.sanity_checks`:
+        load stamps, closes before creates, touches after conversions, placeholders, the
+        rejected share per table and, with ``period``, the period against the data's range).
+        ``save`` writes them (without a period) as ``sanity_checks.csv``."""
+        from .sanity import sanity_checks
+        return sanity_checks(self.dataset, period=period, rejects_summary=self.quality, rejects=self.rejects)
+
     def save(self, out_dir: str | Path) -> Path:
         """Write the canonical parquet tables (``schema.save``) plus ``rejects.parquet``,
         ``rejects.csv``, ``repairs.csv``, ``merged.csv``, ``unmapped.csv`` and
-        ``quality.csv`` into ``out_dir``."""
+        ``quality.csv`` into ``out_dir``, plus ``contact_id_lookup.csv`` (masked id -> CRM
+        id, :func:`abmkit.masking.write_lookup`).
+
+        They hold personal data: files are written 0600 and the folders created for them
+        0700 (:mod:`abmkit.private`); CSV cells a spreadsheet would run as a formula are
+        neutralised (``rejects.parquet`` keeps the raw values exactly)."""
+        from ..masking import write_lookup
+        from ..outputs import write_csv
+        from ..private import write_private
+
         out = schema.save(self.dataset, out_dir)
-        self.rejects.to_parquet(out / "rejects.parquet", index=False)
-        self.rejects.to_csv(out / "rejects.csv", index=False)
-        self.repairs.to_csv(out / "repairs.csv", index=False)
-        self.merged.to_csv(out / "merged.csv", index=False)
-        self.unmapped.to_csv(out / "unmapped.csv", index=False)
-        self.to_frame().to_csv(out / "quality.csv", index=False)
+        write_private(out / "rejects.parquet", lambda f: self.rejects.to_parquet(f, index=False))
+        write_csv(self.rejects, out / "rejects.csv")
+        write_csv(self.repairs, out / "repairs.csv")
+        write_csv(self.merged, out / "merged.csv")
+        write_csv(self.unmapped, out / "unmapped.csv")
+        write_csv(self.to_frame(), out / "quality.csv")
+        write_csv(self.sanity_checks().to_frame(), out / "sanity_checks.csv")   # abmkit.clean.sanity
+        ids = {v for df in self.dataset.tables().values() if "contact_id" in df.columns
+               for v in pd.unique(df["contact_id"].dropna())}
+        write_lookup(ids, out)
         return out
 
 
@@ -272,7 +299,7 @@ def _resolve_headers(table: _Table, origin: str) -> dict[str, list[str]]:
                             f"{table.name} in the column map.")
                 raise CleanError(
                     f"{f.source_file}: column '{wanted}' (mapped to {table.name}.{col} in the {origin}) is not "
-                    f"in the file. Columns found: {headers}. Fix the column map's `columns:` entry for "
+                    f"in the file. Columns found: {shown_list(headers)}. Fix the column map's `columns:` entry for "
                     f"{table.name}.{col}, or re-export with that column.{hint}")
             out.setdefault(col, []).append(hit)
     # canonical columns the map does not mention but every file carries under their own name
@@ -287,7 +314,7 @@ def _resolve_headers(table: _Table, origin: str) -> dict[str, list[str]]:
             f = table.frames[0]
             raise CleanError(
                 f"{f.source_file}: required column {table.name}.{col} is not mapped and no header is named "
-                f"'{col}'. Columns found: {[str(h) for h in f.data.columns]}. Add `{col}: <source header>` under "
+                f"'{col}'. Columns found: {shown_list(str(h) for h in f.data.columns)}. Add `{col}: <source header>` under "
                 f"tables.{table.name}.columns in the {origin}.")
     table.sources = {c: hs[0] for c, hs in out.items()}
     return out
@@ -308,7 +335,7 @@ def _refuse_scientific_ids(t: _Table, col: str, u: np.ndarray, codes: np.ndarray
     files, src = t.source_of(rows[:1])
     raise CleanError(
         f"{files[0]}: column '{t.sources.get(col, col)}' ({t.name}.{col}), row {src[0]}: id "
-        f"'{u[codes[rows[0]]]}' is in scientific notation ({len(rows)} row(s) like it) - Excel rounded long "
+        f"{shown(u[codes[rows[0]]])} is in scientific notation ({len(rows)} row(s) like it) - Excel rounded long "
         "numeric ids, so digits are lost and ids may collide. Re-export from the source system without "
         "opening the file in Excel (or format the column as Text before saving).")
 
@@ -430,11 +457,17 @@ def _clean_column(t: _Table, col: str, raw, maps: dict[str, LabelMap]):
         unknown = np.array([m is None for m in mapped], dtype=bool)
         rows_unknown = present & _take(unknown, codes, False).astype(bool)
         if rows_unknown.any():
-            labels = raw_rows[rows_unknown]
-            counts = pd.Series(labels).value_counts()
+            rejecting = kind in ("channel", "touch_type") and (t.name == "touchpoints" or required)
+            # rows already rejected for an earlier reason are not counted: for `rejected` the counts are
+            # exactly the ledger's unmapped_<kind> rows (abmkit.clean.labels adds the file, key and advice)
+            counted = rows_unknown & ~t.rejected
+            labels = raw_rows[counted]
+            counts = pd.Series(labels, dtype=object).value_counts()
             t.unmapped.append(pd.DataFrame({"table": t.name, "column": col, "label": counts.index.astype(str),
-                                            "rows": counts.to_numpy()}))
-            if kind in ("channel", "touch_type") and (t.name == "touchpoints" or required):
+                                            "rows": counts.to_numpy(),
+                                            "outcome": f"rejected: unmapped_{kind}" if rejecting else "blanked",
+                                            "source": t.sources.get(col, col)}))
+            if rejecting:
                 t.reject(rows_unknown, f"unmapped_{kind}", col, raw_rows)
             else:
                 t.repair(rows_unknown, col, f"unmapped_{col}", raw_rows, "blanked")
@@ -794,9 +827,26 @@ def _reason_text(code: str, col: str | None, detail) -> str:
 
 
 def _malformed_ledger(name: str, frames: list[RawFrame]) -> pd.DataFrame:
-    rows = [(f.source_file, r, name, f"malformed_row: {why}", text, "malformed_row", None)
-            for f in frames for (r, text, why) in f.malformed]
+    """The records the reader set aside: ragged rows (``malformed_row``) and the lines of
+    stray quotes (``unbalanced_quote``); ``abmkit.io.csv.Damaged`` tuples (or plain
+    ``(row, raw, detail)`` triples from an adapter)."""
+    rows = []
+    for f in frames:
+        for m in f.malformed:
+            r, text, why = m[0], m[1], m[2]
+            code = m[3] if len(m) > 3 and m[3] else "malformed_row"
+            rows.append((f.source_file, r, name, f"{code}: {why}", text, code, None))
     return pd.DataFrame(rows, columns=LEDGER_COLUMNS)
+
+
+def _lines_in(frames: Sequence[RawFrame]) -> tuple[int | None, bool]:
+    """Physical lines below the headers of a table's files, and whether the reader
+    accounted for every one (in a kept record, a set-aside one, or blank). ``(None, True)``
+    when a frame was not read from a file (an adapter's)."""
+    frames = list(frames)
+    if not frames or any(getattr(f, "lines", None) is None for f in frames):
+        return None, True
+    return sum(int(f.lines) for f in frames), all(f.lines_accounted == f.lines for f in frames)
 
 
 def _repairs_frame(t: _Table) -> pd.DataFrame:
@@ -830,13 +880,14 @@ def _quality_text(summary: pd.DataFrame, rejects: pd.DataFrame, unmapped: pd.Dat
         lines.append("\nRepaired values (row kept):")
         lines.append(repairs.groupby(["table", "column", "issue"]).size().rename("rows").reset_index().to_string(index=False))
     if len(unmapped):
-        lines.append("\nUnmapped labels (add them to the column map):")
-        lines.append(unmapped.head(20).to_string(index=False))
+        lines.append("\nUnmapped labels (each row's `advice` names the file and key to add it to):")
+        lines.append(unmapped.head(20)[[c for c in unmapped.columns if c not in ("file", "key")]]
+                     .to_string(index=False))
     return "\n".join(lines)
 
 
 def clean_frames(frames: Mapping[str, Sequence[RawFrame]], column_map, *, pre_rejects: pd.DataFrame | None = None,
-                 files: pd.DataFrame | None = None) -> CleanResult:
+                 files: pd.DataFrame | None = None, unmapped: Sequence[Mapping] | None = None) -> CleanResult:
     """Clean raw string frames into the canonical dataset.
 
     Parameters
@@ -851,6 +902,11 @@ def clean_frames(frames: Mapping[str, Sequence[RawFrame]], column_map, *, pre_re
     pre_rejects
         ledger rows already rejected by the caller (an adapter): they count in
         ``rows_in`` and ``rows_rejected`` of their table.
+    unmapped
+        labels the caller's own maps did not know (an adapter's picklist tables), as
+        rows of :data:`abmkit.clean.labels.UNMAPPED_COLUMNS`; by default the ones the
+        adapter attached to ``pre_rejects`` (:func:`abmkit.clean.labels.attach`). They
+        are listed in ``CleanResult.unmapped`` with the cleaner's own.
 
     Returns
     -------
@@ -888,8 +944,13 @@ def clean_frames(frames: Mapping[str, Sequence[RawFrame]], column_map, *, pre_re
         tables[name] = t
     _references(tables)
 
+    from .labels import attached, finish as finish_unmapped
+    adapter_unmapped = attached(pre_rejects) if unmapped is None else list(unmapped)
     ledgers, repairs, merged, unmapped, summaries = [], [], [], [], []
     pre = pre_rejects if pre_rejects is not None else pd.DataFrame(columns=LEDGER_COLUMNS)
+    if pre.attrs:  # the adapter's hand-over (read above) does not travel on into the ledger
+        pre = pre.copy(deep=False)
+        pre.attrs = {}
     for col in LEDGER_COLUMNS:
         if col not in pre.columns:
             pre = pre.assign(**{col: (pre["reason"].astype(str).str.split(":").str[0] if col == "reason_code"
@@ -911,26 +972,29 @@ def clean_frames(frames: Mapping[str, Sequence[RawFrame]], column_map, *, pre_re
         n_mer = len(mer)
         if t is None and not len(pre_t) and not len(mal):
             continue
+        # rows: every record is kept, rejected or merged; lines: every physical line of the files
+        # is in a record (kept or set aside) or blank, so no record swallowed lines unnoticed
+        lines_in, lines_ok = _lines_in(t.frames if t else frames.get(name, []))
         summaries.append({"table": name, "files": len(t.frames) if t else 0, "rows_in": n_in,
                           "rows_clean": n_clean, "rows_rejected": n_rej, "rows_merged": n_mer,
                           "rows_repaired": int(rep["source_row"].groupby(rep["source_file"]).nunique().sum())
-                          if len(rep) else 0,
-                          "conservation_ok": n_in == n_clean + n_rej + n_mer})
+                          if len(rep) else 0, "lines_in": lines_in,
+                          "conservation_ok": n_in == n_clean + n_rej + n_mer and lines_ok})
         ledgers.extend([x for x in (pre_t[LEDGER_COLUMNS], mal, led) if len(x)])
         if len(rep):
             repairs.append(rep)
         if len(mer):
             merged.append(mer)
     summary = pd.DataFrame(summaries, columns=SUMMARY_COLUMNS)
+    summary["lines_in"] = summary["lines_in"].astype("Int64")
     bad = summary[~summary["conservation_ok"].astype(bool)]
-    if len(bad):  # a bug, not bad input: every row must be accounted for
+    if len(bad):  # a bug, not bad input: every row (and line) must be accounted for
         raise AssertionError(f"row conservation violated: {bad.to_dict('records')}")
     rejects = (pd.concat(ledgers, ignore_index=True) if ledgers else pd.DataFrame(columns=LEDGER_COLUMNS))
     rejects = rejects.astype({"source_row": "int64"}) if len(rejects) else rejects
     repairs_df = pd.concat(repairs, ignore_index=True) if repairs else pd.DataFrame(columns=REPAIR_COLUMNS)
     merged_df = pd.concat(merged, ignore_index=True) if merged else pd.DataFrame(columns=MERGED_COLUMNS)
-    unmapped_df = (pd.concat(unmapped, ignore_index=True).sort_values("rows", ascending=False, kind="stable")
-                   .reset_index(drop=True) if unmapped else pd.DataFrame(columns=["table", "column", "label", "rows"]))
+    unmapped_df = finish_unmapped(unmapped, adapter_unmapped, cm)
     dataset = schema.Dataset(**{name: _check_canonical(df, name) for name, df in out_frames.items()})
     sources = pd.DataFrame([{"table": n, "column": c, "source_header": h}
                             for n, t in tables.items() for c, h in t.sources.items()],

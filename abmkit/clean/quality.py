@@ -20,6 +20,8 @@ from .core import CleanResult
 
 REASON_MEANINGS = {
     "malformed_row": "the record has more or fewer fields than the header (a broken export line)",
+    "unbalanced_quote": "a line whose opening quote never closes (it would swallow the lines after it): set "
+                        "aside, the next lines read normally",
     "missing_required": "a required value (id, timestamp, channel, ...) is empty",
     "unparseable_timestamp": "a date/time no known format reads (or an impossible date like 31 Feb)",
     "unparseable_number": "a number that cannot be read, even allowing currency symbols and separators",
@@ -75,8 +77,11 @@ def touches_per_month(touchpoints: pd.DataFrame) -> pd.DataFrame:
     return counts.stack().rename("touches").reset_index()
 
 
-def findings(result: CleanResult, period: Period | None = None) -> dict:
-    """Headline numbers of a cleaning run (JSON-safe), for the report."""
+def findings(result: CleanResult, period: Period | None = None, sanity=None) -> dict:
+    """Headline numbers of a cleaning run (JSON-safe), for the report, with the data
+    sanity checks' counts and messages (``sanity_warnings``: one "severity: message" per
+    check that fired; ``sanity``: a :class:`~abmkit.clean.sanity.SanityReport`, computed
+    with ``period`` when not given)."""
     s = result.to_frame()
     out = {
         "rows_in": int(s["rows_in"].sum()), "rows_clean": int(s["rows_clean"].sum()),
@@ -95,4 +100,5 @@ def findings(result: CleanResult, period: Period | None = None) -> dict:
         out["period"] = period.label
         out["touches_in_period"] = int(period.contains(tp["occurred_at"]).sum())
         out["touches_in_previous_period"] = int(period.previous.contains(tp["occurred_at"]).sum())
+    out.update((sanity if sanity is not None else result.sanity_checks(period)).findings())
     return out

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from ._text import legend_label, legend_safe, plain_text
+
 __all__ = ["attribution_share_bars", "attribution_share_heatmap", "attribution_rank_correlation",
            "attribution_journey_timeline", "attribution_sensitivity_lines", "attribution_disagreement_bars"]
 
@@ -30,6 +32,7 @@ def _nothing_to_show(title: str, figsize) -> plt.Figure:
     return fig
 
 
+@plain_text
 def attribution_share_bars(intervals: pd.DataFrame, *, figsize=(13, 5)) -> plt.Figure:
     """Grouped bars: channel share by model, with the bootstrap interval as error bars.
 
@@ -46,7 +49,8 @@ def attribution_share_bars(intervals: pd.DataFrame, *, figsize=(13, 5)) -> plt.F
     for i, m in enumerate(models):
         d = intervals[intervals["model"] == m].set_index("channel").reindex(channels)
         err = np.vstack([(d["share"] - d["low"]).clip(lower=0).fillna(0), (d["high"] - d["share"]).clip(lower=0).fillna(0)])
-        ax.bar(x + (i - (len(models) - 1) / 2) * width, d["share"], width, yerr=err, label=m, color=colors[i],
+        ax.bar(x + (i - (len(models) - 1) / 2) * width, d["share"], width, yerr=err, label=legend_label(m),
+               color=colors[i],
                error_kw={"elinewidth": 0.8, "capsize": 1.5, "ecolor": "#333333"})
     ax.set_xticks(x, channels, rotation=35, ha="right")
     ax.set_ylabel("share of credited conversions")
@@ -57,6 +61,7 @@ def attribution_share_bars(intervals: pd.DataFrame, *, figsize=(13, 5)) -> plt.F
     return fig
 
 
+@plain_text
 def attribution_share_heatmap(shares: pd.DataFrame, *, figsize=(11, 6)) -> plt.Figure:
     """Heatmap of the channel × model share table (``ComparisonResult.shares``)."""
     if shares.empty or shares.isna().all().all():
@@ -71,6 +76,7 @@ def attribution_share_heatmap(shares: pd.DataFrame, *, figsize=(11, 6)) -> plt.F
     return fig
 
 
+@plain_text
 def attribution_rank_correlation(rank_correlation: pd.DataFrame, *, figsize=(8, 6.5)) -> plt.Figure:
     """Spearman rank correlation between models (``ComparisonResult.rank_correlation``)."""
     if rank_correlation.empty or rank_correlation.isna().all().all():
@@ -85,6 +91,7 @@ def attribution_rank_correlation(rank_correlation: pd.DataFrame, *, figsize=(8, 
     return fig
 
 
+@plain_text
 def attribution_disagreement_bars(disagreement: pd.DataFrame, *, figsize=(9, 5)) -> plt.Figure:
     """Per channel, the range of its share across models (min to max, mean marked)."""
     if disagreement.empty:
@@ -101,6 +108,7 @@ def attribution_disagreement_bars(disagreement: pd.DataFrame, *, figsize=(9, 5))
     return fig
 
 
+@plain_text
 def attribution_journey_timeline(journey: pd.DataFrame, models=None, *, figsize=(13, 5)) -> plt.Figure:
     """One conversion's journey: touches over time by channel (top) and each model's
     credit per touch (bottom). ``journey`` from :func:`abmkit.attribution.journey_credits`."""
@@ -123,7 +131,7 @@ def attribution_journey_timeline(journey: pd.DataFrame, models=None, *, figsize=
     top.set_title(f"Journey of conversion {journey['conversion_id'].iloc[0]} ({len(journey)} touches)")
     top.legend(fontsize=8, frameon=False, loc="upper left")
     for m in models:
-        bottom.plot(journey["position"], journey[m], marker="o", ms=4, lw=1, label=m)
+        bottom.plot(journey["position"], journey[m], marker="o", ms=4, lw=1, label=legend_label(m))
     bottom.set_xlabel("touch position in the journey (0 = first)")
     bottom.set_ylabel("credit")
     bottom.legend(fontsize=8, frameon=False, ncol=len(models))
@@ -136,6 +144,7 @@ _JOURNEY_COLS = {"conversion_id", "account_id", "touchpoint_id", "channel", "tou
                  "is_opportunity_created", "is_closed_won", "converted_at"}
 
 
+@plain_text
 def attribution_sensitivity_lines(sweep: pd.DataFrame, *, top: int = 8, figsize=(9, 4.5)) -> plt.Figure:
     """Channel share against the swept parameter (``abmkit.attribution.sensitivity``
     output), for the ``top`` channels by mean share."""
@@ -144,7 +153,7 @@ def attribution_sensitivity_lines(sweep: pd.DataFrame, *, top: int = 8, figsize=
     keep = sweep.groupby("channel")["share"].mean().nlargest(top).index
     d = sweep[sweep["channel"].isin(keep)]
     fig, ax = plt.subplots(figsize=figsize)
-    sns.lineplot(data=d, x="value", y="share", hue="channel", marker="o", ax=ax)
+    sns.lineplot(data=legend_safe(d, "channel"), x="value", y="share", hue="channel", marker="o", ax=ax)
     ax.set_xlabel(str(sweep["param"].iloc[0]) if len(sweep) else "")
     ax.yaxis.set_major_formatter(plt.matplotlib.ticker.PercentFormatter(1.0))
     ax.set_title("How shares move with the parameter")

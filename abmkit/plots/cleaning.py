@@ -14,11 +14,14 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from ._text import legend_label, legend_safe, plain_text
+
 __all__ = ["rows_per_table_chart", "rejects_by_reason_chart", "touches_per_month_chart"]
 
 _OUTCOME_COLORS = {"clean": "#1b9e77", "rejected": "#d95f02", "merged": "#7570b3"}
 
 
+@plain_text
 def rows_per_table_chart(rows: pd.DataFrame, *, figsize=(9, 3.5)) -> plt.Figure:
     """Horizontal stacked bars: per table, rows kept / rejected / merged (log scale
     would hide the few rejects, so shares are annotated instead)."""
@@ -43,6 +46,7 @@ def rows_per_table_chart(rows: pd.DataFrame, *, figsize=(9, 3.5)) -> plt.Figure:
     return fig
 
 
+@plain_text
 def rejects_by_reason_chart(by_reason: pd.DataFrame, *, figsize=(9, 3.5)) -> plt.Figure:
     """Bar chart of rejected rows by reason code, coloured by table."""
     fig, ax = plt.subplots(figsize=figsize)
@@ -50,23 +54,25 @@ def rejects_by_reason_chart(by_reason: pd.DataFrame, *, figsize=(9, 3.5)) -> plt
         ax.text(0.5, 0.5, "no rejected rows", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return fig
-    sns.barplot(data=by_reason, y="reason_code", x="rows", hue="table", ax=ax, dodge=True)
+    sns.barplot(data=legend_safe(by_reason, "table"), y="reason_code", x="rows", hue="table", ax=ax, dodge=True)
     ax.set_title("Rejected rows by reason")
     ax.set_ylabel("")
     fig.tight_layout()
     return fig
 
 
+@plain_text
 def touches_per_month_chart(monthly: pd.DataFrame, *, period=None, figsize=(11, 4)) -> plt.Figure:
     """Lines of touches per month by channel; the reporting period shaded."""
     fig, ax = plt.subplots(figsize=figsize)
     if monthly.empty:
         ax.text(0.5, 0.5, "no touches", ha="center", va="center", transform=ax.transAxes)
         return fig
-    sns.lineplot(data=monthly, x="month", y="touches", hue="channel", marker="o", markersize=3, ax=ax)
+    sns.lineplot(data=legend_safe(monthly, "channel"), x="month", y="touches", hue="channel", marker="o",
+                 markersize=3, ax=ax)
     if period is not None:
         ax.axvspan(period.start.tz_localize(None), period.end.tz_localize(None), color="#cccccc", alpha=0.4,
-                   label=period.label)
+                   label=legend_label(period.label))
     ax.set_title("Touches per month by channel")
     ax.legend(ncol=2, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()

@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from ._text import plain_text
+
 __all__ = ["kpi_tiles", "kpi_trends", "funnel_chart", "pipeline_chart", "segment_chart", "format_kpi"]
 
 _LABELS = {
@@ -62,6 +64,7 @@ def _label(kpi: str) -> str:
     return _LABELS.get(kpi, kpi.replace("_", " "))
 
 
+@plain_text
 def kpi_tiles(overall: pd.DataFrame, kpis: list[str] | None = None, ncols: int = 5, title: str | None = None):
     """A grid of tiles: KPI name, value, and change against the previous period
     (green when better, red when worse). ``overall`` = ``kpi_table(...).overall``."""
@@ -99,6 +102,7 @@ def kpi_tiles(overall: pd.DataFrame, kpis: list[str] | None = None, ncols: int =
     return fig
 
 
+@plain_text
 def kpi_trends(history: pd.DataFrame, kpis: list[str] | None = None, ncols: int = 3):
     """Small multiples: each KPI over the periods of ``kpi_history(...)``."""
     h = history if kpis is None else history[history["kpi"].isin(kpis)]
@@ -121,6 +125,7 @@ def kpi_trends(history: pd.DataFrame, kpis: list[str] | None = None, ncols: int 
     return fig
 
 
+@plain_text
 def funnel_chart(funnel: pd.DataFrame, title: str = "Account funnel"):
     """Horizontal funnel of ``account_funnel(...)``: accounts per step with the share of
     the population and the step conversion."""
@@ -144,6 +149,7 @@ def funnel_chart(funnel: pd.DataFrame, title: str = "Account funnel"):
     return fig
 
 
+@plain_text
 def pipeline_chart(pipeline: pd.DataFrame, title: str = "Pipeline by period"):
     """Bars of created, influenced and won amounts per period of ``pipeline_by_period(...)``."""
     long = pipeline.melt(id_vars=["period"], value_vars=["created_amount", "influenced_amount", "won_amount"],
@@ -163,6 +169,7 @@ def pipeline_chart(pipeline: pd.DataFrame, title: str = "Pipeline by period"):
     return fig
 
 
+@plain_text
 def segment_chart(segments: pd.DataFrame, kpi: str):
     """One KPI by segment value, one panel per segment (``kpi_table(...).segments``),
     with the previous period as a grey marker."""

@@ -15,12 +15,15 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from ._text import legend_safe, plain_text
+
 __all__ = ["mapping_overview", "mapping_accuracy_chart", "engagement_leaderboard_chart",
            "engagement_trend_chart", "mqa_timeline_chart"]
 
 _METHOD_COLORS = {"crm": "#1b9e77", "domain": "#7570b3", "fuzzy_name": "#e6ab02", "unmatched": "#bbbbbb"}
 
 
+@plain_text
 def mapping_overview(report, *, figsize=(13, 4)) -> plt.Figure:
     """Three panels: contacts by method, confidence bands of matched contacts, and
     unmatched contacts by reason."""
@@ -46,6 +49,7 @@ def mapping_overview(report, *, figsize=(13, 4)) -> plt.Figure:
     return fig
 
 
+@plain_text
 def mapping_accuracy_chart(report, *, figsize=(7, 3.5)) -> plt.Figure:
     """Precision and recall per method against ground truth (needs ``report.accuracy``)."""
     if report.accuracy is None:
@@ -60,6 +64,7 @@ def mapping_accuracy_chart(report, *, figsize=(7, 3.5)) -> plt.Figure:
     return fig
 
 
+@plain_text
 def engagement_leaderboard_chart(scores: pd.DataFrame, *, label: str = "account_name", top: int = 15,
                                  figsize=(8, 5)) -> plt.Figure:
     """Horizontal bars of the ``top`` rows of a leaderboard (already sorted by score),
@@ -74,16 +79,18 @@ def engagement_leaderboard_chart(scores: pd.DataFrame, *, label: str = "account_
     return fig
 
 
+@plain_text
 def engagement_trend_chart(scores: pd.DataFrame, *, label: str = "account_id", figsize=(9, 4)) -> plt.Figure:
     """Score over time, one line per account, from a multi-date :func:`engagement_scores` frame."""
     fig, ax = plt.subplots(figsize=figsize)
-    sns.lineplot(data=scores, x="as_of", y="score", hue=label, ax=ax)
+    sns.lineplot(data=legend_safe(scores, label), x="as_of", y="score", hue=label, ax=ax)
     ax.set_title("Engagement score over time")
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     return fig
 
 
+@plain_text
 def mqa_timeline_chart(dates: pd.DataFrame, *, figsize=(8, 3.5)) -> plt.Figure:
     """Cumulative count of accounts becoming MQA, from :func:`abmkit.engagement.mqa_dates`."""
     fig, ax = plt.subplots(figsize=figsize)

@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from ._text import legend_label, legend_safe, plain_text
+
 __all__ = ["stage_funnel_chart", "stage_distribution_chart", "velocity_curve_chart", "uplift_forest_chart",
            "naive_vs_adjusted_chart", "progression_rate_chart"]
 
@@ -33,6 +35,7 @@ def _nothing_to_show(title: str, figsize=(8, 3.6)):
     return fig
 
 
+@plain_text
 def stage_funnel_chart(accounts: pd.DataFrame, contacts: pd.DataFrame | None = None):
     """Horizontal funnel of accounts that entered each stage (``stage, count``),
     beside the contact funnel (``step, count``) when given (DualFunnel frames)."""
@@ -54,6 +57,7 @@ def stage_funnel_chart(accounts: pd.DataFrame, contacts: pd.DataFrame | None = N
     return fig
 
 
+@plain_text
 def stage_distribution_chart(distribution: pd.DataFrame):
     """Stacked shares of accounts per stage at each date (``as_of, stage, share``)."""
     if distribution.empty or distribution["share"].isna().all():
@@ -69,18 +73,20 @@ def stage_distribution_chart(distribution: pd.DataFrame):
     return fig
 
 
+@plain_text
 def progression_rate_chart(rates: pd.DataFrame, by: str | None = None):
     """Progression rate per transition (``transition, rate``), optionally one bar per segment."""
     if rates.empty or rates["rate"].isna().all():
         return _nothing_to_show("Share of accounts moving on to the next stage")
     fig, ax = plt.subplots(figsize=(8, 3.6))
-    sns.barplot(data=rates, x="transition", y="rate", hue=by, ax=ax)
+    sns.barplot(data=legend_safe(rates, by), x="transition", y="rate", hue=by, ax=ax)
     ax.set(title="Share of accounts moving on to the next stage", ylabel="progression rate", xlabel="")
     ax.tick_params(axis="x", rotation=20)
     fig.tight_layout()
     return fig
 
 
+@plain_text
 def velocity_curve_chart(curves: pd.DataFrame, hue: str = "transition"):
     """Kaplan–Meier curves: share still in stage s vs days since entering it
     (``transition, days, still_in_stage``)."""
@@ -88,7 +94,7 @@ def velocity_curve_chart(curves: pd.DataFrame, hue: str = "transition"):
         return _nothing_to_show("Velocity: accounts still in the stage (Kaplan–Meier)", (7, 4))
     fig, ax = plt.subplots(figsize=(7, 4))
     for key, g in curves.groupby(hue, sort=False):
-        ax.step(g["days"], g["still_in_stage"], where="post", label=str(key))
+        ax.step(g["days"], g["still_in_stage"], where="post", label=legend_label(key))
     ax.axhline(0.5, color="grey", lw=0.8, ls=":")
     ax.set(title="Velocity: accounts still in the stage (Kaplan–Meier)", xlabel="days since entering the stage",
            ylabel="share not yet progressed", ylim=(0, 1.02))
@@ -97,6 +103,7 @@ def velocity_curve_chart(curves: pd.DataFrame, hue: str = "transition"):
     return fig
 
 
+@plain_text
 def uplift_forest_chart(table: pd.DataFrame, estimate: str = "adj_diff", truth: pd.DataFrame | None = None,
                         label_cols=("unit", "transition"), max_rows: int = 40):
     """Forest plot: one line per row of the influence table with its CI
@@ -130,6 +137,7 @@ def uplift_forest_chart(table: pd.DataFrame, estimate: str = "adj_diff", truth: 
     return fig
 
 
+@plain_text
 def naive_vs_adjusted_chart(table: pd.DataFrame, label_col: str = "unit"):
     """Naive difference vs covariate-adjusted difference per row; points far
     from the diagonal are where confounding moved the estimate."""
@@ -141,7 +149,7 @@ def naive_vs_adjusted_chart(table: pd.DataFrame, label_col: str = "unit"):
         ax.set(xlabel="naive difference", ylabel="adjusted difference (ATT)", title="Naive vs adjusted")
         fig.tight_layout()
         return fig
-    sns.scatterplot(data=t, x="diff", y="adj_diff", hue="transition", ax=ax, s=40)
+    sns.scatterplot(data=legend_safe(t, "transition"), x="diff", y="adj_diff", hue="transition", ax=ax, s=40)
     lim = [min(t["diff"].min(), t["adj_diff"].min(), 0) - 0.02, max(t["diff"].max(), t["adj_diff"].max(), 0) + 0.02]
     ax.plot(lim, lim, color="grey", lw=0.8, ls="--")
     far = (t["diff"] - t["adj_diff"]).abs().nlargest(5).index
