@@ -66,7 +66,12 @@ test-slow: $(DEV)
 lab: $(RUNTIME)
 	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
-bench: $(DEV)
+# bench-only peers (polars) on top of the test tools
+$(VENV)/.bench-installed: requirements-bench.txt | $(DEV)
+	$(PIP) -r requirements-bench.txt
+	touch $@
+
+bench: $(VENV)/.bench-installed
 	mkdir -p bench/results
 	for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 

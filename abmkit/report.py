@@ -48,9 +48,9 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 
 from .period import Period, resolve_period
+from .private import private_dir, purge_private_leftovers, secure_tree  # issue 17 (finding 8)
 
 __all__ = [
     "run_report", "discover_notebooks", "resolve_input", "default_quarter", "load_params_file",
@@ -225,10 +225,12 @@ def load_params_file(path: str | Path | None, notebook_stems: list[str] = ()) ->
     path = Path(path)
     if not path.exists():
         raise ReportError(f"parameter file {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text("utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ReportError(f"parameter file {path} is not valid YAML: {exc}") from exc
+    from .io.yaml import InputError, load_yaml
+
+    try:  # bounded: size, aliases (billion laughs), depth; plain values only (no !!binary, !!set)
+        raw = load_yaml(path, what="parameter file", hint="see docs/report_and_scheduling.md") or {}
+    except InputError as exc:
+        raise ReportError(str(exc)) from None
     if not isinstance(raw, dict):
         raise ReportError(f"parameter file {path} must be a mapping of name: value")
     # YAML reads an unquoted 02 as the integer 2: give it back its two digits
@@ -429,6 +431,18 @@ def write_index(report_dir: str | Path, *, period: Period, notebooks: list[dict]
         if rows:
             parts.append("<table>" + "".join(f"<tr><th>{e(k)}</th><td>{e(_fmt(v))}</td></tr>" for k, v in rows)
                          + "</table>")
+        # the data sanity checks that fired (notebook 01 findings "sanity_warnings", abmkit.clean.sanity)
+        sanity = [m for m in (q.get("sanity_warnings") or []) if isinstance(m, str)]
+        if sanity:
+            page = next((nb["stem"] for nb in notebooks if nb["stem"].startswith("01")), None)
+            where = (f'<a href="{e(page)}.html">the cleaning page</a>'
+                     if page and (report_dir / f"{page}.html").exists() else "notebook 01")
+            table = ('<a href="tables/data_sanity.csv">tables/data_sanity.csv</a>'
+                     if (report_dir / "tables" / "data_sanity.csv").exists() else "tables/data_sanity.csv")
+            parts.append(f"<h3>Data sanity warnings ({len(sanity)})</h3>"
+                         '<p class="meta">Values that read fine but cannot be true; each names the numbers it '
+                         f"affects. Examples and what to do: {where} and {table}.</p>")
+            parts.append("<ul>" + "".join(f"<li>{e(m)}</li>" for m in sanity) + "</ul>")
     else:
         parts.append('<p class="missing">No data-quality findings were saved by the cleaning notebook.</p>')
     if notebooks and (report_dir / f"{notebooks[-1]['stem']}.html").exists():
@@ -629,6 +643,8 @@ def run_report(quarter: str | None = None, start=None, end=None, data: str | Pat
         end = end or global_params.get("end")
         raw_dir, cmap = resolve_input(data, preset or global_params.get("preset"),
                                       column_map or global_params.get("column_map"))
+        from .clean import check_inputs
+        check_inputs(raw_dir, cmap)  # the map's files stay inside raw_dir (no .., no links out): exit 2 here
         all_notebooks = discover_notebooks(nb_dir)
         notebooks = discover_notebooks(nb_dir, only) if only else all_notebooks
         if quarter is None and start is None and end is None:
@@ -652,12 +668,14 @@ def run_report(quarter: str | None = None, start=None, end=None, data: str | Pat
     out_dir.mkdir(parents=True, exist_ok=True)
     run = _Run(period.label, out_dir, out_dir / f".staging-{period.label}-{uuid.uuid4().hex[:8]}")
     run.report.mkdir(parents=True)
+    os.chmod(run.staging, 0o700)  # issue 17: personal data and unredacted notebooks until published
     if partial:
         if run.final_report.is_dir():
             shutil.copytree(run.final_report, run.report, dirs_exist_ok=True)
         if not cleans:
             shutil.copytree(run.final_data, run.data)
     run.data.mkdir(exist_ok=True)
+    secure_tree(run.data)  # issue 17: 0700 / 0600, also the data copied from the last full run
     common = {
         "data_dir": str(run.data.resolve()), "output_dir": str(run.report.resolve()),
         "quarter": period.label if period.is_quarter else None,
@@ -978,6 +996,12 @@ def _execute(run, period, notebooks, all_notebooks, common, global_params, secti
     notebook whose dependencies have started. After a failure no notebook starts; those
     running finish, then the run fails naming the first failed notebook."""
     from . import __version__
+    # import the kernel machinery here, in the main thread, before any worker thread
+    # starts: two threads importing jupyter_client at once can deadlock on its module lock
+    import jupyter_client.manager  # noqa: F401
+    import nbclient  # noqa: F401
+    import nbconvert  # noqa: F401
+    import papermill  # noqa: F401
 
     t_total, t_origin = time.perf_counter(), time.time()
     manifest = manifest or {}
@@ -1007,18 +1031,23 @@ def _execute(run, period, notebooks, all_notebooks, common, global_params, secti
     def busy() -> int:
         return sum(st in ("warming", "running") for st in state.values())
 
-    def schedule(run_ready: bool = True) -> None:
+    def schedule(first: bool = False) -> None:
         if failures:
             return
-        if run_ready:
+        if first:  # before papermill is imported (it needs a core): only the kernels of the first notebooks
             for s in order:
-                if busy() >= jobs:
-                    return
-                if state[s] in ("waiting", "warm") and all(state[d] == "ran" for d in deps[s]):
-                    state[s] = "running"
-                    _say(f"[{number[s]}/{len(notebooks)}] {by_stem[s].name} ...")
-                    work[s].go(params[s])
-        warmed = warm_kernels
+                if warm_kernels and busy() < jobs and not deps[s]:
+                    state[s] = "warming"
+                    work[s].warm()
+            return
+        for s in order:  # ready notebooks first
+            if busy() >= jobs:
+                return
+            if state[s] in ("waiting", "warm") and all(state[d] == "ran" for d in deps[s]):
+                state[s] = "running"
+                _say(f"[{number[s]}/{len(notebooks)}] {by_stem[s].name} ...")
+                work[s].go(params[s])
+        warmed = warm_kernels  # then a free slot starts the kernel of a notebook whose dependencies started
         while warmed and busy() < jobs:  # again after a start: it may let a dependent warm up
             warmed = False
             for s in order:
@@ -1029,7 +1058,7 @@ def _execute(run, period, notebooks, all_notebooks, common, global_params, secti
                     break
 
     try:
-        schedule(run_ready=False)  # the first kernels start while papermill is imported
+        schedule(first=True)  # the first kernels start while papermill is imported
         for nb in notebooks:
             try:
                 params[nb.stem] = notebook_parameters(nb, common, global_params, sections)
@@ -1127,9 +1156,12 @@ def _execute(run, period, notebooks, all_notebooks, common, global_params, secti
             new = new.replace(json.dumps(old_path)[1:-1], json.dumps(new_path)[1:-1])
         if new != text:
             _write_text(nb_file, new)
+    secure_tree(run.data)  # issue 17: files a notebook wrote with its own writers (0600)
+    private_dir(run.final_data.parent, tighten=True)  # issue 17: <out>/.data is 0700
     _swap(run.report, run.final_report)
     _swap(run.data, run.final_data)
     shutil.rmtree(run.staging, ignore_errors=True)
+    purge_private_leftovers(run.out_dir, period.label)  # issue 17: no personal data left in .failed/staging
     try:
         while any(j.started and not j.closed for j in work.values()):  # the last kernels exit
             kind, s, _ = events.get(timeout=KERNEL_START_TIMEOUT)

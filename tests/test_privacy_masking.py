@@ -282,14 +282,7 @@ def _standin(folder: Path) -> Path:
     return folder
 
 
-@pytest.mark.xfail(not hasattr(report, "purge_private_leftovers"), strict=True,
-                   reason="needs the runner's part of issue 17 finding 8 in abmkit/report.py (private staging and "
-                          ".data folders, purge of leftovers); remove this marker once it is in")
 def test_report_run_keeps_personal_data_private_and_purges_leftovers(tmp_path, capsys):
-    # imported here first: in a fresh process the runner's first kernel warm-up (a thread)
-    # and its main thread may import jupyter_client at the same time (a separate issue)
-    import jupyter_client.manager  # noqa: F401
-    import papermill  # noqa: F401
 
     notebooks, out = _standin(tmp_path / "notebooks"), tmp_path / "reports"
     fail = tmp_path / "fail.yaml"

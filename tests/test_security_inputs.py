@@ -16,7 +16,7 @@ watchdog kills the process tree above 1.5 GB so a regression cannot take the mac
 
 The ``report`` cases exit 2 only once :func:`abmkit.report.run_report` runs the
 pre-flight (:func:`abmkit.clean.check_inputs`) and :func:`abmkit.report.load_params_file`
-reads with :func:`abmkit.io.yaml.load_yaml`; until then they are ``xfail(strict=False)``
+reads with :func:`abmkit.io.yaml.load_yaml`.
 (the "nothing from /etc/passwd is written" checks are not: they hold already).
 """
 from __future__ import annotations
@@ -43,7 +43,6 @@ needs_passwd = pytest.mark.skipif(not (PASSWD.is_file() and os.access(PASSWD, os
                                   reason="needs a readable /etc/passwd with a root: line")
 #: what a line of /etc/passwd looks like in a message or an output file
 PASSWD_MARKERS = ("root:", "nologin", "/bin/bash", "/bin/sh", "daemon")
-NOT_WIRED = pytest.mark.xfail(strict=False, reason="wired by report.py change (check_inputs / load_yaml)")
 
 BOMB_LEVELS = "abcdefghi"
 
@@ -255,7 +254,6 @@ def test_report_writes_nothing_from_outside_the_folder(report_runs, case):
 
 
 @needs_passwd
-@NOT_WIRED
 @pytest.mark.parametrize("case", ["traversal", "absolute", "symlink"])
 def test_report_exits_2_before_any_notebook(report_runs, case):
     run, out = report_runs[case]
@@ -290,7 +288,6 @@ def _small_export(tmp_path: Path) -> Path:
     return export
 
 
-@NOT_WIRED
 def test_alias_bomb_column_map_report_fails_fast(tmp_path):
     export = _small_export(tmp_path)
     text = "tables:\n  accounts:\n    columns: {account_id: Id, account_name: Name}\n" + "".join(
@@ -302,7 +299,6 @@ def test_alias_bomb_column_map_report_fails_fast(tmp_path):
     assert r.seconds < 5 and r.peak_rss < 500e6, (r.seconds, r.peak_rss)
 
 
-@NOT_WIRED
 def test_alias_bomb_params_file_fails_fast(tmp_path):
     """``raw_dir: *i`` reaches notebook 01's parameters: papermill would write 387 million strings."""
     export = _small_export(tmp_path)

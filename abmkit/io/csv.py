@@ -39,6 +39,7 @@ import csv
 import io
 import json
 import re
+import time
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -453,9 +454,14 @@ def read_file(path: str | Path, *, encoding: str = "auto", delimiter: str = "aut
                         delimiter=delim)
     lines = _count_lines(data) - header_lines
     # without any quote character there can be no quoted line break: parse in parallel blocks
-    table = _read_arrow(data, names, delim, newlines_in_values=b'"' in data)
+    # blocks no bigger than max_field_bytes: a record over the limit stops pyarrow at once
+    table = _read_arrow(data, names, delim, newlines_in_values=b'"' in data,
+                        block_size=min(16 * MiB, max(MiB, lim["max_field_bytes"])))
     checked = _check_arrow(table, data, lines, lim, delim, names) if table is not None else None
     if checked is None:  # ragged rows, a stray quote, a value over a limit: the exact reader decides
+        if table is not None:  # give pyarrow's copy back before the exact reader runs
+            table = None
+            pa.default_memory_pool().release_unused()
         return _read_python(path, data, names, delim, name, enc, lim, header_lines, lines)
     record_lines, blank = checked
     frame = pd.DataFrame({n: pd.Series(pd.arrays.ArrowExtensionArray(table.column(i)))
@@ -582,7 +588,8 @@ def _check_arrow(table: pa.Table, data: bytes, lines: int, lim: dict, delim: str
     return n + extra, blank
 
 
-def _read_arrow(data: bytes, names: list[str], delim: str, newlines_in_values: bool = True) -> pa.Table | None:
+def _read_arrow(data: bytes, names: list[str], delim: str, newlines_in_values: bool = True,
+                block_size: int = 16 * MiB) -> pa.Table | None:
     """pyarrow's table of strings, or None when it cannot read every record (ragged rows,
     a record over its 16 MiB block, ...)."""
     bad = []
@@ -594,7 +601,7 @@ def _read_arrow(data: bytes, names: list[str], delim: str, newlines_in_values: b
     try:
         table = pacsv.read_csv(
             pa.BufferReader(data),
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=1 << 24),
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=block_size),
             parse_options=pacsv.ParseOptions(delimiter=delim, newlines_in_values=newlines_in_values,
                                              invalid_row_handler=handler),
             convert_options=pacsv.ConvertOptions(
@@ -602,6 +609,11 @@ def _read_arrow(data: bytes, names: list[str], delim: str, newlines_in_values: b
                 strings_can_be_null=False, quoted_strings_can_be_null=False),
         )
     except pa.ArrowInvalid:
+        # pyarrow returns the error while tasks parsing its other blocks may still run; an
+        # interpreter exit at that moment aborts the process ("terminate called without an
+        # active exception", exit code 134) instead of exiting with the CleanError's code 2
+        # when the exact reader stops the file at once: give them a moment to finish
+        time.sleep(0.05)
         return None
     if bad:
         return None
@@ -649,6 +661,26 @@ def _looks_like_records(lines: list[str], delim: str, names: list[str]) -> bool:
 
 
 _LINE_END = re.compile(rb"\r\n?|\n")
+_LINE_TEXT = re.compile(r"[^\r\n]*+(?:\r\n|\r|\n)?")
+_BLOCK = 1 * MiB
+
+
+def _physical_lines(data: bytes, pos: int = 0):
+    """The physical lines of ``data`` from byte ``pos`` (CR, LF or CRLF ends one, kept, as
+    both readers split them), decoded about 1 MiB at a time: never the file as one text. A
+    long line is decoded on its own (no copy beyond that line's text)."""
+    n, view = len(data), memoryview(data)
+    while pos < n:
+        end = data.find(b"\n", min(pos + _BLOCK, n) - 1)
+        end = n if end < 0 else end + 1
+        text = str(view[pos:end], "utf-8")
+        if end - pos <= 4 * _BLOCK:
+            yield from io.StringIO(text, newline="")  # split in C (its buffer: 4 bytes a character)
+        elif "\r" not in text and text.find("\n") in (-1, len(text) - 1):
+            yield text                                 # one long line: as it is
+        else:
+            yield from (m.group() for m in _LINE_TEXT.finditer(text) if m.end() > m.start())
+        pos = end
 
 
 def _read_python(path: Path, data: bytes, names: list[str], delim: str, source: str, enc: str, lim: dict,
@@ -662,20 +694,11 @@ def _read_python(path: Path, data: bytes, names: list[str], delim: str, source: 
 def _read_python_records(path: Path, data: bytes, names: list[str], delim: str, source: str, enc: str,
                          lim: dict, header_lines: int, lines: int) -> RawFrame:
     max_lines, max_bytes = lim["max_record_lines"], lim["max_field_bytes"]
-    # physical lines (CR, LF or CRLF ends one, kept), each decoded on its own from a view of
-    # the bytes: the file is never held as one text
-    view, n = memoryview(data), len(data)
-    find, lone_cr = data.find, b"\r" in data and re.search(rb"\r(?!\n)", data) is not None  # CR alone ends a line
-    line_end = _LINE_END.search
-
-    def end_of_line(p: int) -> int:
-        m = line_end(data, p)
-        return n if m is None else m.end()
-
     pos = 0
     for _ in range(header_lines):
-        pos = end_of_line(pos)
-    at = [pos]                     # byte offset of the next physical line
+        m = _LINE_END.search(data, pos)
+        pos = len(data) if m is None else m.end()
+    physical = _physical_lines(data, pos)
     pending: deque[str] = deque()  # lines to read again after a stray quote was set aside
     taken: list[str] = []          # the physical lines of the record being read
     long_value = [False]           # the record was judged a long multi-line value: read on
@@ -686,19 +709,9 @@ def _read_python_records(path: Path, data: bytes, names: list[str], delim: str, 
                 if _looks_like_records(taken[1:], delim, names):
                     raise _StillOpen
                 long_value[0] = True  # notes over many lines: bounded by max_field_bytes instead
-            if pending:
-                line = pending.popleft()
-            else:
-                p = at[0]
-                if p >= n:
-                    return
-                if lone_cr:
-                    j = end_of_line(p)
-                else:
-                    j = find(b"\n", p)
-                    j = n if j < 0 else j + 1
-                line = str(view[p:j], "utf-8")
-                at[0] = j
+            line = pending.popleft() if pending else next(physical, "")
+            if not line:
+                return
             taken.append(line)
             yield line
 
