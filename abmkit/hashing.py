@@ -23,10 +23,10 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 #: low-byte masks: _MASKS[k] keeps the first k bytes of a little-endian word
 _MASKS = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [2**64 - 1], dtype=np.uint64)
 
-__all__ = ["string_hash", "as_arrow_strings"]
+__all__ = ["string_hash", "as_arrow_strings", "mix"]
 
 
-def _mix(h: np.ndarray) -> np.ndarray:
+def mix(h: np.ndarray) -> np.ndarray:
     """splitmix64 finaliser, in place (uint64 arithmetic wraps by design)."""
     h ^= h >> np.uint64(30)
     h *= np.uint64(0xBF58476D1CE4E5B9)
@@ -91,14 +91,14 @@ def string_hash(values, salt: int = 0) -> np.ndarray:
     start = offs[:-1] - lo
     lens = np.diff(offs)
     with np.errstate(over="ignore"):
-        h = _mix((lens.astype(np.uint64) + np.uint64(1)) * _GOLDEN + np.uint64(salt))
+        h = mix((lens.astype(np.uint64) + np.uint64(1)) * _GOLDEN + np.uint64(salt))
         for j in range(0, int(lens.max()), 8):
             rem = np.minimum(lens - j, 8)
             if rem.min() > 0:  # every string still has bytes here (ids of one length)
                 h ^= words[start + j] & _MASKS[rem]
-                h = _mix(h) + _GOLDEN
+                h = mix(h) + _GOLDEN
             else:
                 live = np.flatnonzero(rem > 0)
                 w = words[start[live] + j] & _MASKS[rem[live]]
-                h[live] = _mix(h[live] ^ w) + _GOLDEN
-        return _mix(h)
+                h[live] = mix(h[live] ^ w) + _GOLDEN
+        return mix(h)

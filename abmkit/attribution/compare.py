@@ -116,12 +116,12 @@ def poisson_weights(account_ids, seed: int, first: int, count: int) -> np.ndarra
     >>> w.shape, bool((poisson_weights(["c", "a"], 0, 0, 4) == w[:, [2, 0]]).all())
     ((4, 3), True)
     """
-    from ..hashing import _mix, string_hash
+    from ..hashing import mix, string_hash
     h = string_hash(np.asarray(account_ids, dtype=object))
     rep = np.arange(first, first + count, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        key = _mix(rep * np.uint64(0xD1B54A32D192ED03) + np.uint64(seed % 2**64))
-        x = _mix(h[None, :] ^ key[:, None])
+        key = mix(rep * np.uint64(0xD1B54A32D192ED03) + np.uint64(seed % 2**64))
+        x = mix(h[None, :] ^ key[:, None])
     u = (x >> np.uint64(11)).astype(np.float64) * 2.0**-53
     return np.searchsorted(_POISSON1_CDF, u, side="right").astype(np.float64)
 

@@ -50,7 +50,7 @@ from .colmap import DEFAULTS, LabelMap, label_key, label_maps, load_column_map
 from ..io.csv import RawFrame
 from ..io.errors import shown, shown_list
 from .errors import CleanError
-from .parse import (_NAT, _to_arrow, encode, normalise_ids, null_token_mask, parse_bools,
+from .parse import (NS_NAT, to_arrow, encode, normalise_ids, null_token_mask, parse_bools,
                     parse_numbers, parse_timestamps, parse_timestamps_detail, trim_rows)
 
 LEDGER_COLUMNS = ["source_file", "source_row", "table", "reason", "raw_values", "reason_code", "column"]
@@ -264,7 +264,7 @@ class _RawValues:
 
 def _raw_column(table: _Table, header_per_frame: list[str]):
     import pyarrow as pa
-    arrays = [_to_arrow(f.data[h]) for f, h in zip(table.frames, header_per_frame)]
+    arrays = [to_arrow(f.data[h]) for f, h in zip(table.frames, header_per_frame)]
     if not arrays:
         return pa.array([], type=pa.string())
     return arrays[0] if len(arrays) == 1 else pa.concat_arrays(arrays)
@@ -373,7 +373,7 @@ def _strip_nul(t: _Table, col: str, arr: pa.Array) -> pa.Array:
 
 
 def _clean_column(t: _Table, col: str, raw, maps: dict[str, LabelMap]):
-    raw = _strip_nul(t, col, raw if isinstance(raw, pa.Array) else _to_arrow(raw))
+    raw = _strip_nul(t, col, raw if isinstance(raw, pa.Array) else to_arrow(raw))
     spec_col = t.spec.column(col)
     kind, required = spec_col.kind, spec_col.required
     entity = t.name in ENTITY_TABLES and not required
@@ -483,8 +483,8 @@ def _clean_column(t: _Table, col: str, raw, maps: dict[str, LabelMap]):
         u = uniq
         ns, failed = parse_timestamps(u, timezone=t.cfg.get("timezone", "UTC"), dayfirst=t.cfg.get("dayfirst", False))
         bad_rows = fail(failed, _KIND_FAIL[kind])
-        vals = _take(ns, codes, _NAT)
-        vals[bad_rows] = _NAT
+        vals = _take(ns, codes, NS_NAT)
+        vals[bad_rows] = NS_NAT
         t.values[col] = vals
         u_canon = ns
     elif kind in ("float", "int", "bool"):
@@ -543,7 +543,7 @@ def _clean_timestamps(t: _Table, col: str, raw, required: bool, entity: bool):
         else:
             t.reject(bad, _KIND_FAIL["ts"], col, raw_rows)
     ns = ns.copy()
-    ns[~present | failed] = _NAT
+    ns[~present | failed] = NS_NAT
     noted = np.flatnonzero(present & ~failed & pd.notna(issue))
     for what in pd.unique(issue[noted]):
         rows = np.zeros(t.n, bool)
@@ -576,7 +576,7 @@ def _row_codes(t: _Table, col: str, rows: np.ndarray) -> np.ndarray:
     if col == "email":  # the same address in another case is the same contact
         v = pd.Series(v, dtype=object).str.lower().to_numpy(dtype=object)
     if v.dtype == np.int64 and col not in ("channel", "touch_type"):   # timestamps (NaT = missing)
-        return np.where(v == _NAT, -1, pd.factorize(v)[0])
+        return np.where(v == NS_NAT, -1, pd.factorize(v)[0])
     return pd.factorize(pd.Series(v), use_na_sentinel=True)[0].astype(np.int64)
 
 
@@ -613,13 +613,13 @@ def _dedup(t: _Table):
 def _table_checks(t: _Table):
     if t.name == "campaigns" and "start_date" in t.values and "end_date" in t.values:
         s_, e_ = t.values["start_date"], t.values["end_date"]
-        bad = (s_ != _NAT) & (e_ != _NAT) & (e_ < s_) & t.alive
+        bad = (s_ != NS_NAT) & (e_ != NS_NAT) & (e_ < s_) & t.alive
         if bad.any():
             raw = np.array([str(pd.Timestamp(v, tz="UTC")) for v in e_[bad]], dtype=object)
             detail = np.full(t.n, None, dtype=object)
             detail[bad] = raw
             t.repair(bad, "end_date", "end_before_start", detail, "blanked")
-            e_[bad] = _NAT
+            e_[bad] = NS_NAT
     if t.name == "touchpoints":
         none = np.full(t.n, -1, dtype=np.int64)
         c = t.idcodes.get("contact_id", (none,))[0]
@@ -735,7 +735,7 @@ def _canonical_frame(t: _Table) -> pd.DataFrame:
                            pd.array([None] * n, dtype=dtype) if str(dtype) in ("Int64", "boolean") else
                            pd.Categorical.from_codes(np.full(n, -1), dtype=dtype)
                            if isinstance(dtype, pd.CategoricalDtype) else
-                           pd.DatetimeIndex(np.full(n, _NAT).view("datetime64[ns]")).tz_localize("UTC")
+                           pd.DatetimeIndex(np.full(n, NS_NAT).view("datetime64[ns]")).tz_localize("UTC")
                            if isinstance(dtype, pd.DatetimeTZDtype) else np.full(n, np.nan))
             continue
         v = t.values[c.name][rows]

@@ -31,16 +31,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..timeutil import NS_NAT  # NaT as int64 (the one definition)
+
 #: spellings of "no value" in typed columns (ids, numbers, dates, booleans); text
 #: columns keep them ("NA" can be a company name)
 NULL_TOKENS = frozenset({"na", "n/a", "#n/a", "null", "none", "nan", "nat", "-", "--", "—", "nil", "(blank)",
                          "(none)", "#null!", "undefined"})
 TRUE_TOKENS = frozenset({"true", "t", "yes", "y", "1", "1.0", "checked", "x", "wahr", "ja", "oui", "si", "sí"})
 FALSE_TOKENS = frozenset({"false", "f", "no", "n", "0", "0.0", "unchecked", "falsch", "nein", "non"})
-_NAT = np.iinfo(np.int64).min
 
 
-def _to_arrow(values) -> pa.Array:
+def to_arrow(values) -> pa.Array:
     """Raw values as an Arrow string array. Non-string scalars (ints, floats, bools
     an adapter may hand over) become their ``str``; NaN / None / NaT become null."""
     if isinstance(values, pd.Series) and isinstance(values.dtype, (pd.ArrowDtype, pd.StringDtype)):
@@ -64,7 +65,7 @@ def encode(values) -> tuple[np.ndarray, np.ndarray]:
     """Dictionary-encode raw strings: ``codes`` (int64, -1 = missing) and the
     distinct values (object array of str) after trimming whitespace. Empty
     strings and nulls are missing."""
-    arr = values if isinstance(values, pa.Array) else _to_arrow(values)
+    arr = values if isinstance(values, pa.Array) else to_arrow(values)
     # trim first (cheap in Arrow), so " a" and "a" share one code
     arr = pc.utf8_trim(arr, characters=" \t\r\n\v\f\ufeff\u00a0\u200b\u202f")
     enc = pc.dictionary_encode(arr)
@@ -90,7 +91,7 @@ def trim_rows(values) -> tuple[np.ndarray, pa.Array]:
     """Row-wise alternative to :func:`encode` for columns whose values are mostly
     distinct (timestamps): ``codes`` = row number (-1 = missing: empty or a null
     token) and the trimmed values as an Arrow array, without building a dictionary."""
-    arr = values if isinstance(values, pa.Array) else _to_arrow(values)
+    arr = values if isinstance(values, pa.Array) else to_arrow(values)
     arr = pc.utf8_trim(arr, characters=" \t\r\n\v\f\ufeff\u00a0\u200b\u202f")
     missing = pc.or_kleene(pc.is_null(arr), pc.equal(arr, ""))
     missing = pc.or_kleene(missing, pc.is_in(arr, value_set=_NULL_SET))
@@ -190,7 +191,7 @@ def _dateutil_parse(values: np.ndarray, dayfirst: bool) -> tuple[np.ndarray, np.
     three numbers, so that "5" is never read as a date."""
     from dateutil import parser as du
 
-    ns = np.full(len(values), _NAT, dtype=np.int64)
+    ns = np.full(len(values), NS_NAT, dtype=np.int64)
     offset = np.full(len(values), np.nan)
     for i, v in enumerate(values):
         if not re.search(r"\b\d{4}\b", v) or not (_MONTH_WORD.search(v) or len(re.findall(r"\d+", v)) >= 3):
@@ -216,10 +217,10 @@ def localize(ns: np.ndarray, timezone: str) -> np.ndarray:
     forward) is shifted forward to the first valid instant."""
     if timezone in ("UTC", "Etc/UTC", "GMT", "Z"):
         return ns
-    idx = pd.DatetimeIndex(np.where(ns == _NAT, np.datetime64("NaT").astype("int64"), ns).view("datetime64[ns]"))
+    idx = pd.DatetimeIndex(np.where(ns == NS_NAT, np.datetime64("NaT").astype("int64"), ns).view("datetime64[ns]"))
     loc = idx.tz_localize(timezone, ambiguous=np.ones(len(idx), dtype=bool), nonexistent="shift_forward")
     out = loc.tz_convert("UTC").asi8.copy()
-    out[idx.isna()] = _NAT
+    out[idx.isna()] = NS_NAT
     return out
 
 
@@ -345,7 +346,7 @@ def _parse_fallback(values: np.ndarray, dayfirst: bool):
     mixed-format parser, value by value only when offsets are mixed. Needs a
     4-digit year and a month word or three numbers, so that "5" is never a date."""
     n = len(values)
-    ns, offset, ok = np.full(n, _NAT, np.int64), np.full(n, np.nan), np.zeros(n, bool)
+    ns, offset, ok = np.full(n, NS_NAT, np.int64), np.full(n, np.nan), np.zeros(n, bool)
     s = pd.Series(values, dtype=object).fillna("")
     plausible = (s.str.contains(r"\b\d{4}\b", regex=True)
                  & (s.str.contains(_MONTH_WORD, regex=True) | (s.str.count(r"\d+") >= 3))).to_numpy()
@@ -368,7 +369,7 @@ def _parse_fallback(values: np.ndarray, dayfirst: bool):
             warnings.simplefilter("ignore")  # dateutil warns about zone names it does not know
             got, off = _dateutil_parse(values[idx], dayfirst)
         ns[idx], offset[idx] = got, off
-    ok = ns != _NAT
+    ok = ns != NS_NAT
     return ns, offset, ok
 
 
@@ -401,7 +402,7 @@ def parse_timestamps_detail(uniq, *, timezone: str = "UTC", dayfirst: bool = Fal
     occurrence), ``nonexistent_local_time`` (shifted forward), else None.
     """
     n = len(uniq)
-    ns = np.full(n, _NAT, dtype=np.int64)
+    ns = np.full(n, NS_NAT, dtype=np.int64)
     issue = np.full(n, None, dtype=object)
     if not n:
         return ns, np.zeros(0, bool), issue
@@ -443,7 +444,7 @@ def parse_timestamps_detail(uniq, *, timezone: str = "UTC", dayfirst: bool = Fal
         values = uniq[rest] if uniq is not None else np.asarray(arr.take(pa.array(rest)).to_pylist(), dtype=object)
         got, off, good = _parse_fallback(values, dayfirst)
         ns[rest], offset[rest], ok[rest] = got, off, good
-    ns[~ok] = _NAT
+    ns[~ok] = NS_NAT
     has_off = ok & ~np.isnan(offset)
     ns[has_off] -= (offset[has_off] * 60_000_000_000).astype(np.int64)
     local = ok & ~absolute & ~has_off
@@ -455,7 +456,7 @@ def parse_timestamps_detail(uniq, *, timezone: str = "UTC", dayfirst: bool = Fal
         issue[idx[odd]] = labels
     years = ns // (86_400_000_000_000 * 365.2425) + 1970
     bad = ~ok | (years < _MIN_YEAR) | (years > _MAX_YEAR + 1)
-    ns[bad] = _NAT
+    ns[bad] = NS_NAT
     issue[bad] = None
     return ns, bad, issue
 
