@@ -3,7 +3,8 @@
 Public API (documentation index: docs/README.md): :func:`load`, :func:`save`, :class:`Dataset`,
 :class:`SchemaError`; the resolved dataset every analysis takes — :func:`prepare`,
 :class:`ResolvedDataset`, :class:`MappingSettings`, :class:`MQARule`, :func:`load_resolved`
-(docs/resolved_dataset.md); and the modules ``clean``, ``mapping``, ``engagement``, ``journeys``, ``attribution``,
+(docs/resolved_dataset.md); and the modules ``applicability`` (what each analysis needs,
+docs/troubleshooting.md §8), ``clean``, ``mapping``, ``engagement``, ``journeys``, ``attribution``,
 ``progression``, ``uplift``, ``kpis``, ``report``, ``outputs``, ``period``, ``sample``,
 ``scale`` and ``plots`` (imported on first use, so ``import abmkit`` stays light).
 
@@ -21,7 +22,7 @@ from .prepared import MappingSettings, MQARule, ResolvedDataset, load_resolved, 
 from .schema import Dataset, SchemaError, load, save
 
 __version__ = "0.1.0"
-_SUBMODULES = ("adapters", "attribution", "clean", "domains", "engagement", "journeys", "kpis", "mapping",
+_SUBMODULES = ("adapters", "applicability", "attribution", "clean", "domains", "engagement", "journeys", "kpis", "mapping",
                "outputs", "period", "plots", "prepared", "progression", "report", "results", "sample", "scale",
                "schema", "timeutil", "uplift")
 __all__ = ["Dataset", "SchemaError", "load", "save", "prepare", "ResolvedDataset", "MappingSettings", "MQARule",

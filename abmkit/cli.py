@@ -45,7 +45,47 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--jobs", type=int, default=None,
                    help="notebooks run at a time, after the notebooks they need (default: one per core; "
                         "1 with --engine dask; 1 runs them one after the other)")
+    r.add_argument("-p", "--param", action="append", default=[], metavar="[NN.]NAME=VALUE",
+                   help="a notebook parameter (repeatable; wins over --params): NAME=VALUE for every notebook "
+                        "declaring NAME, NN.NAME=VALUE for notebook NN only. VALUE is read as a number, "
+                        "true/false or none when it looks like one, else as text")
+    r.epilog = ("exit codes: 0 published; 1 a notebook failed or an input changed during the run; 2 bad input "
+                "or usage; 75 another run of the period holds its lock; 130/143 stopped by SIGINT/SIGTERM")
     return p
+
+
+def _param_value(text: str):
+    """A --param value: int, float, bool or None when it reads as one (as papermill's -p), else text."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null", "~"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _parse_params(items: list[str]) -> dict:
+    """``--param`` values as a parameter file's top level: ``{name: v, "03": {name: v}}``."""
+    out: dict = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        section, dot, key = name.partition(".")
+        if not sep or not name or (dot and not (section and key)):
+            raise ValueError(f"--param {item!r}: expected NAME=VALUE or NN.NAME=VALUE (NN: a notebook number)")
+        if dot:
+            out.setdefault(section, {})
+            if not isinstance(out[section], dict):
+                raise ValueError(f"--param {item!r}: {section!r} is also given as a parameter")
+            out[section][key] = _param_value(value)
+        else:
+            out[name] = _param_value(value)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,11 +109,15 @@ def main(argv: list[str] | None = None) -> int:
             if args.engine == "dask":
                 require("scale", "--engine dask")
             from .report import run_report
-            return run_report(quarter=args.quarter, start=args.start, end=args.end, data=args.data,
+            params = _parse_params(args.param)
+            code = run_report(quarter=args.quarter, start=args.start, end=args.end, data=args.data,
                               preset=args.preset, column_map=args.column_map, params_file=args.params,
                               out_dir=args.out, only=args.only, engine=args.engine,
-                              scheduler=args.scheduler, jobs=args.jobs)
+                              scheduler=args.scheduler, jobs=args.jobs, params=params)
+            _exit_if_threads_remain(code)
+            return code
     except KeyboardInterrupt:
+        print(f"abmkit {args.command}: interrupted", file=sys.stderr)
         return 130
     except MissingExtraError as exc:  # an optional part is not installed: say what to install
         print(f"abmkit {args.command}: error: {exc}", file=sys.stderr)
@@ -82,3 +126,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"abmkit {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return 1
+
+
+def _exit_if_threads_remain(code: int) -> None:
+    """The report joins its threads before it returns; should one still be alive (a kernel
+    client that does not stop), end the process now with ``code`` instead of letting the
+    interpreter finalize under a running thread, which can abort it (exit code 134)."""
+    import os
+    import threading
+
+    if any(t.is_alive() and t is not threading.main_thread() for t in threading.enumerate()):
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)

@@ -604,10 +604,12 @@ def mqa(data, *, as_of=None, n_top_contacts: int = 5, buying_group_size: float |
     if p.unattributable:
         notes.append(f"{p.unattributable} touch(es) could not be tied to an account (unmatched contacts); "
                      "they are left out of every score")
-    return MQAResult(accounts=accounts, top_contacts=top, missing_personas=missing, stalled=stalled,
-                     buying_group_coverage=coverage, as_of=end, notes=notes,
-                     params={"rule": rule.describe(), "min_decision_makers": min_decision_makers,
-                             "mqa_score": mqa_score, "window_days": window_days})
+    from .applicability import check, mark  # n/a without touches or contacts: no account can qualify
+    return mark(MQAResult(accounts=accounts, top_contacts=top, missing_personas=missing, stalled=stalled,
+                          buying_group_coverage=coverage, as_of=end, notes=notes,
+                          params={"rule": rule.describe(), "min_decision_makers": min_decision_makers,
+                                  "mqa_score": mqa_score, "window_days": window_days}),
+                check(data, "mqa"))
 
 
 def first_mqa_times(data) -> pd.DataFrame:

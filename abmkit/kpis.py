@@ -10,6 +10,11 @@ Every KPI exists twice:
 
 Both return a :class:`KPIResult` (``value``, ``numerator``, ``denominator``). Rates are
 fractions (0.6 = 60%); money is in the data's currency; durations are days.
+
+Every dataset KPI declares what it needs (:data:`KPI_NEEDS`, from
+:mod:`abmkit.applicability`: tables, columns with a value, data in the period). When the
+data cannot support it, its value is NaN and its ``note`` says why, starting with
+``"n/a — "`` ("n/a — needs touchpoints: none supplied"): never a 0 from missing data.
 :func:`kpi_table` puts every KPI of a period beside the previous period of the same
 length, with a long breakdown by industry, size band and tier.
 
@@ -26,6 +31,7 @@ Example
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Iterable
@@ -33,6 +39,7 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 
+from .applicability import KPI_NEEDS, check as _check, is_not_applicable_note, not_applicable_note
 from .engagement import mqa_accounts_at
 from .period import Period, resolve_period
 from .prepared import ALL_ACCOUNTS, TARGET_POPULATION, ResolvedDataset, resolve
@@ -47,6 +54,7 @@ __all__ = [
     "buying_group_coverage", "opportunity_creation", "opportunity_conversion", "deal_velocity",
     "customer_lifetime_value", "cost_per_acquired_account", "roi", "kpi_table", "KPITable",
     "kpi_history", "account_funnel", "pipeline_by_period", "FUNNEL_STEPS", "KPI_POPULATION", "velocity_change", "headline_findings",
+    "KPI_NEEDS", "KPI_UNITS",
 ]
 
 #: default look-back for "an attributed touch" (as for attribution journeys)
@@ -59,7 +67,8 @@ class KPIResult:
     """One KPI for one period: ``value`` = formula(``numerator``, ``denominator``).
 
     ``denominator`` is NaN for KPIs that are sums or counts; ``value`` is NaN when the
-    data cannot support the KPI (for example no revenue table, no campaign costs).
+    data cannot support the KPI (for example no revenue table, no campaign costs), and
+    then ``note`` starts with ``"n/a — "`` and gives the reason (:data:`KPI_NEEDS`).
     """
     name: str
     value: float
@@ -585,7 +594,10 @@ def customer_lifetime_value(dataset, quarter=None, start=None, end=None, *, peri
     arpa = per_customer.mean() if len(per_customer) else float("nan")
     churn = 1.0 - retention_rate(data, period=p).value
     res = customer_lifetime_value_from_counts(arpa, churn)
-    return replace(res, note="" if churn else "no churn in the period: lifetime unbounded")
+    return replace(res, note="" if churn else "n/a — no churn in the period: lifetime unbounded")
+
+
+_WHOLE_MARKET = "n/a — whole market only: campaign costs are not split by account"
 
 
 def _campaign_cost(data: KPIData, p: Period) -> float:
@@ -620,7 +632,7 @@ def cost_per_acquired_account(dataset, quarter=None, start=None, end=None, *, pe
     costs are not split by account)."""
     data, p = _data(dataset), _period(quarter, start, end, period)
     if not data.whole_market:
-        return KPIResult("cost_per_acquired_account", float("nan"), unit="currency", note="whole market only")
+        return KPIResult("cost_per_acquired_account", float("nan"), unit="currency", note=_WHOLE_MARKET)
     return cost_per_acquired_account_from_counts(_campaign_cost(data, p), len(_acquired_accounts(data, p)))
 
 
@@ -631,11 +643,54 @@ def roi(dataset, quarter=None, start=None, end=None, *, period: Period | None = 
     campaign has a cost. Not segmentable (campaign costs are not split by account)."""
     data, p = _data(dataset), _period(quarter, start, end, period)
     if not data.whole_market:
-        return KPIResult("roi", float("nan"), note="whole market only")
+        return KPIResult("roi", float("nan"), note=_WHOLE_MARKET)
     w = _won(data, p)
     revenue = w.loc[_influenced_mask(data, w, lookback_days), "amount"].sum()
     return roi_from_counts(revenue, _campaign_cost(data, p))
 
+
+# --------------------------------------------------------------------------- applicability
+#: the unit of every KPI (also when it is not applicable)
+KPI_UNITS: dict[str, str] = {
+    "market_reach": "ratio", "account_engagement": "interactions", "audience_exposure_time": "hours",
+    "mqa_accounts": "accounts", "new_mqas": "accounts", "buying_group_coverage": "ratio",
+    "opportunity_creation": "opportunities", "influenced_pipeline": "currency", "pipeline_velocity": "days",
+    "deal_velocity": "days", "opportunity_conversion": "ratio", "win_rate": "ratio",
+    "average_deal_size": "currency", "cost_per_acquired_account": "currency", "roi": "ratio",
+    "retention_rate": "ratio", "net_revenue_retention": "ratio", "product_adoption": "ratio",
+    "upsell_rate": "ratio", "cross_sell_rate": "ratio", "customer_lifetime_value": "currency",
+}
+
+
+def _structural(data: KPIData, name: str):
+    """The KPI's table and column needs on the whole dataset (computed once per dataset)."""
+    return data.resolved.memo(("kpi_applicability", name), lambda: _check(data.resolved, name))
+
+
+def _declared(fn: Callable[..., KPIResult]) -> Callable[..., KPIResult]:
+    """A dataset KPI that checks its needs (:data:`KPI_NEEDS`): n/a (value NaN, note
+    "n/a — <reason>") when a table or column it needs is missing or empty, or when it
+    comes out undefined (the reason: the data need it lacks in the period)."""
+    name = fn.__name__
+
+    @functools.wraps(fn)
+    def kpi(dataset, quarter=None, start=None, end=None, *, period: Period | None = None, **kwargs) -> KPIResult:
+        data, p = _data(dataset), _period(quarter, start, end, period)
+        app = _structural(data, name)
+        if not app:
+            return KPIResult(name, float("nan"), unit=KPI_UNITS[name], note=app.note)
+        r = fn(data, period=p, **kwargs)
+        if not math.isnan(r.value) or is_not_applicable_note(r.note):
+            return r
+        app = _check(data, name, p)   # which data of the period is missing
+        return replace(r, note=app.note if not app else not_applicable_note(r.note or "undefined in this period"))
+    kpi.__wrapped_kpi__ = fn
+    return kpi
+
+
+#: what every KPI needs (tables, columns with a value, data in the period); the one
+#: declaration is abmkit.applicability.KPI_NEEDS
+KPI_NEEDS = KPI_NEEDS
 
 # --------------------------------------------------------------------------- table
 #: KPI groups, in display order
@@ -648,6 +703,9 @@ KPI_GROUPS: dict[str, tuple[str, ...]] = {
     "retention and growth": ("retention_rate", "net_revenue_retention", "product_adoption", "upsell_rate",
                              "cross_sell_rate", "customer_lifetime_value"),
 }
+# every dataset KPI checks its needs first (the formulas above stay as written)
+for _name in (n for names in KPI_GROUPS.values() for n in names):
+    globals()[_name] = _declared(globals()[_name])
 KPI_FUNCTIONS: dict[str, Callable[..., KPIResult]] = {
     name: globals()[name] for names in KPI_GROUPS.values() for name in names
 }
@@ -728,7 +786,9 @@ def _rows(current: list[KPIResult], previous: list[KPIResult]) -> pd.DataFrame:
             "numerator": c.numerator, "denominator": c.denominator,
             "population": c.population, "population_size": c.population_size, "previous": pr.value,
             "change": change, "change_pct": change / abs(pr.value) if pr.value else float("nan"),
-            "note": c.note or pr.note,
+            # the current period's note; else what the previous period's says (so an n/a note
+            # always belongs to this row's own value)
+            "note": c.note or (f"previous period: {pr.note}" if pr.note else ""),
         })
     return pd.DataFrame(rows)
 
@@ -770,7 +830,8 @@ def kpi_table(dataset, quarter=None, start=None, end=None,
     """
     data = _data(dataset)
     if quarter is None and start is None and end is None:
-        quarter = last_complete_quarter(data.touches["occurred_at"])
+        stamps = data.touches["occurred_at"] if len(data.touches) else data.opportunities["created_at"]
+        quarter = last_complete_quarter(stamps)
     p = resolve_period(quarter=quarter, start=start, end=end)
     overall = _rows(_evaluate(data, p), _evaluate(data, p.previous))
     seg_frames = []
@@ -817,7 +878,8 @@ def kpi_history(dataset, quarter=None, start=None, end=None, *, n_periods: int =
                 kpis: Iterable[str] | None = None) -> pd.DataFrame:
     """KPIs over the ``n_periods`` consecutive periods ending with the given one (oldest
     first): long table ``period, period_start, kpi, group, unit, value, numerator,
-    denominator``.
+    denominator, population, population_size, note`` (``note`` "n/a — <reason>" where
+    the value is not applicable).
 
     Example
     -------
@@ -835,7 +897,7 @@ def kpi_history(dataset, quarter=None, start=None, end=None, *, n_periods: int =
             label, size = population_of(k, data, per)
             rows.append({"period": per.label, "period_start": per.start, "kpi": k, "group": _GROUP_OF[k],
                          "unit": r.unit, "value": r.value, "numerator": r.numerator, "denominator": r.denominator,
-                         "population": label, "population_size": size})
+                         "population": label, "population_size": size, "note": r.note})
     return pd.DataFrame(rows)
 
 
@@ -851,41 +913,73 @@ def account_funnel(dataset, quarter=None, start=None, end=None, *, period: Perio
     them, in the period, were reached (any touch), had an engagement touch, were MQA
     at the period end (:func:`mqa_accounts`: the same rule and count as its tile when
     the period is at least the MQA window long), opened an opportunity, and won one:
-    ``step, accounts, share_of_population, share_of_previous_step, population``. Each
-    step counts accounts that also passed the steps before it, so the funnel never
-    widens."""
+    ``step, accounts, share_of_population, share_of_previous_step, population, note``.
+    Each step counts accounts that also passed the steps before it, so the funnel never
+    widens.
+
+    A step the data cannot evaluate is **not applicable**: ``accounts`` is empty (NA),
+    never 0, and ``note`` says why ("n/a — needs touchpoints: none supplied"). The steps
+    reached and with_engagement need touches, mqa touches and contacts (the MQA rule
+    counts engaged people); opportunity and won need opportunities
+    (:data:`abmkit.applicability.ANALYSIS_NEEDS`). The nesting skips n/a steps: a step
+    counts the accounts that passed the last *applicable* step before it (without touches,
+    ``opportunity`` counts the population's accounts with an opportunity created in the
+    period, and ``share_of_previous_step`` compares with the population)."""
     data, p = _data(dataset), _period(quarter, start, end, period)
     addr = pd.Index(_addressable(data)["account_id"].unique())
+    touch_app = data.resolved.memo(("kpi_applicability", "funnel_touch_steps"),
+                                   lambda: _check(data.resolved, "funnel_touch_steps"))
+    mqa_app = data.resolved.memo(("kpi_applicability", "funnel_mqa_step"),
+                                 lambda: _check(data.resolved, "funnel_mqa_step"))
+    opp_app = data.resolved.memo(("kpi_applicability", "funnel_opportunity_steps"),
+                                 lambda: _check(data.resolved, "funnel_opportunity_steps"))
     t = _period_touches(data, p)
     o = data.opportunities
-    sets = [addr]
-    sets.append(sets[-1].intersection(pd.Index(t["account_id"].unique())))
-    sets.append(sets[-1].intersection(pd.Index(t.loc[t["is_engagement"], "account_id"].unique())))
-    sets.append(sets[-1].intersection(_mqa_ids_at_end(data, p)))
-    sets.append(sets[-1].intersection(pd.Index(o.loc[_in(o["created_at"], p), "account_id"].unique())))
-    sets.append(sets[-1].intersection(pd.Index(_won(data, p)["account_id"].unique())))
-    counts = np.array([len(s) for s in sets], dtype=float)
+    steps = [
+        (touch_app, lambda: pd.Index(t["account_id"].unique())),
+        (touch_app, lambda: pd.Index(t.loc[t["is_engagement"], "account_id"].unique())),
+        (mqa_app, lambda: _mqa_ids_at_end(data, p)),
+        (opp_app, lambda: pd.Index(o.loc[_in(o["created_at"], p), "account_id"].unique())),
+        (opp_app, lambda: pd.Index(_won(data, p)["account_id"].unique())),
+    ]
+    current = addr
+    counts, notes, prev = [float(len(addr))], [""], [1.0]
+    for app, ids in steps:
+        if not app:
+            counts.append(np.nan)
+            notes.append(app.note)
+            prev.append(np.nan)
+            continue
+        before = float(len(current))
+        current = current.intersection(ids())
+        counts.append(float(len(current)))
+        notes.append("")
+        prev.append(len(current) / before if before > 0 else np.nan)
+    counts = np.array(counts, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         share = counts / counts[0] if counts[0] else np.full(len(counts), np.nan)
-        prev = np.r_[1.0, counts[1:] / np.where(counts[:-1] > 0, counts[:-1], np.nan)]
-    return pd.DataFrame({"step": FUNNEL_STEPS, "accounts": counts.astype(int),
-                         "share_of_population": share, "share_of_previous_step": prev,
-                         "population": data.resolved.target_population if data.whole_market else "segment"})
+    return pd.DataFrame({"step": FUNNEL_STEPS, "accounts": pd.array(counts, dtype="Int64"),
+                         "share_of_population": share, "share_of_previous_step": np.array(prev, dtype=float),
+                         "population": data.resolved.target_population if data.whole_market else "segment",
+                         "note": notes})
 
 
 def pipeline_by_period(dataset, quarter=None, start=None, end=None, *, n_periods: int = 4,
                        lookback_days: int = LOOKBACK_DAYS) -> pd.DataFrame:
     """Pipeline per period (oldest first): ``period, created, created_amount,
     influenced_amount, won, won_amount, lost`` (opportunities created / closed in each
-    period; influenced = with an account touch in the ``lookback_days`` before creation)."""
+    period; influenced = with an account touch in the ``lookback_days`` before creation).
+    ``influenced_amount`` is NaN (not applicable, never 0) when the data has no touches."""
     data = _data(dataset)
+    touches = data.resolved.memo(("kpi_applicability", "influenced_pipeline_by_period"),
+                                 lambda: _check(data.resolved, "influenced_pipeline_by_period"))
     rows = []
     for per in _periods_back(resolve_period(quarter=quarter, start=start, end=end), n_periods):
         o = data.opportunities[_in(data.opportunities["created_at"], per)]
-        infl = _influenced_mask(data, o, lookback_days)
+        infl = float(o.loc[_influenced_mask(data, o, lookback_days), "amount"].sum()) if touches else float("nan")
         c, w = _closed(data, per), _won(data, per)
         rows.append({"period": per.label, "period_start": per.start, "created": len(o),
-                     "created_amount": float(o["amount"].sum()), "influenced_amount": float(o.loc[infl, "amount"].sum()),
+                     "created_amount": float(o["amount"].sum()), "influenced_amount": infl,
                      "won": len(w), "won_amount": float(w["amount"].sum()), "lost": len(c) - len(w)})
     return pd.DataFrame(rows)
 
@@ -893,17 +987,32 @@ def pipeline_by_period(dataset, quarter=None, start=None, end=None, *, n_periods
 def headline_findings(table: KPITable) -> dict:
     """The KPI table's headline numbers as a JSON-ready dict (for
     :func:`abmkit.outputs.save_findings`): period labels, a one-line headline, and
-    every KPI's value and change (None where undefined)."""
+    every KPI's value and change (None where undefined), and ``not_applicable``: the
+    reason of every KPI that is n/a ({kpi: "needs touchpoints: none supplied"})."""
     o = table.overall.set_index("kpi")
 
     def clean(series):
         return {k: (None if pd.isna(v) else float(v)) for k, v in series.items()}
 
-    reach, mqa, infl = (o.loc[k, "value"] if k in o.index else float("nan")
-                        for k in ("market_reach", "mqa_accounts", "influenced_pipeline"))
+    value = lambda k: o.loc[k, "value"] if k in o.index else float("nan")  # noqa: E731
+    reach, mqa, infl = (value(k) for k in ("market_reach", "mqa_accounts", "influenced_pipeline"))
+    na = {k: n[len("n/a — "):] if n.startswith("n/a — ") else n
+          for k, n in o["note"].items() if pd.isna(o.loc[k, "value"]) and is_not_applicable_note(n)}
     parts = [f"{table.period.label}:"]
-    parts.append(f"reach {reach:.0%}," if pd.notna(reach) else "reach n/a,")
-    parts.append(f"{int(mqa)} MQA accounts," if pd.notna(mqa) else "MQA n/a,")
-    parts.append(f"influenced pipeline {infl:,.0f}" if pd.notna(infl) else "influenced pipeline n/a")
+    if pd.isna(reach) and pd.isna(mqa) and pd.isna(infl):
+        # opportunities only (no touches): the sales KPIs are the headline, and it says why
+        created, conv, size = (value(k) for k in ("opportunity_creation", "opportunity_conversion",
+                                                  "average_deal_size"))
+        if pd.notna(created):
+            parts.append(f"{int(created):,} opportunities created,")
+        parts.append(f"opportunity conversion {conv:.0%}," if pd.notna(conv) else "opportunity conversion n/a,")
+        parts.append(f"average deal size {size:,.0f};" if pd.notna(size) else "average deal size n/a;")
+        why = na.get("market_reach") or na.get("mqa_accounts") or "not applicable"
+        parts.append(f"reach, MQAs and influenced pipeline n/a ({why})")
+    else:
+        parts.append(f"reach {reach:.0%}," if pd.notna(reach) else "reach n/a,")
+        parts.append(f"{int(mqa)} MQA accounts," if pd.notna(mqa) else "MQA n/a,")
+        parts.append(f"influenced pipeline {infl:,.0f}" if pd.notna(infl) else "influenced pipeline n/a")
     return {"period": table.period.label, "previous_period": table.period.previous.label,
-            "headline": " ".join(parts), "kpis": clean(o["value"]), "change": clean(o["change"])}
+            "headline": " ".join(parts), "kpis": clean(o["value"]), "change": clean(o["change"]),
+            "not_applicable": na}

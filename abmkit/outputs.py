@@ -122,26 +122,49 @@ def save_table(df: pd.DataFrame, output_dir: str | Path | None, name: str, *, in
 
 
 def save_findings(findings: dict, output_dir: str | Path | None, notebook: str) -> Path | None:
-    """Write a notebook's headline findings as ``<output_dir>/findings/<notebook>.json``."""
+    """Write a notebook's headline findings as ``<output_dir>/findings/<notebook>.json``.
+
+    The file is strict JSON (RFC 8259, readable by any parser): NaN, Infinity, NaT and
+    pandas' NA become ``null``, numpy scalars and arrays plain numbers and lists, at
+    any depth (:func:`json_safe`)."""
     if output_dir is None:
         return None
-    text = json.dumps(findings, indent=2, default=_json_default, sort_keys=True)
+    text = json.dumps(json_safe(findings), indent=2, sort_keys=True, allow_nan=False)
     return atomic_write_text(Path(output_dir) / "findings" / f"{notebook}.json", text)
+
+
+def json_safe(value):
+    """``value`` as plain JSON data: dicts (keys as text), lists, str, int, float, bool
+    and None; NaN / ±Infinity / NaT / NA -> None, numpy scalars and arrays -> Python
+    numbers and lists, timestamps -> ISO text, anything else -> ``str``.
+
+    >>> json_safe({"match_rate": float("nan"), "n": np.int64(3), "xs": (np.float32(0.5), np.inf)})
+    {'match_rate': None, 'n': 3, 'xs': [0.5, None]}
+    """
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [json_safe(v) for v in value.tolist()]
+    if isinstance(value, pd.Series):
+        return json_safe(value.to_dict())
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if value is pd.NaT or value is pd.NA:
+        return None
+    if isinstance(value, (pd.Timestamp, pd.Timedelta)):
+        return None if pd.isna(value) else str(value.isoformat())
+    return str(value)
 
 
 def load_findings(output_dir: str | Path, notebook: str) -> dict:
     """Read what :func:`save_findings` wrote ({} when the notebook saved none)."""
     path = Path(output_dir) / "findings" / f"{notebook}.json"
     return json.loads(path.read_text("utf-8")) if path.exists() else {}
-
-
-def _json_default(v):
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (np.floating,)):
-        return None if np.isnan(v) else float(v)
-    if isinstance(v, (pd.Timestamp,)):
-        return v.isoformat()
-    if isinstance(v, (np.bool_,)):
-        return bool(v)
-    return str(v)

@@ -64,6 +64,13 @@ RESOLVED_FOLDER = "resolved"
 TARGET_POPULATION = "target accounts"
 ALL_ACCOUNTS = "all accounts"
 _FORMAT_VERSION = 1
+#: what a table missing from the export takes away (a note of the resolved dataset)
+_EMPTY_TABLE_NOTES = {
+    "contacts": "the lead-to-account mapping, buying-group coverage and the contact funnel",
+    "touchpoints": "engagement, MQAs, attribution, progression, campaign influence and the reach KPIs",
+    "campaigns": "campaign credit, campaign influence, cost per acquired account and ROI",
+    "opportunities": "attribution, pipeline and the sales KPIs",
+}
 
 
 @dataclass(frozen=True)
@@ -405,6 +412,9 @@ def prepare(dataset: Dataset, *, mapping: MappingSettings | pd.DataFrame | None 
         rule = rule.without_personas()
         notes.append("no contact has persona decision_maker, so the decision-maker MQA rule cannot apply: "
                      f"MQAs use the engagement-score rule instead ({rule.describe()})")
+    for table, what in _EMPTY_TABLE_NOTES.items():  # not an error: those analyses are n/a (abmkit.applicability)
+        if not len(getattr(dataset, table)):
+            notes.append(f"no {table} supplied: {what} are not applicable (n/a with the reason on each page)")
     end = utc_timestamp(data_end) if data_end is not None else last_observed(dataset, as_of_ts)
     touches = _resolve_touches(dataset, contact_accounts)
     return ResolvedDataset(tables=dataset, contact_accounts=contact_accounts, mapping=settings, mqa_rule=rule,

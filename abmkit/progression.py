@@ -280,10 +280,11 @@ def stage_history(data, rules: StageRules | None = None, *, as_of=None, data_sta
     -------
     >>> stage_history(abmkit.prepare(abmkit.load("data/sample/canonical")))   # doctest: +SKIP
     """
+    from .applicability import check, mark  # n/a without touches or contacts: the stages before sales_ready need them
     data = resolve(data)
     rules = rules or StageRules()
     key = ("stage_history", rules, None if as_of is None else str(as_of), None if data_start is None else str(data_start))
-    return data.memo(key, lambda: _stage_history(data, rules, as_of, data_start))
+    return mark(data.memo(key, lambda: _stage_history(data, rules, as_of, data_start)), check(data, "progression"))
 
 
 def _stage_history(dataset, rules: StageRules, as_of, data_start) -> "StageHistory":
@@ -688,7 +689,9 @@ def transition_baseline(data, history=None, *, max_sequence: int = 4, top_sequen
     for a, b in TRANSITIONS:
         made = wide[wide[a].notna() & wide[b].notna()][[a, b]]
         lab = transition_label(a, b)
-        x = tt.merge(made, left_on="account_id", right_index=True)
+        # the index dropped: merging an empty table on the right's index names the result's
+        # index account_id too, which groupby("account_id") then refuses as ambiguous
+        x = tt.merge(made, left_on="account_id", right_index=True).reset_index(drop=True)
         x = x[(x["occurred_at"] >= x[a]) & (x["occurred_at"] <= x[b])]
         per = x.groupby("account_id").agg(touches=("touchpoint_id", "size"), contacts=("contact_id", "nunique"))
         per = per.reindex(made.index, fill_value=0)
@@ -714,11 +717,12 @@ def transition_baseline(data, history=None, *, max_sequence: int = 4, top_sequen
             seqs.append(pd.DataFrame({"transition": lab, "sequence": top.index, "accounts": top.to_numpy(),
                                       "share": (top / len(made)).to_numpy()}))
     empty = lambda cols: pd.DataFrame(columns=cols)  # noqa: E731
-    return TransitionBaseline(
+    from .applicability import check, mark
+    return mark(TransitionBaseline(
         pd.DataFrame(summ),
         pd.concat(mix, ignore_index=True) if mix else empty(["transition", "channel", "touches", "share"]),
         pd.concat(seqs, ignore_index=True) if seqs else empty(["transition", "sequence", "accounts", "share"]),
-    )
+    ), check(data, "transition_baseline"))
 
 
 # --------------------------------------------------------------------------- dual funnel

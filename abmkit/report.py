@@ -1,29 +1,41 @@
 """The quarterly report: run the notebooks with papermill, export code-free HTML, write
-an index, and swap the result in atomically (see docs/report_and_scheduling.md).
+an index, and publish the result atomically (see docs/report_and_scheduling.md).
 
 ``python -m abmkit report --quarter 2026Q3 --data data/sample --out reports`` calls
 :func:`run_report`. It
 
-1. finds the raw export and its column map (``--preset``, ``<data>/raw/column_map.yaml``
-   or ``<data>/column_map.yaml``);
-2. discovers ``notebooks/[0-9][0-9]_*.ipynb`` and runs them with papermill, passing each
-   only the parameters its ``parameters`` cell declares (common: ``data_dir``,
-   ``quarter``, ``start``, ``end``, ``output_dir``, ``raw_dir``, ``column_map``,
-   ``engine``, ``scheduler``; plus a YAML parameter file with global keys and
-   per-notebook sections). A notebook starts once the notebooks it needs have finished
-   (:data:`NOTEBOOK_STEPS`: 01 → 02 → {03, 04, 05}), up to ``jobs`` at a time; the kernel
-   of the next notebook is started (and its imports loaded) while the one before runs;
-3. writes everything into a staging folder next to ``reports/<label>/``; only when every
-   notebook succeeded is the staging folder renamed into place, so a failed run leaves the
-   previous report intact and says which notebook and cell failed;
-4. the report holds each executed ``.ipynb``, a code-free HTML per notebook (outputs
+1. checks everything it can before anything runs (exit code 2): the raw export and its
+   column map (``--preset``, ``<data>/raw/column_map.yaml`` or ``<data>/column_map.yaml``;
+   files confined to the export folder), the parameters (every key declared by a notebook,
+   :func:`check_parameters`; plain values only, rendered by papermill as the same values,
+   :func:`check_parameter_value`) and the period;
+2. takes the period's lock (:class:`abmkit.publish.PeriodLock`; exit code 75 when another
+   run of the period holds it) and fingerprints the input files (size, mtime, sha256);
+3. discovers ``notebooks/[0-9][0-9]_*.ipynb`` and runs them with papermill in a staging
+   folder, passing each only the parameters its ``parameters`` cell declares (common:
+   ``data_dir``, ``quarter``, ``start``, ``end``, ``output_dir``, ``raw_dir``,
+   ``column_map``, ``engine``, ``scheduler``; plus a YAML parameter file and ``--param``
+   values, global or per notebook). A notebook starts once the notebooks it needs have
+   finished (:data:`NOTEBOOK_STEPS`: 01 → 02 → {03, 04, 05}), up to ``jobs`` at a time; the
+   kernel of the next notebook is started (and its imports loaded) while the one before
+   runs. After notebook 01 the period is checked on the cleaned data (the default period
+   is the last complete quarter with data; a period without data stops the run, exit 2);
+4. when every notebook succeeded and the inputs are unchanged, publishes the staging
+   folder as a new version behind the atomic link ``<out>/<label>``
+   (:func:`abmkit.publish.publish`): a failed, stopped or crashed run leaves the previous
+   report whole, and says which notebook and cell failed;
+5. the report holds each executed ``.ipynb``, a code-free HTML per notebook (outputs
    sanitised: text from the data is shown as text, never run as HTML/script; no external
    scripts; a Content-Security-Policy forbids scripts), ``tables/*.csv``,
-   ``findings/*.json``, ``run.json`` (parameters, timings) and ``index.html``.
+   ``findings/*.json``, ``run.json`` (run id, parameters, input fingerprints, timings) and
+   ``index.html``.
 
 The cleaned canonical dataset written by notebook 01 holds personal data, so it is kept
-*beside* the report, in ``<out>/.data/<label>/``, not inside the folder shared with
-stakeholders; ``--only`` re-runs reuse it.
+*beside* the report, in ``<out>/.data/<label>/`` (the data of the published version), not
+inside the folder shared with stakeholders; ``--only`` re-runs reuse it.
+
+Exit codes: 0 published, 1 a notebook failed or an input changed, 2 bad input or usage,
+75 the period's lock is held, 130 / 143 SIGINT / SIGTERM (:func:`run_report`).
 
 Example
 -------
@@ -34,6 +46,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import datetime as _dt
 import html
 import json
@@ -41,6 +54,7 @@ import os
 import queue
 import re
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -51,19 +65,36 @@ from pathlib import Path
 
 from .period import Period, resolve_period
 from .private import private_dir, purge_private_leftovers, secure_tree  # issue 17 (finding 8)
+from .publish import (LOCK_HELD_EXIT, LockHeld, PeriodLock, changed, current_version, data_of,  # issue 17 (4, 7)
+                      data_version_dir, fingerprint_files, new_run_id, prune, publish, reconcile, version_dir)
 
 __all__ = [
     "run_report", "discover_notebooks", "resolve_input", "default_quarter", "load_params_file",
     "notebook_parameters", "export_html", "sanitize_notebook", "write_index", "scan_privacy",
     "ReportError", "COMMON_PARAMETERS", "EMAIL_PATTERN", "findings_overview", "notebook_title",
-    "NotebookStep", "NOTEBOOK_STEPS", "notebook_dependencies", "default_jobs",
+    "NotebookStep", "NOTEBOOK_STEPS", "notebook_dependencies", "default_jobs", "check_parameters",
+    "check_parameter_value", "split_parameters", "declared_parameters", "ReportInterrupted", "RUNNER_KEYS",
+    "EXIT_OK", "EXIT_FAILED", "EXIT_INPUT", "EXIT_LOCKED", "EXIT_SIGINT", "EXIT_SIGTERM",
 ]
 
 #: parameters the runner sets for every notebook that declares them
 COMMON_PARAMETERS = ("data_dir", "quarter", "start", "end", "output_dir", "raw_dir", "column_map",
                      "engine", "scheduler")
-#: set by the runner only (a parameter file cannot move the data or the report)
-_RUNNER_ONLY = frozenset({"data_dir", "output_dir", "quarter", "start", "end"})
+#: never taken from a notebook's section (the runner's values, the same for every notebook)
+_RUNNER_ONLY = frozenset({"data_dir", "output_dir", "quarter", "start", "end", "raw_dir", "column_map"})
+#: global keys of a parameter file (or ``--param``) that the runner itself reads
+RUNNER_KEYS = ("quarter", "start", "end", "preset", "column_map")
+#: keys a parameter file or ``--param`` may not set at all, and why
+_REFUSED_KEYS = {
+    "data_dir": "the runner sets it (the run's own cleaned-data folder)",
+    "output_dir": "the runner sets it (the run's own report folder)",
+    "raw_dir": "the runner sets it from --data (the checked export folder)",
+}
+#: the only types a parameter value may have (exactly these: no subclasses), nested in
+#: lists and in dicts with string keys
+PARAMETER_TYPES = (str, int, float, bool, type(None), list, dict)
+#: at most this many values in one parameter (lists and dicts count their items)
+MAX_PARAMETER_VALUES = 100_000
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 KERNEL_NAME = "python3"
 EMAIL_PATTERN = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
@@ -192,7 +223,11 @@ def default_quarter(data: str | Path, today: _dt.date | None = None) -> str:
     """The last complete quarter covered by the data: read from a canonical copy
     (``<data>/canonical/touchpoints.parquet``, the sample layout) when there is one,
     else the last complete calendar quarter before ``today`` (a run scheduled on the
-    first day of a quarter reports the quarter just ended)."""
+    first day of a quarter reports the quarter just ended).
+
+    :func:`run_report` starts with it when no period is given and checks it on the
+    cleaned data after notebook 01 (the last complete quarter holding touches, else
+    opportunities); notebook 01 runs again when the data says another quarter."""
     import pandas as pd
 
     from .kpis import last_complete_quarter
@@ -219,6 +254,8 @@ def load_params_file(path: str | Path | None, notebook_stems: list[str] = ()) ->
         lookback_days: 180
         03_attribution:
           n_boot: 200
+
+    Which keys are allowed is checked by :func:`check_parameters` (the runner does).
     """
     if path is None:
         return {}, {}
@@ -232,34 +269,217 @@ def load_params_file(path: str | Path | None, notebook_stems: list[str] = ()) ->
     except InputError as exc:
         raise ReportError(str(exc)) from None
     if not isinstance(raw, dict):
-        raise ReportError(f"parameter file {path} must be a mapping of name: value")
+        raise ReportError(f"parameter file {path} must be a mapping of name: value (its top level is a "
+                          f"{_kind(raw)}); see docs/report_and_scheduling.md")
+    return split_parameters(raw, notebook_stems, f"parameter file {path}")
+
+
+def _kind(value) -> str:
+    return {list: "list", str: "string", int: "number", float: "number", bool: "boolean",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def split_parameters(raw: dict, notebook_stems, origin: str) -> tuple[dict, dict]:
+    """``(global, sections)`` of a mapping of parameters (a parameter file's top level, or
+    the ``--param`` values): keys naming a notebook (stem or two-digit number) whose value
+    is a mapping are sections."""
     # YAML reads an unquoted 02 as the integer 2: give it back its two digits
-    raw = {(f"{k:02d}" if isinstance(k, int) and not isinstance(k, bool) and 0 <= k < 100 else str(k)): v
-           for k, v in raw.items()}
+    raw = {(f"{k:02d}" if type(k) is int and 0 <= k < 100 else str(k)): v for k, v in raw.items()}
     names = set(notebook_stems) | {s[:2] for s in notebook_stems}
     sections = {k: v for k, v in raw.items() if k in names and isinstance(v, dict)}
     global_ = {k: v for k, v in raw.items() if k not in sections}
     for k, v in list(global_.items()):
         if re.fullmatch(r"\d\d(_.*)?", k) and isinstance(v, dict):
-            raise ReportError(f"parameter file {path}: section {k!r} names no notebook; notebooks: "
-                              f"{list(notebook_stems)}")
+            raise ReportError(f"{origin}: section {k!r} names no notebook; notebooks: {list(notebook_stems)}")
+        if k in names:
+            raise ReportError(f"{origin}: `{k}` names a notebook, so its value must be a mapping of that "
+                              f"notebook's parameters (name: value), not a {_kind(v)}")
     return global_, sections
 
 
-def notebook_parameters(nb_path: Path, common: dict, global_params: dict, sections: dict) -> dict:
+def notebook_parameters(nb_path: Path, common: dict, global_params: dict, sections: dict,
+                        declared: set | None = None) -> dict:
     """Parameters for one notebook: common runner values, then the parameter file's
     global keys, then its section for this notebook, keeping only names the notebook's
-    ``parameters`` cell declares (papermill.inspect_notebook). Runner-only keys
-    (data_dir, output_dir, quarter, start, end) are not overridable per notebook."""
-    import papermill as pm
+    ``parameters`` cell declares (papermill.inspect_notebook, or ``declared``). Runner-only
+    keys (data_dir, output_dir, quarter, start, end, raw_dir, column_map) keep the
+    runner's values."""
+    if declared is None:
+        import papermill as pm
 
-    declared = set(pm.inspect_notebook(str(nb_path)).keys())
+        declared = set(pm.inspect_notebook(str(nb_path)).keys())
     values = {k: v for k, v in common.items()}
     for src in (global_params, sections.get(nb_path.stem, {}), sections.get(nb_path.stem[:2], {})):
         for k, v in src.items():
             if k not in _RUNNER_ONLY:
                 values[k] = v
     return {k: v for k, v in values.items() if k in declared}
+
+
+def declared_parameters(notebooks: list[Path]) -> dict[str, list[str]]:
+    """``{stem: [names its parameters cell declares]}`` (papermill.inspect_notebook)."""
+    import papermill as pm
+
+    out = {}
+    for nb in notebooks:
+        try:
+            out[nb.stem] = list(pm.inspect_notebook(str(nb)).keys())
+        except Exception as exc:  # noqa: BLE001 - not a notebook papermill can read
+            raise ReportError(f"notebook {nb}: cannot read its parameters cell: {type(exc).__name__}: "
+                              f"{_first_line(str(exc))}") from None
+    return out
+
+
+def _suggest(name: str, candidates) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(set(candidates)), n=3, cutoff=0.6)
+    return f" (did you mean {' or '.join(f'`{c}`' for c in close)}?)" if close else ""
+
+
+def check_parameters(global_params: dict, sections: dict, declared: dict[str, list[str]],
+                     origin: str = "parameters") -> None:
+    """Refuse (:class:`ReportError`, exit code 2) every key no notebook would use, and
+    every value that is not a plain value (:func:`check_parameter_value`).
+
+    A global key must be one the runner reads (:data:`RUNNER_KEYS`) or be declared by at
+    least one notebook; a key of a notebook's section must be declared by that notebook.
+    ``data_dir``, ``output_dir`` and ``raw_dir`` are the runner's. The message lists every
+    unknown key at once, a close match for each (``n_bot`` -> ``n_boot``), and every
+    notebook's declared parameters.
+
+    >>> check_parameters({"n_bot": 3}, {}, {"03_x": ["data_dir", "n_boot"]})
+    Traceback (most recent call last):
+    ...
+    abmkit.report.ReportError: parameters: unknown parameter `n_bot` (did you mean `n_boot`?)...
+    """
+    problems = []
+    everything = {n for names in declared.values() for n in names}
+    for k, v in global_params.items():
+        if k in _REFUSED_KEYS:
+            problems.append(f"`{k}` cannot be set: {_REFUSED_KEYS[k]}")
+        elif k not in RUNNER_KEYS and k not in everything:
+            problems.append(f"unknown parameter `{k}`{_suggest(k, everything | set(RUNNER_KEYS))}: no notebook "
+                            "declares it")
+    for sec, values in sections.items():
+        stems = [s for s in declared if s == sec or s[:2] == sec]
+        for k in values:
+            if k in _REFUSED_KEYS:
+                problems.append(f"`{sec}.{k}` cannot be set: {_REFUSED_KEYS[k]}")
+            elif k in _RUNNER_ONLY or k in RUNNER_KEYS:
+                problems.append(f"`{sec}.{k}` cannot be set for one notebook: it is the same for every notebook "
+                                "(give it globally or on the command line)")
+            elif not any(k in declared[s] for s in stems):
+                names = {n for s in stems for n in declared[s]}
+                problems.append(f"unknown parameter `{k}` in section `{sec}`{_suggest(k, names)}: "
+                                f"{' / '.join(stems) or sec} does not declare it")
+    if problems:
+        listing = "\n".join(f"  {stem}: {', '.join(names) if names else '(no parameters cell)'}"
+                            for stem, names in declared.items())
+        raise ReportError(f"{origin}: " + "; ".join(problems) + ".\nParameters the notebooks declare:\n" + listing
+                          + f"\nRead by the runner (global only): {', '.join(RUNNER_KEYS)}. "
+                          "See docs/report_and_scheduling.md")
+    for k, v in global_params.items():
+        check_parameter_value(k, v, origin)
+    for sec, values in sections.items():
+        for k, v in values.items():
+            check_parameter_value(f"{sec}.{k}", v, origin)
+    for k in ("quarter", "start", "end", "preset", "column_map"):
+        if k in global_params and global_params[k] is not None and type(global_params[k]) is not str:
+            raise ReportError(f"{origin}: `{k}` must be a string, not a {_kind(global_params[k])}")
+
+
+def check_parameter_value(name: str, value, origin: str = "parameters") -> None:
+    """Refuse (:class:`ReportError`) a value that is not a plain value: only ``str``,
+    ``int``, ``float``, ``bool``, ``None`` and lists / dicts (string keys) of those, of
+    exactly these types (a subclass could render itself as code), at most
+    :data:`MAX_PARAMETER_VALUES` values, no cycle; and one papermill would not render as
+    the same value (:func:`_check_rendering`). This is what keeps a parameter from
+    becoming code in the notebook's injected-parameters cell.
+
+    >>> check_parameter_value("raw_dir", b"import os")
+    Traceback (most recent call last):
+    ...
+    abmkit.report.ReportError: parameters: `raw_dir` is bytes; a parameter must be a string, number, boolean, null, or a list or mapping of those
+    """
+    plain = "a parameter must be a string, number, boolean, null, or a list or mapping of those"
+    seen = 0
+    stack = [(value, name, ())]
+    while stack:
+        v, where, path = stack.pop()
+        seen += 1
+        if seen > MAX_PARAMETER_VALUES:
+            raise ReportError(f"{origin}: `{name}` holds more than {MAX_PARAMETER_VALUES:,} values")
+        t = type(v)
+        if t not in PARAMETER_TYPES:
+            raise ReportError(f"{origin}: `{where}` is {t.__name__}; {plain}")
+        if t is int and v.bit_length() > 4000:
+            raise ReportError(f"{origin}: `{where}` is an integer of more than 1,000 digits")
+        if t in (list, dict):
+            if id(v) in path:
+                raise ReportError(f"{origin}: `{where}` contains itself")
+            inner = path + (id(v),)
+            if t is dict:
+                for k, item in v.items():
+                    if type(k) is not str:
+                        raise ReportError(f"{origin}: `{where}` has a key of type {type(k).__name__}; mapping "
+                                          "keys must be strings")
+                    stack.append((item, f"{where}.{k}", inner))
+            else:
+                stack.extend((item, f"{where}[{i}]", inner) for i, item in enumerate(v))
+    _check_rendering(name, value, origin)
+
+
+def _check_rendering(name: str, value, origin: str = "parameters") -> None:
+    """Render ``name = value`` as papermill writes it into the notebook
+    (``PythonTranslator``) and prove it is one assignment of a literal equal to ``value``
+    (parsed with ``ast``, never run); refuse the value otherwise. papermill escapes a
+    string with ``unicode_escape`` (every backslash doubled, newlines and control and
+    non-ASCII characters as escapes) and then ``"`` as ``\\"``, which is safe; this check
+    keeps it so if papermill changes."""
+    from papermill.translators import PythonTranslator
+
+    target = name.rsplit(".", 1)[-1] if "." in name else name
+    target = target if target.isidentifier() else "x"
+    src = PythonTranslator.assign(target, PythonTranslator.translate(value))
+    try:
+        tree = ast.parse(src)
+        ok = (len(tree.body) == 1 and isinstance(tree.body[0], ast.Assign) and len(tree.body[0].targets) == 1
+              and isinstance(tree.body[0].targets[0], ast.Name) and tree.body[0].targets[0].id == target
+              and _same(_literal(tree.body[0].value), value))
+    except (SyntaxError, ValueError, TypeError, RecursionError, MemoryError):
+        ok = False
+    if not ok:
+        raise ReportError(f"{origin}: `{name}`: papermill would not write this value into the notebook as "
+                          "the same plain value; refused")
+
+
+def _literal(node):
+    """``ast.literal_eval`` plus ``float('nan')`` / ``float('inf')`` / ``float('-inf')``, as
+    papermill writes non-finite floats."""
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "float"
+            and len(node.args) == 1 and not node.keywords and isinstance(node.args[0], ast.Constant)
+            and node.args[0].value in ("nan", "inf", "-inf")):
+        return float(node.args[0].value)
+    if isinstance(node, ast.List):
+        return [_literal(e) for e in node.elts]
+    if isinstance(node, ast.Dict):
+        if any(k is None for k in node.keys):
+            raise ValueError("dict unpacking")
+        return {_literal(k): _literal(v) for k, v in zip(node.keys, node.values)}
+    return ast.literal_eval(node)
+
+
+def _same(a, b) -> bool:
+    if type(a) is not type(b):
+        return False
+    if type(a) is float and a != a:
+        return b != b
+    if type(a) is list:
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if type(a) is dict:
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    return a == b
 
 
 # --------------------------------------------------------------------------- HTML
@@ -541,15 +761,96 @@ def _redact_emails(report_dir: Path) -> list[str]:
 
 
 # --------------------------------------------------------------------------- runner
+#: exit codes of :func:`run_report` and ``abmkit report`` (docs/report_and_scheduling.md)
+EXIT_OK = 0        # the report is published
+EXIT_FAILED = 1    # a notebook failed, or the input changed during the run: nothing published
+EXIT_INPUT = 2     # bad input or usage: nothing ran, or the export cannot be cleaned / has no data in the period
+EXIT_LOCKED = LOCK_HELD_EXIT   # 75: another run of the same period is in progress; nothing changed
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143
+#: a notebook failing with one of these exceptions means the export cannot be used: exit 2
+INPUT_ERRORS = frozenset({"CleanError", "InputError"})
+
+
+class ReportInterrupted(BaseException):
+    """SIGTERM or SIGINT arrived during a run (a BaseException, so that no ``except
+    Exception`` swallows it): the run stops its kernels, removes its staging folder,
+    releases the lock and :func:`run_report` returns 128 + the signal number."""
+
+    def __init__(self, signum: int):
+        self.signum = int(signum)
+        self.name = signal.Signals(signum).name
+        self.code = 128 + self.signum
+        super().__init__(self.name)
+
+
+class _Signals:
+    """SIGTERM and SIGINT raise :class:`ReportInterrupted` in the main thread while a run is
+    in progress (installed only in the main thread, and not over a signal set to be
+    ignored). Inside :meth:`deferred` (taking the lock, publishing) a signal waits for the
+    end of the block; a second signal during the clean-up is ignored."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self):
+        self.old: dict = {}
+        self.depth = 0
+        self.pending: int | None = None
+        self.fired: int | None = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for s in self.SIGNALS:
+                try:
+                    if signal.getsignal(s) is signal.SIG_IGN:
+                        continue
+                    self.old[s] = signal.signal(s, self._handler)
+                except (ValueError, OSError):
+                    pass
+        return self
+
+    def __exit__(self, *exc):
+        for s, h in self.old.items():
+            try:
+                signal.signal(s, h)
+            except (ValueError, OSError):
+                pass
+        self.old = {}
+
+    def _handler(self, signum, frame):
+        if self.fired is not None:
+            return
+        if self.depth:
+            self.pending = self.pending or signum
+            return
+        self.fired = signum
+        raise ReportInterrupted(signum)
+
+    @contextlib.contextmanager
+    def deferred(self):
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+        if not self.depth and self.pending is not None and self.fired is None:
+            signum, self.pending = self.pending, None
+            self.fired = signum
+            raise ReportInterrupted(signum)
+
+
 @dataclass
 class _Run:
     label: str
     out_dir: Path
     staging: Path
+    run_id: str = ""
     report: Path = field(init=False)
     data: Path = field(init=False)
 
     def __post_init__(self):
+        self._paths()
+
+    def _paths(self):
         self.report = self.staging / "report"
         self.data = self.staging / "data"
 
@@ -565,23 +866,94 @@ class _Run:
     def failed_dir(self) -> Path:
         return self.out_dir / ".failed" / self.label
 
+    @property
+    def version_report(self) -> Path:
+        return version_dir(self.out_dir, self.label, self.run_id)
 
-def _swap(src: Path, dst: Path) -> None:
-    """Put ``src`` at ``dst`` with renames only: the old ``dst`` is moved aside first and
-    restored if the second rename fails, then deleted."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    old = None
-    if dst.exists():
-        old = dst.with_name(f".old-{dst.name}-{uuid.uuid4().hex[:8]}")
-        os.replace(dst, old)
-    try:
-        os.replace(src, dst)
-    except OSError:
-        if old is not None:
-            os.replace(old, dst)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    @property
+    def version_data(self) -> Path:
+        return data_version_dir(self.out_dir, self.label, self.run_id)
+
+    def relabel(self, label: str) -> None:
+        """The period changed (default period, see _gate): the staging folder follows."""
+        new = self.out_dir / f".staging-{label}-{self.staging.name.rsplit('-', 1)[-1]}"
+        os.replace(self.staging, new)
+        self.staging, self.label = new, label
+        self._paths()
+
+    def discard(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+    def keep_failed(self) -> None:
+        """Move the staging folder to ``.failed/<label>/`` (0700; the next success removes it)."""
+        if not self.staging.exists():
+            return
+        self.failed_dir.parent.mkdir(parents=True, exist_ok=True)
+        if self.failed_dir.exists():
+            shutil.rmtree(self.failed_dir, ignore_errors=True)
+        os.replace(self.staging, self.failed_dir)
+
+
+@dataclass
+class _Ctx:
+    """Everything one run of :func:`run_report` knows (filled by ``_prepare``, then under the lock)."""
+    signals: _Signals
+    where: dict
+    nb_dir: Path
+    notebooks: list
+    all_notebooks: list
+    declared: dict
+    global_params: dict
+    sections: dict
+    period: Period
+    period_source: str          # "given", "default" (checked after notebook 01) or "published" (--only)
+    data: object
+    raw_dir: Path
+    cmap: str
+    params_file: Path | None
+    out_dir: Path
+    only: str | None
+    engine: str
+    scheduler: str | None
+    progress: bool
+    kernel_name: str
+    jobs: int
+    warm_kernels: bool
+    run_id: str = ""
+    run: _Run | None = None
+    lock: PeriodLock | None = None
+    common: dict = field(default_factory=dict)
+    inputs: list | None = None
+    base: tuple | None = None
+    reruns: int = 0
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.only) and set(self.notebooks) != set(self.all_notebooks)
+
+    @property
+    def cleans(self) -> bool:
+        return any(nb.stem.startswith("01") for nb in self.notebooks)
+
+    @property
+    def reads_raw(self) -> bool:
+        """Does a notebook of this run read the raw export (declares raw_dir or column_map)?"""
+        return any({"raw_dir", "column_map"} & set(self.declared.get(nb.stem, ())) for nb in self.notebooks)
+
+    def input_files(self) -> dict[str, list[Path]]:
+        """The files the run reads as input, by role, for the fingerprints (checked again at the end)."""
+        from .clean import check_inputs
+        from .clean.colmap import presets_dir
+
+        files = {"data": list(check_inputs(self.raw_dir, self.cmap))}
+        cm = Path(self.cmap)
+        if cm.is_file():
+            files["column_map"] = [cm]
+        elif (presets_dir() / f"{self.cmap}.yaml").is_file():
+            files["column_map"] = [presets_dir() / f"{self.cmap}.yaml"]
+        if self.params_file is not None:
+            files["params"] = [Path(self.params_file)]
+        return files
 
 
 _SAY_LOCK = threading.Lock()
@@ -606,20 +978,24 @@ def run_report(quarter: str | None = None, start=None, end=None, data: str | Pat
                params_file: str | Path | None = None, out_dir: str | Path = "reports",
                only: str | None = None, engine: str = "pandas", scheduler: str | None = None, *,
                notebooks_dir: str | Path | None = None, progress: bool | None = None,
-               kernel_name: str = KERNEL_NAME, jobs: int | None = None, warm_kernels: bool = True) -> int:
-    """Run the report notebooks into ``<out_dir>/<label>/``; returns a process exit code.
+               kernel_name: str = KERNEL_NAME, jobs: int | None = None, warm_kernels: bool = True,
+               params: dict | None = None) -> int:
+    """Run the report notebooks and publish ``<out_dir>/<label>/``; returns a process exit code.
 
     Parameters
     ----------
     quarter, start, end : the period (``2026Q3``, or ISO dates with ``end`` exclusive);
-        default: the last complete quarter covered by the data (:func:`default_quarter`).
+        default: the last complete quarter that holds touches (else opportunities) of the
+        cleaned data, found after notebook 01 (see docs/report_and_scheduling.md).
     data : raw export folder, or the sample folder (``raw/`` inside).
     preset, column_map : how to read the export (see :func:`resolve_input`).
     params_file : YAML with global keys and per-notebook sections (:func:`load_params_file`).
-    out_dir : reports folder; the report goes to ``<out_dir>/<label>/``.
-    only : run only the notebooks whose name contains this (comma-separated); the rest of
-        an existing report for the same period is kept and the cleaned data of the last
-        full run is reused.
+    params : more parameters, as a parameter file's top level (the CLI's ``--param``); they
+        win over the file's. Every key must be declared (:func:`check_parameters`).
+    out_dir : reports folder; the report goes to ``<out_dir>/<label>/`` (a link to the
+        published version, :mod:`abmkit.publish`).
+    only : run only the notebooks whose name contains this (comma-separated), on top of the
+        published report of the period (its other pages and its cleaned data are copied).
     engine, scheduler : passed to notebooks declaring them (``"dask"`` and a
         dask.distributed address for big data).
     notebooks_dir : default ``./notebooks`` (else the repository's).
@@ -630,83 +1006,339 @@ def run_report(quarter: str | None = None, start=None, end=None, data: str | Pat
     warm_kernels : start the kernel of a notebook (and import the modules its code
         imports) while the notebooks it waits for still run, when a job slot is free.
 
-    Returns 0 on success; 1 when a notebook failed (the message names the notebook, the
-    cell and where the partially executed notebook is; the previous report is intact);
-    2 when the run could not start (bad input or parameters).
+    Returns 0 when the report is published; 1 when a notebook failed or an input file
+    changed during the run (the message names the notebook and cell, or the file; the
+    previous report is unchanged); 2 for bad input or usage (bad parameters, a refused
+    input, an export that cannot be cleaned, a period without any data: nothing is
+    published); 75 when another run of the same period holds its lock; 130 / 143 when
+    stopped by SIGINT / SIGTERM (kernels stopped, staging removed, lock released).
     """
-    try:
-        nb_dir = Path(notebooks_dir) if notebooks_dir else _default_notebooks_dir()
-        stems = [p.stem for p in sorted(nb_dir.glob(NOTEBOOK_GLOB))]
-        global_params, sections = load_params_file(params_file, stems)
-        quarter = quarter or global_params.get("quarter")
-        start = start or global_params.get("start")
-        end = end or global_params.get("end")
-        raw_dir, cmap = resolve_input(data, preset or global_params.get("preset"),
-                                      column_map or global_params.get("column_map"))
-        from .clean import check_inputs
-        check_inputs(raw_dir, cmap)  # the map's files stay inside raw_dir (no .., no links out): exit 2 here
-        all_notebooks = discover_notebooks(nb_dir)
-        notebooks = discover_notebooks(nb_dir, only) if only else all_notebooks
-        if quarter is None and start is None and end is None:
-            quarter = default_quarter(data)
-            _say(f"abmkit report: no period given; using {quarter}, the last complete quarter of the data")
+    signals = _Signals()
+    where: dict = {}
+    with signals:
+        try:
+            return _run_report(signals, where, quarter=quarter, start=start, end=end, data=data, preset=preset,
+                               column_map=column_map, params_file=params_file, out_dir=out_dir, only=only,
+                               engine=engine, scheduler=scheduler, notebooks_dir=notebooks_dir, progress=progress,
+                               kernel_name=kernel_name, jobs=jobs, warm_kernels=warm_kernels, params=params)
+        except ReportInterrupted as exc:
+            report = where.get("report")
+            state = (f"{report} unchanged" if report is not None and (report.exists() or report.is_symlink())
+                     else "nothing was published")
+            _say(f"abmkit report: stopped by {exc.name}: kernels stopped, staging folder removed, lock released; "
+                 f"{state}")
+            return exc.code
+
+
+def _prepare(signals, where, *, quarter, start, end, data, preset, column_map, params_file, out_dir, only,
+             engine, scheduler, notebooks_dir, progress, kernel_name, jobs, warm_kernels, params) -> _Ctx:
+    """Everything that is checked before the lock: raises ReportError / ValueError (exit 2)."""
+    nb_dir = Path(notebooks_dir) if notebooks_dir else _default_notebooks_dir()
+    all_notebooks = discover_notebooks(nb_dir)
+    stems = [p.stem for p in all_notebooks]
+    file_global, file_sections = load_params_file(params_file, stems)
+    cli_global, cli_sections = split_parameters(dict(params or {}), stems, "--param")
+    declared = declared_parameters(all_notebooks)
+    # every key the file and the command line give: declared by a notebook, plain values only
+    check_parameters(file_global, file_sections, declared, f"parameter file {params_file}")
+    check_parameters(cli_global, cli_sections, declared, "--param")
+    global_params = {**file_global, **cli_global}
+    sections: dict[str, dict] = {}
+    for stem in stems:  # one section per notebook: file (stem, then number), then --param (stem, then number)
+        merged = {}
+        for src in (file_sections, cli_sections):
+            merged.update(src.get(stem, {}))
+            merged.update(src.get(stem[:2], {}))
+        if merged:
+            sections[stem] = merged
+    quarter = quarter or global_params.get("quarter")
+    start = start or global_params.get("start")
+    end = end or global_params.get("end")
+    for name, value in (("quarter", quarter), ("start", start), ("end", end), ("engine", engine),
+                        ("scheduler", scheduler), ("only", only)):
+        if value is not None:
+            check_parameter_value(name, value, "command line")
+    raw_dir, cmap = resolve_input(data, preset or global_params.get("preset"),
+                                  column_map or global_params.get("column_map"))
+    from .clean import check_inputs
+    check_inputs(raw_dir, cmap)  # the map's files stay inside raw_dir (no .., no links out): exit 2 here
+    notebooks = discover_notebooks(nb_dir, only) if only else all_notebooks
+    jobs = default_jobs(engine) if jobs is None else int(jobs)
+    if jobs < 1:
+        raise ReportError(f"jobs must be 1 or more, not {jobs}")
+    out = Path(out_dir)
+    if quarter is None and start is None and end is None:
+        source = "default"
+        period = resolve_period(quarter=default_quarter(data))   # provisional: checked after notebook 01
+    else:
+        source = "given"
         period = resolve_period(quarter=quarter, start=start, end=end)
-        jobs = default_jobs(engine) if jobs is None else int(jobs)
-        if jobs < 1:
-            raise ReportError(f"jobs must be 1 or more, not {jobs}")
+    ctx = _Ctx(signals=signals, where=where, nb_dir=nb_dir, notebooks=notebooks, all_notebooks=all_notebooks,
+               declared=declared, global_params=global_params, sections=sections, period=period,
+               period_source=source, data=data, raw_dir=Path(raw_dir), cmap=cmap,
+               params_file=Path(params_file) if params_file else None, out_dir=out, only=only, engine=engine,
+               scheduler=scheduler, progress=sys.stderr.isatty() if progress is None else bool(progress),
+               kernel_name=kernel_name, jobs=jobs, warm_kernels=warm_kernels)
+    if source == "default" and ctx.partial:
+        try:
+            ctx.period, ctx.period_source = _published_default_period(out, period), "published"
+        except ReportError:
+            if _outside_needs(ctx) or not ctx.cleans:
+                raise
+            # a run that needs nothing published (--only 01): its cleaned data decides (no second run)
+    return ctx
+
+
+def _run_report(signals, where, **kw) -> int:
+    try:
+        ctx = _prepare(signals, where, **kw)
     except (ReportError, ValueError) as exc:
         _say(f"abmkit report: error: {exc}")
-        return 2
+        return EXIT_INPUT
+    out = ctx.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    ctx.run_id = new_run_id()
+    lock = PeriodLock(out, ctx.period.label, ctx.run_id)
+    try:
+        with signals.deferred():
+            note = lock.acquire()
+    except LockHeld as exc:
+        _say(f"abmkit report: {exc}")
+        return EXIT_LOCKED
+    ctx.lock = lock
+    where["report"] = out / ctx.period.label
+    if note:
+        _say(f"abmkit report: note: {note}")
+    try:
+        return _locked_run(ctx)
+    finally:
+        if ctx.lock is not None:
+            ctx.lock.release()
 
-    out_dir = Path(out_dir)
-    partial = bool(only) and set(notebooks) != set(all_notebooks)
-    cleans = any(nb.stem.startswith("01") for nb in notebooks)
-    if partial and not cleans and not (out_dir / ".data" / period.label).is_dir():
-        _say(f"abmkit report: error: --only {only!r} reuses the cleaned data of a full run, but "
-             f"{out_dir / '.data' / period.label} does not exist; run the full report for {period.label} first")
-        return 2
-    out_dir.mkdir(parents=True, exist_ok=True)
-    run = _Run(period.label, out_dir, out_dir / f".staging-{period.label}-{uuid.uuid4().hex[:8]}")
-    run.report.mkdir(parents=True)
-    os.chmod(run.staging, 0o700)  # issue 17: personal data and unredacted notebooks until published
-    if partial:
-        if run.final_report.is_dir():
-            shutil.copytree(run.final_report, run.report, dirs_exist_ok=True)
-        if not cleans:
-            shutil.copytree(run.final_data, run.data)
-    run.data.mkdir(exist_ok=True)
-    secure_tree(run.data)  # issue 17: 0700 / 0600, also the data copied from the last full run
-    common = {
+
+def _locked_run(ctx: _Ctx) -> int:
+    """The run, holding the period's lock: base version, fingerprints, staging, notebooks."""
+    out, label = ctx.out_dir, ctx.period.label
+    for n in reconcile(out, label):
+        _say(f"abmkit report: note: {n}")
+    if _source_note(ctx):
+        _say(_source_note(ctx))
+    if ctx.partial:
+        ctx.base = current_version(out, label)
+        problem = _base_problem(ctx)
+        if problem:
+            _say(f"abmkit report: error: {problem}")
+            return EXIT_INPUT
+        if not ctx.cleans and ctx.base is not None:  # notebook 01's period check, on the published data
+            problem = _period_problem(data_of(out, label, ctx.base[1]), ctx.period)
+            if problem:
+                _say(f"abmkit report: error: {problem}")
+                return EXIT_INPUT
+    if ctx.reads_raw:  # size, mtime and sha256 of every input file, compared again before publication
+        try:
+            ctx.inputs = fingerprint_files(ctx.input_files())
+        except (ValueError, OSError) as exc:  # the export changed since it was checked a moment ago
+            _say(f"abmkit report: error: {exc}")
+            return EXIT_INPUT
+    run = _Run(label, out, out / f".staging-{label}-{uuid.uuid4().hex[:8]}", ctx.run_id)
+    ctx.run = run
+    try:
+        run.report.mkdir(parents=True)
+        os.chmod(run.staging, 0o700)  # issue 17: personal data and unredacted notebooks until published
+        if ctx.partial and ctx.base is not None:
+            base_report, base_id = ctx.base
+            shutil.copytree(base_report, run.report, dirs_exist_ok=True)
+            if not ctx.cleans:
+                shutil.copytree(data_of(out, label, base_id), run.data)
+        run.data.mkdir(exist_ok=True)
+        secure_tree(run.data)  # issue 17: 0700 / 0600, also the data copied from the published version
+        ctx.common = _common(ctx)
+        _say(f"abmkit report {ctx.period.label}: {len(ctx.notebooks)} notebook(s) from {ctx.nb_dir} -> "
+             f"{run.final_report} ({ctx.jobs} at a time)")
+        return _execute(ctx)
+    except ReportInterrupted:
+        ctx.run.discard()  # _execute stopped the kernels: no copy of the data stays behind
+        raise
+    except BaseException:  # a bug: never leave a half-written staging folder in the way
+        if ctx.run.staging.exists():
+            ctx.run.keep_failed()
+            _say(f"abmkit report: interrupted; partial output in {ctx.run.failed_dir}, "
+                 f"{ctx.run.final_report} unchanged")
+        raise
+
+
+def _common(ctx: _Ctx) -> dict:
+    run, period = ctx.run, ctx.period
+    return {
         "data_dir": str(run.data.resolve()), "output_dir": str(run.report.resolve()),
         "quarter": period.label if period.is_quarter else None,
         "start": None if period.is_quarter else str(period.start.date()),
         "end": None if period.is_quarter else str(period.end.date()),
-        "raw_dir": str(Path(raw_dir).resolve()), "column_map": cmap, "engine": engine, "scheduler": scheduler,
+        "raw_dir": str(Path(ctx.raw_dir).resolve()), "column_map": ctx.cmap, "engine": ctx.engine,
+        "scheduler": ctx.scheduler,
     }
-    if progress is None:
-        progress = sys.stderr.isatty()
-    manifest_path = run.report / "run.json"
-    manifest = json.loads(manifest_path.read_text("utf-8")) if manifest_path.exists() else {}
-    timings = dict(manifest.get("seconds", {}))
-    used_params = dict(manifest.get("parameters", {}))
-    try:  # the last run of this period: its timings order the notebooks that are ready together
-        last_seconds = json.loads((run.final_report / "run.json").read_text("utf-8")).get("seconds", {})
-    except (OSError, ValueError, AttributeError):
-        last_seconds = {}
-    _say(f"abmkit report {period.label}: {len(notebooks)} notebook(s) from {nb_dir} -> {run.final_report}"
-         f" ({jobs} at a time)")
+
+
+def _source_note(ctx: _Ctx) -> str | None:
+    if ctx.period_source == "default" and ctx.cleans:
+        return (f"abmkit report: no period given; starting with {ctx.period.label}, checked against the cleaned "
+                "data once notebook 01 has run")
+    if ctx.period_source == "published":
+        return f"abmkit report: no period given; using {ctx.period.label}, the last complete quarter of the data"
+    if ctx.period_source == "default":
+        return f"abmkit report: no period given; using {ctx.period.label}, the last complete calendar quarter"
+    return None
+
+
+def _base_problem(ctx: _Ctx) -> str | None:
+    """Why ``--only`` cannot run (None: it can). A notebook of the run that needs another
+    notebook's outputs (:func:`notebook_dependencies`) not in the run needs them in the
+    published report of the period (its page and its cleaned data), which the run copies;
+    a run that needs nothing from outside (``--only 01``) may start without one."""
+    label, only = ctx.period.label, ctx.only
+    needed = _outside_needs(ctx)
+    if not needed:
+        if ctx.base is None:
+            _say(f"abmkit report: note: no published report of {label} yet: this one holds only "
+                 f"{[nb.name for nb in ctx.notebooks]}")
+        return None
+    if ctx.base is None:
+        return (f"--only {only!r} needs the outputs of {needed}, and there is no published report of {label} in "
+                f"{ctx.out_dir}; run the full report for {label} first")
+    report_dir, run_id = ctx.base
+    missing = [s for s in needed if not (report_dir / f"{s}.ipynb").is_file()]
+    if missing:
+        return (f"--only {only!r} needs the outputs of {missing}, which the published report of {label} does not "
+                f"have; add them to --only, or run the full report for {label} first")
+    if not data_of(ctx.out_dir, label, run_id).is_dir():
+        return (f"--only {only!r} reuses the cleaned data of the published report, but "
+                f"{data_of(ctx.out_dir, label, run_id)} does not exist; run the full report for {label} first")
+    return None
+
+
+def _outside_needs(ctx: _Ctx) -> list[str]:
+    """Notebooks (stems) outside an ``--only`` run whose outputs a notebook of the run needs."""
+    deps = notebook_dependencies(ctx.all_notebooks)
+    run = {nb.stem for nb in ctx.notebooks}
+    return sorted({d for s in run for d in deps.get(s, ()) if d not in run})
+
+
+# --------------------------------------------------------------------------- period checks (issue 18, item 3)
+#: the tables whose dates say whether a period has data: (table, column, singular, plural)
+_PERIOD_TABLES = (("touchpoints", "occurred_at", "touch", "touches"),
+                  ("opportunities", "created_at", "opportunity", "opportunities"))
+
+
+def _column_stats(path: Path, column: str, period: Period | None = None) -> tuple[int, object, object, int]:
+    """``(count, min, max, count in period)`` of a timestamp column of a parquet file,
+    read in batches (a big table is never loaded whole)."""
+    import pandas as pd
+
+    def batches():
+        try:
+            import pyarrow.parquet as pq
+
+            for b in pq.ParquetFile(path).iter_batches(columns=[column], batch_size=1 << 20):
+                yield b.column(0).to_pandas()
+        except (OSError, ValueError, TypeError):  # a partitioned folder and the like: read it whole
+            yield pd.read_parquet(path, columns=[column])[column]
+
+    n = inside = 0
+    lo = hi = None
+    for s in batches():
+        s = pd.to_datetime(pd.Series(s), utc=True).dropna()
+        if not len(s):
+            continue
+        n += len(s)
+        mn, mx = s.min(), s.max()
+        lo = mn if lo is None or mn < lo else lo
+        hi = mx if hi is None or mx > hi else hi
+        if period is not None:
+            inside += int(period.contains(s).sum())
+    return n, lo, hi, inside
+
+
+def _data_summary(data_dir: Path, period: Period | None = None) -> dict | None:
+    """``{table: (count, min, max, count in period)}`` of the cleaned data's dated tables;
+    None when the folder holds none of them (a cleaning notebook that writes another format)."""
+    out = {}
+    for table, column, _, _ in _PERIOD_TABLES:
+        p = Path(data_dir) / f"{table}.parquet"
+        if p.exists():
+            try:
+                out[table] = _column_stats(p, column, period)
+            except Exception:  # noqa: BLE001 - unreadable: the notebooks will say so
+                continue
+    return out or None
+
+
+def _ranges_text(summary: dict) -> str:
+    parts = []
+    for table, column, _, plural in _PERIOD_TABLES:
+        n, lo, hi, _ = summary.get(table, (0, None, None, 0))
+        parts.append(f"{table}.{column} from {lo.date()} to {hi.date()} ({n:,} {plural})" if n
+                     else f"no {plural}")
+    return "; ".join(parts)
+
+
+def _period_problem(data_dir: Path, period: Period) -> str | None:
+    """The message when the period holds no touch and no opportunity (else None)."""
+    summary = _data_summary(data_dir, period)
+    if summary is None or sum(v[3] for v in summary.values()):
+        return None
+    end_incl = (period.end - _dt.timedelta(days=1)).date()
+    return (f"no touch and no opportunity in {period.label} ({period.start.date()} to {end_incl}); the data: "
+            f"{_ranges_text(summary)}. Choose a period inside the data's range (--quarter, or --start/--end); "
+            "nothing was published")
+
+
+def _default_period_from(data_dir: Path, today=None) -> tuple[Period, str] | None:
+    """The default period of cleaned data: the last complete quarter that holds touches
+    (opportunities when there are no touches), with the reason; None when the folder has
+    no dated table; ReportError when no complete quarter holds any."""
+    import pandas as pd
+
+    from .kpis import last_complete_quarter
+
+    summary = _data_summary(data_dir)
+    if summary is None:
+        return None
+    chosen = next(((t, c, p) for t, c, _, p in _PERIOD_TABLES if summary.get(t, (0,))[0]), None)
+    if chosen is None:
+        raise ReportError("the cleaned data holds no touch and no opportunity: there is no period to report on")
+    table, column, plural = chosen
+    hi = summary[table][2]
+    today_ts = pd.Timestamp(today, tz="UTC") if today is not None else None
+    period = resolve_period(quarter=last_complete_quarter(pd.Series([hi]), today=today_ts))
+    if not _column_stats(Path(data_dir) / f"{table}.parquet", column, period)[3]:
+        raise ReportError(f"the data covers no complete quarter ({_ranges_text(summary)}); give the period "
+                          "with --quarter, or --start/--end")
+    return period, f"the last complete quarter with {plural} ({_ranges_text(summary)})"
+
+
+def _published_default_period(out: Path, provisional: Period) -> Period:
+    """``--only`` without a period: the default period of the published data (the report
+    of the provisional period, else the latest published quarter)."""
+    labels = [provisional.label] if current_version(out, provisional.label) else sorted(
+        (p.name for p in _children(out) if re.fullmatch(r"\d{4}Q[1-4]", p.name) and current_version(out, p.name)),
+        reverse=True)
+    if not labels:
+        raise ReportError(f"--only builds on a published report, and there is none in {out}; run the full "
+                          "report first (or give --quarter)")
+    cur = current_version(out, labels[0])
+    found = _default_period_from(data_of(out, labels[0], cur[1]))
+    period = found[0] if found else provisional
+    if current_version(out, period.label) is None:
+        raise ReportError(f"no period given and the data's last complete quarter is {period.label}, which has no "
+                          f"published report in {out}; run the full report for it first (or give --quarter)")
+    return period
+
+
+def _children(folder: Path) -> list[Path]:
     try:
-        return _execute(run, period, notebooks, all_notebooks, common, global_params, sections,
-                        timings, used_params, manifest_path, progress, kernel_name, data, cmap, engine,
-                        jobs=jobs, warm_kernels=warm_kernels, last_seconds=last_seconds, manifest=manifest)
-    except BaseException:  # interrupted (Ctrl-C) or a bug: never leave a half-written staging folder
-        if run.staging.exists():
-            run.failed_dir.parent.mkdir(parents=True, exist_ok=True)
-            shutil.rmtree(run.failed_dir, ignore_errors=True)
-            os.replace(run.staging, run.failed_dir)
-            _say(f"abmkit report: interrupted; partial output in {run.failed_dir}, "
-                 f"{run.final_report} unchanged")
-        raise
+        return list(folder.iterdir())
+    except OSError:
+        return []
 
 
 # --------------------------------------------------------------------------- parallel runs
@@ -803,17 +1435,21 @@ class _NotebookJob:
     thread's event loop): start its kernel when told (:meth:`warm`: early, loading the
     notebook's imports), execute it with papermill once told (:meth:`go`: its
     dependencies are done), export its HTML, shut the kernel down. Every step is posted
-    to ``events`` as ``(kind, stem, error)``; the last one is ``("closed", stem, None)``."""
+    to ``events`` as ``(kind, job, error)``; the last one is ``("closed", job, None)``.
+    The thread is a daemon, and the runner joins it before it returns (:meth:`join`), so
+    no thread of the run outlives it (a thread alive at interpreter exit can abort it)."""
 
-    def __init__(self, nb_path: Path, out_nb: Path, html_path: Path, kernel_name: str, progress: bool,
-                 events: "queue.Queue", t0: float):
-        self.nb_path, self.out_nb, self.html_path = nb_path, out_nb, html_path
+    def __init__(self, nb_path: Path, kernel_name: str, progress: bool, events: "queue.Queue", t0: float):
+        self.nb_path = nb_path
+        self.out_nb: Path | None = None
+        self.html_path: Path | None = None
         self.stem = nb_path.stem
         self.kernel_name, self.progress, self.events, self.t0 = kernel_name, progress, events, t0
         self.params: dict | None = None
         self.km = None
         self.times: dict[str, list[float]] = {}  # step -> [start, end], seconds since the run started
         self.cpu: dict[str, float] = {}  # warm / run -> CPU seconds of the kernel process
+        self.error_name: str | None = None  # the exception class of a failure (CleanError: bad input)
         self._cancelled = False
         self.closed = False  # set by the main thread on the "closed" event
         self._wake, self._go = threading.Event(), threading.Event()
@@ -827,8 +1463,8 @@ class _NotebookJob:
     def warm(self) -> None:
         self._start()
 
-    def go(self, params: dict) -> None:
-        self.params = params
+    def go(self, params: dict, out_nb: Path, html_path: Path) -> None:
+        self.params, self.out_nb, self.html_path = params, out_nb, html_path
         self._go.set()
         self._start()
 
@@ -838,14 +1474,29 @@ class _NotebookJob:
         self._wake.set()
 
     def kill(self) -> None:
-        """Stop the kernel process now (interrupted run): the thread then ends."""
+        """Stop the kernel now (interrupted run), with the processes it started (its
+        process group): the thread then ends."""
         self.cancel()
-        proc = getattr(getattr(self.km, "provisioner", None), "process", None)
+        prov = getattr(self.km, "provisioner", None)
+        proc = getattr(prov, "process", None)
+        pgid = getattr(prov, "pgid", None)
         try:
-            if proc is not None:
+            if pgid and hasattr(os, "killpg") and pgid != os.getpgid(0):
+                os.killpg(pgid, signal.SIGKILL)
+            elif proc is not None:
                 proc.kill()
         except OSError:
-            pass
+            try:
+                if proc is not None:
+                    proc.kill()
+            except OSError:
+                pass
+
+    def join(self, timeout: float) -> bool:
+        if self.started:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
 
     def _start(self) -> None:
         self._wake.set()
@@ -854,7 +1505,7 @@ class _NotebookJob:
 
     # ---- the thread
     def _post(self, kind: str, error: str | None = None) -> None:
-        self.events.put((kind, self.stem, error))
+        self.events.put((kind, self, error))
 
     def _mark(self, step: str, start: float) -> float:
         end = time.perf_counter()
@@ -887,11 +1538,14 @@ class _NotebookJob:
                     return
             self._run(loop, start_error)
         except BaseException as exc:  # noqa: BLE001 - a bug here must not hang the run
+            self.error_name = type(exc).__name__
             self._post("ran", f"{type(exc).__name__}: {exc}")
         finally:
-            self._shutdown(loop)
-            loop.close()
-            self._post("closed")
+            try:
+                self._shutdown(loop)
+                loop.close()
+            finally:
+                self._post("closed")
 
     def _start_kernel(self, loop, warm_up: bool) -> None:
         km = _kernel_manager(self.kernel_name)
@@ -902,6 +1556,8 @@ class _NotebookJob:
             loop.run_until_complete(km.start_kernel(
                 cwd=str(self.nb_path.parent.resolve()), env=_kernel_env(),
                 extra_arguments=["--HistoryManager.hist_file=:memory:"]))
+        if self._cancelled:
+            return
         code = _warmup_code(self.nb_path) if warm_up else None
         if code is None:
             return
@@ -936,6 +1592,7 @@ class _NotebookJob:
                                 cwd=None, log_output=False, start_timeout=KERNEL_START_TIMEOUT, km=self.km)
         except Exception as exc:  # noqa: BLE001 - an error in a cell, the kernel died, ...
             self._mark("run", t)
+            self.error_name = getattr(exc, "ename", None) or type(exc).__name__
             self._post("ran", _describe_failure(exc))
             return
         self._mark("run", t)
@@ -984,17 +1641,86 @@ class _NotebookJob:
                 proc.kill()
 
 
-def _execute(run, period, notebooks, all_notebooks, common, global_params, sections, timings, used_params,
-             manifest_path, progress, kernel_name, data, cmap, engine, *, jobs: int = 1,
-             warm_kernels: bool = True, last_seconds: dict | None = None, manifest: dict | None = None) -> int:
-    """The notebook runs, index and swap of :func:`run_report`.
+#: seconds the runner waits for its notebook threads to end once their kernels are told
+#: to stop (killed on an interruption)
+JOIN_TIMEOUT = 20.0
+
+
+def _join(jobs, timeout: float = JOIN_TIMEOUT) -> list[str]:
+    """Wait for the threads of ``jobs`` to end (kill the kernels of those still running
+    after ``timeout``, then wait a little more); returns the stems still alive."""
+    deadline = time.monotonic() + timeout
+    for j in jobs:
+        j.join(max(0.0, deadline - time.monotonic()))
+    alive = [j for j in jobs if not j.join(0)]
+    if alive:
+        for j in alive:
+            j.kill()
+        deadline = time.monotonic() + 5.0
+        for j in alive:
+            j.join(max(0.0, deadline - time.monotonic()))
+    return [j.stem for j in jobs if not j.join(0)]
+
+
+def _gate(ctx: _Ctx, stem: str):
+    """The check after the cleaning notebook (main thread, before any notebook that reads
+    the cleaned data starts): ``None`` (go on), ``("rerun", period)`` (no period was given
+    and the data's default period is another one: notebook 01 runs again for it) or
+    ``("stop", code, message)`` (nothing is published)."""
+    if ctx.period_source == "default":
+        try:
+            found = _default_period_from(ctx.run.data)
+        except ReportError as exc:
+            return ("stop", EXIT_INPUT, f"abmkit report: error: {exc}; nothing was published")
+        if found is None:  # no canonical tables to read (another cleaning notebook): keep the period
+            return None
+        period, why = found
+        if period.label == ctx.period.label:
+            _say(f"abmkit report: no period given; using {period.label}, {why}")
+            return None
+        if ctx.partial:  # --only: the copied pages belong to the first period
+            return ("stop", EXIT_INPUT, f"abmkit report: error: no period given, and the data's last complete "
+                                        f"quarter is {period.label}, not {ctx.period.label}: give --quarter; "
+                                        "nothing was published")
+        if ctx.reruns:
+            return ("stop", EXIT_FAILED, f"abmkit report: FAILED: the data's default period changed from "
+                                         f"{ctx.period.label} to {period.label} while the report ran; nothing "
+                                         "was published")
+        _say(f"abmkit report: no period given; using {period.label}, {why}; notebook {stem} runs again for it")
+        return ("rerun", period)
+    problem = _period_problem(ctx.run.data, ctx.period)
+    return ("stop", EXIT_INPUT, f"abmkit report: error: {problem}") if problem else None
+
+
+def _relabel(ctx: _Ctx, period: Period) -> None:
+    """Move a run to another period (the default period, found after notebook 01): take
+    that period's lock (LockHeld if another run holds it), release the first one, rename
+    the staging folder, point the parameters at the new paths."""
+    new_lock = PeriodLock(ctx.out_dir, period.label, ctx.run_id)
+    with ctx.signals.deferred():
+        note = new_lock.acquire()
+        old, ctx.lock = ctx.lock, new_lock
+        old.release()
+        ctx.run.relabel(period.label)
+        ctx.where["report"] = ctx.out_dir / period.label
+    if note:
+        _say(f"abmkit report: note: {note}")
+    ctx.period = period
+    ctx.common = _common(ctx)
+    for n in reconcile(ctx.out_dir, period.label):
+        _say(f"abmkit report: note: {n}")
+
+
+def _execute(ctx: _Ctx) -> int:
+    """The notebook runs, checks, index and publication of :func:`run_report`.
 
     Each notebook starts when the notebooks it needs (:func:`notebook_dependencies`) have
     finished and fewer than ``jobs`` notebooks run (a kernel being warmed counts as one);
     among ready notebooks the longest (last run's seconds, else :data:`NOTEBOOK_STEPS`
     cost) starts first. A free slot with nothing ready starts (warms) the kernel of a
-    notebook whose dependencies have started. After a failure no notebook starts; those
-    running finish, then the run fails naming the first failed notebook."""
+    notebook whose dependencies have started. After the cleaning notebook the period is
+    checked (:func:`_gate`). After a failure no notebook starts; those running finish, then
+    the run fails naming the first failed notebook. Every thread is joined before it returns."""
     from . import __version__
     # import the kernel machinery here, in the main thread, before any worker thread
     # starts: two threads importing jupyter_client at once can deadlock on its module lock
@@ -1003,11 +1729,19 @@ def _execute(run, period, notebooks, all_notebooks, common, global_params, secti
     import nbconvert  # noqa: F401
     import papermill  # noqa: F401
 
-    t_total, t_origin = time.perf_counter(), time.time()
-    manifest = manifest or {}
+    run, notebooks, all_notebooks, jobs = ctx.run, ctx.notebooks, ctx.all_notebooks, ctx.jobs
+    manifest_path = run.report / "run.json"
+    manifest = json.loads(manifest_path.read_text("utf-8")) if manifest_path.exists() else {}
+    timings = dict(manifest.get("seconds", {}))
+    used_params = dict(manifest.get("parameters", {}))
     html_timings = dict(manifest.get("html_seconds", {}))
+    try:  # the last run of this period: its timings order the notebooks that are ready together
+        last = json.loads((run.final_report / "run.json").read_text("utf-8")).get("seconds", {})
+    except (OSError, ValueError, AttributeError):
+        last = {}
+    last = last if isinstance(last, dict) else {}
+    t_total, t_origin = time.perf_counter(), time.time()
     deps = notebook_dependencies(notebooks)
-    last = last_seconds if isinstance(last_seconds, dict) else {}
 
     def cost(stem: str) -> float:
         v = last.get(stem)
@@ -1021,22 +1755,45 @@ def _execute(run, period, notebooks, all_notebooks, common, global_params, secti
     # longest first; name order breaks ties (and orders everything with jobs=1)
     order = sorted(by_stem, key=lambda s: (-cost(s), s)) if jobs > 1 else list(by_stem)
     events: queue.Queue = queue.Queue()
-    work = {s: _NotebookJob(nb, run.report / nb.name, run.report / f"{s}.html", kernel_name, progress, events,
-                            t_total) for s, nb in by_stem.items()}
-    state = dict.fromkeys(by_stem, "waiting")  # -> warming -> warm -> running -> ran | failed
-    failures: list[tuple[str, str]] = []
+
+    def new_job(s: str) -> _NotebookJob:
+        return _NotebookJob(by_stem[s], ctx.kernel_name, ctx.progress, events, t_total)
+
+    work = {s: new_job(s) for s in by_stem}
+    retired: list[_NotebookJob] = []  # jobs replaced by a re-run
+    state = dict.fromkeys(by_stem, "waiting")  # -> warming -> warm -> running -> (rerun ->) ran | failed
+    failures: list[tuple[str, str, str | None]] = []
+    stop: list[tuple[int, str]] = []
     params: dict[str, dict] = {}
     html_done: set[str] = set()
+    gate_stem = next((s for s in by_stem if s.startswith("01")), None)
+
+    def all_jobs() -> list[_NotebookJob]:
+        return list(work.values()) + retired
 
     def busy() -> int:
-        return sum(st in ("warming", "running") for st in state.values())
+        return sum(st in ("warming", "running", "rerun") for st in state.values())
+
+    def compute_params() -> None:
+        for nb in notebooks:
+            try:
+                params[nb.stem] = notebook_parameters(nb, ctx.common, ctx.global_params, ctx.sections,
+                                                      declared=set(ctx.declared.get(nb.stem, ())))
+            except Exception as exc:  # noqa: BLE001 - unreadable notebook
+                failures.append((nb.stem, f"cannot read its parameters: {exc}", None))
+                return
+
+    def start(s: str) -> None:
+        state[s] = "running"
+        _say(f"[{number[s]}/{len(notebooks)}] {by_stem[s].name} ...")
+        work[s].go(params[s], run.report / by_stem[s].name, run.report / f"{s}.html")
 
     def schedule(first: bool = False) -> None:
-        if failures:
+        if failures or stop:
             return
-        if first:  # before papermill is imported (it needs a core): only the kernels of the first notebooks
+        if first:  # only the kernels of the first notebooks
             for s in order:
-                if warm_kernels and busy() < jobs and not deps[s]:
+                if ctx.warm_kernels and busy() < jobs and not deps[s]:
                     state[s] = "warming"
                     work[s].warm()
             return
@@ -1044,10 +1801,8 @@ def _execute(run, period, notebooks, all_notebooks, common, global_params, secti
             if busy() >= jobs:
                 return
             if state[s] in ("waiting", "warm") and all(state[d] == "ran" for d in deps[s]):
-                state[s] = "running"
-                _say(f"[{number[s]}/{len(notebooks)}] {by_stem[s].name} ...")
-                work[s].go(params[s])
-        warmed = warm_kernels  # then a free slot starts the kernel of a notebook whose dependencies started
+                start(s)
+        warmed = ctx.warm_kernels  # then a free slot starts the kernel of a notebook whose dependencies started
         while warmed and busy() < jobs:  # again after a start: it may let a dependent warm up
             warmed = False
             for s in order:
@@ -1057,63 +1812,109 @@ def _execute(run, period, notebooks, all_notebooks, common, global_params, secti
                     warmed = True
                     break
 
+    rerun_period: Period | None = None
     try:
-        schedule(first=True)  # the first kernels start while papermill is imported
-        for nb in notebooks:
-            try:
-                params[nb.stem] = notebook_parameters(nb, common, global_params, sections)
-            except Exception as exc:  # noqa: BLE001 - unreadable notebook
-                failures.append((nb.stem, f"cannot read its parameters: {exc}"))
-                break
+        schedule(first=True)  # the first kernels start while the parameters are computed
+        compute_params()
         while True:
             schedule()
             stuck = [s for s, st in state.items() if st in ("waiting", "warm")]
-            if stuck and not failures and busy() == 0:  # nothing runs and nothing is ready
+            if stuck and not failures and not stop and busy() == 0:  # nothing runs and nothing is ready
                 failures.append((stuck[0], f"it waits for {list(deps[stuck[0]])}, which cannot run first: "
-                                           "check NOTEBOOK_STEPS for a cycle"))
-            if failures or all(st in ("ran", "failed") for st in state.values()):
+                                           "check NOTEBOOK_STEPS for a cycle", None))
+            if failures or stop or all(st in ("ran", "failed") for st in state.values()):
                 for s, st in state.items():
                     if st in ("waiting", "warm"):
                         work[s].cancel()
-            if failures:  # every started notebook must end before its folder moves
-                if not any(j.started and not j.closed for j in work.values()):
+            if failures or stop:  # every started notebook must end before its folder moves
+                if not any(j.started and not j.closed for j in all_jobs()):
                     break
             elif html_done == set(state):  # the kernels may still be exiting: waited for below
                 break
             try:
-                kind, s, error = events.get(timeout=0.5)
+                kind, job, error = events.get(timeout=0.5)
             except queue.Empty:
+                continue
+            s = job.stem
+            if kind == "closed":
+                job.closed = True
+                if state[s] == "rerun" and job is work[s] and not failures and not stop:
+                    try:  # the first run of 01 is over: move to the period of the data and run it again
+                        _relabel(ctx, rerun_period)
+                    except LockHeld as exc:
+                        stop.append((EXIT_LOCKED, f"abmkit report: {exc}"))
+                        continue
+                    ctx.reruns += 1
+                    compute_params()
+                    if failures:
+                        continue
+                    retired.append(job)
+                    work[s] = new_job(s)
+                    html_done.discard(s)
+                    start(s)
+                continue
+            if job is not work[s] or state[s] == "rerun":  # the first run of a re-run notebook: ignored
                 continue
             if kind == "warm" and state[s] == "warming":
                 state[s] = "warm"
             elif kind == "ran":
                 if error is None:
-                    state[s] = "ran"
-                    secs = work[s].times["run"][1] - work[s].times["run"][0]
+                    secs = job.times["run"][1] - job.times["run"][0]
                     timings[s] = round(secs, 2)
                     used_params[s] = params[s]
                     _say(f"[{number[s]}/{len(notebooks)}] {by_stem[s].name} done in {secs:.1f} s")
+                    decision = _gate(ctx, s) if s == gate_stem else None
+                    if decision is None:
+                        state[s] = "ran"
+                    elif decision[0] == "rerun":
+                        state[s], rerun_period = "rerun", decision[1]
+                    else:
+                        state[s] = "ran"
+                        stop.append((decision[1], decision[2]))
                 else:
                     state[s] = "failed"
-                    failures.append((s, error))
+                    failures.append((s, error, job.error_name))
             elif kind == "html":
                 if error is None:
-                    html_timings[s] = round(work[s].times["html"][1] - work[s].times["html"][0], 2)
+                    html_timings[s] = round(job.times["html"][1] - job.times["html"][0], 2)
                     html_done.add(s)
                 else:
-                    failures.append((s, error))
-            elif kind == "closed":
-                work[s].closed = True
-    except BaseException:  # interrupted: stop the kernels, then run_report moves the staging folder aside
-        for j in work.values():
-            j.kill()
+                    failures.append((s, error, None))
+    except BaseException:  # interrupted: stop the kernels; run_report removes the staging folder
+        import logging
+
+        before = logging.root.manager.disable
+        logging.disable(logging.CRITICAL)  # nbclient's "Kernel died ..." about the kernels stopped here
+        try:
+            for j in all_jobs():
+                j.kill()
+            _join(all_jobs(), 5.0)
+        finally:
+            logging.disable(before)
         raise
+    if stop and not failures:
+        _join(all_jobs())
+        run.discard()  # nothing to debug: the input was refused
+        code, message = stop[0]
+        _say(message)
+        return code
     if failures:
-        first, what = failures[0]
-        others = [(by_stem[s].name, w) for s, w in failures[1:]]
-        return _fail(run, by_stem[first], what, run.report / by_stem[first].name, others=others)
+        _join(all_jobs())
+        first, what, ename = failures[0]
+        others = [(by_stem[s].name, w) for s, w, _ in failures[1:]]
+        code = EXIT_INPUT if ename in INPUT_ERRORS else EXIT_FAILED
+        return _fail(run, by_stem[first], what, run.report / by_stem[first].name, others=others, code=code)
 
     t_finish = time.perf_counter()
+    # issue 17 (finding 7): the inputs must be the ones the run started with
+    if ctx.inputs is not None:
+        try:
+            lines = changed(ctx.inputs, fingerprint_files(ctx.input_files()))
+        except (ValueError, OSError) as exc:
+            lines = [f"the export or its column map changed: {_first_line(str(exc), 300)}"]
+        if lines:
+            _join(all_jobs())
+            return _fail_inputs(run, lines)
     redacted = _redact_emails(run.report)
     if redacted:
         _say(f"abmkit report: WARNING email addresses were removed from {redacted}; "
@@ -1125,28 +1926,42 @@ def _execute(run, period, notebooks, all_notebooks, common, global_params, secti
     quality_nb = next((p.stem for p in all_notebooks if p.stem.startswith("01")), None)
     quality = load_findings(run.report, quality_nb) if quality_nb else {}
     run_date = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    # record the final locations, not the staging folder the notebooks ran in
-    final = {str(run.report.resolve()): str(run.final_report.resolve()),
-             str(run.data.resolve()): str(run.final_data.resolve())}
-    used_params = {nb: {k: final.get(v, v) if isinstance(v, str) else v for k, v in ps.items()}
+    # record the final locations (the version folders), not the staging folder the
+    # notebooks ran in, nor the version an --only run copied its other pages and data from
+    out_real = ctx.out_dir.resolve()
+    new_report = version_dir(out_real, run.label, run.run_id)
+    new_data = data_version_dir(out_real, run.label, run.run_id)
+    final = {str(run.report.resolve()): str(new_report), str(run.data.resolve()): str(new_data)}
+    if ctx.base is not None:
+        final[str(ctx.base[0].resolve())] = str(new_report)
+        final[str(data_of(ctx.out_dir, run.label, ctx.base[1]).resolve())] = str(new_data)
+    used_params = {nb: {k: _rebase(v, final) if isinstance(v, str) else v for k, v in ps.items()}
                    for nb, ps in used_params.items()}
+    inputs = ctx.inputs if ctx.inputs is not None else manifest.get("inputs")
     manifest = {
-        "label": period.label, "start": str(period.start.date()), "end": str(period.end.date()),
-        "run_date": run_date, "abmkit_version": __version__, "data": str(data), "raw_dir": common["raw_dir"],
-        "column_map": cmap, "engine": engine, "notebooks": [p.name for p in all_notebooks],
+        "label": ctx.period.label, "start": str(ctx.period.start.date()), "end": str(ctx.period.end.date()),
+        "period_source": ctx.period_source, "run_id": run.run_id,
+        "run_date": run_date, "abmkit_version": __version__, "data": str(ctx.data), "raw_dir": ctx.common["raw_dir"],
+        "column_map": ctx.cmap, "engine": ctx.engine, "notebooks": [p.name for p in all_notebooks],
+        "notebooks_run": [p.name for p in notebooks],
         "seconds": timings, "html_seconds": html_timings,
         "total_seconds": round(time.perf_counter() - t_total, 2), "jobs": jobs,
         # this run's steps, [start, end] in seconds since timeline_origin (a Unix time), when
         # the runner started its notebooks (warm: kernel start and imports)
-        "timeline": {s: work[s].times for s in by_stem}, "timeline_origin": round(t_origin, 3),
-        "kernel_cpu_seconds": {s: work[s].cpu for s in by_stem if work[s].cpu},
+        "timeline": {s: j.times for s, j in work.items()}, "timeline_origin": round(t_origin, 3),
+        "kernel_cpu_seconds": {s: j.cpu for s, j in work.items() if j.cpu},
         "parameters": used_params, "privacy_redactions": redacted,
+        # issue 17 (finding 7): size, mtime and sha256 of every input file at the start (checked
+        # unchanged at the end); an --only run without notebook 01 keeps those of the data it reused
+        "inputs": inputs,
     }
+    if ctx.base is not None:
+        manifest["based_on_run_id"] = ctx.base[1]
     t_index = time.perf_counter()
-    write_index(run.report, period=period, notebooks=listed, run_date=run_date, version=__version__,
+    write_index(run.report, period=ctx.period, notebooks=listed, run_date=run_date, version=__version__,
                 quality=quality, findings=tuple(p.stem for p in all_notebooks if p.stem != quality_nb))
     manifest["index_seconds"] = round(time.perf_counter() - t_index, 2)
-    _write_text(manifest_path, json.dumps(manifest, indent=2, default=str))
+    _write_text(run.report / "run.json", json.dumps(manifest, indent=2, default=str))  # run.report: after a relabel too
 
     # the executed notebooks ran in the staging folder: point their parameters at the final one
     for nb_file in run.report.glob("*.ipynb"):
@@ -1158,39 +1973,81 @@ def _execute(run, period, notebooks, all_notebooks, common, global_params, secti
             _write_text(nb_file, new)
     secure_tree(run.data)  # issue 17: files a notebook wrote with its own writers (0600)
     private_dir(run.final_data.parent, tighten=True)  # issue 17: <out>/.data is 0700
-    _swap(run.report, run.final_report)
-    _swap(run.data, run.final_data)
-    shutil.rmtree(run.staging, ignore_errors=True)
-    purge_private_leftovers(run.out_dir, period.label)  # issue 17: no personal data left in .failed/staging
+    previous = current_version(ctx.out_dir, run.label)
+    versions_before = _version_names(ctx.out_dir, run.label)
     try:
-        while any(j.started and not j.closed for j in work.values()):  # the last kernels exit
-            kind, s, _ = events.get(timeout=KERNEL_START_TIMEOUT)
-            if kind == "closed":
-                work[s].closed = True
-    except (BaseException, queue.Empty):  # interrupted (or a kernel that does not exit): stop them
-        for j in work.values():
-            j.kill()
-        raise
-    _say(f"abmkit report {period.label}: done in {time.perf_counter() - t_total:.1f} s "
+        with ctx.signals.deferred():  # a signal waits until the report is in place (or not)
+            publish(ctx.out_dir, run.label, run.run_id, run.report, run.data)
+    except OSError as exc:
+        _join(all_jobs())
+        now = current_version(ctx.out_dir, run.label)
+        state_text = ("the new report is in place" if now is not None and now[1] == run.run_id else
+                      f"the previous report {run.final_report} is unchanged" if now is not None else
+                      "no report was written")
+        _say(f"abmkit report: FAILED to publish: {type(exc).__name__}: {exc}; {state_text}; the next run of "
+             f"{run.label} cleans up what is left")
+        return EXIT_FAILED
+    shutil.rmtree(run.staging, ignore_errors=True)
+    # leftovers: versions beyond the new and the previous one (and those of crashed runs),
+    # temporary links; and (issue 17) personal data in .failed/ and crashed staging folders
+    # (a report of the earlier layout, moved into .versions by this publication, is the previous one)
+    legacy = {n for n in _version_names(ctx.out_dir, run.label) - versions_before if n.endswith("-legacy")}
+    prune(ctx.out_dir, run.label, keep=(run.run_id, previous[1] if previous else None, *legacy))
+    purge_private_leftovers(ctx.out_dir, run.label)
+    deadline = time.monotonic() + KERNEL_START_TIMEOUT
+    while any(j.started and not j.closed for j in all_jobs()) and time.monotonic() < deadline:
+        try:  # the last kernels exit
+            kind, job, _ = events.get(timeout=0.5)
+        except queue.Empty:
+            continue
+        if kind == "closed":
+            job.closed = True
+    alive = _join(all_jobs(), 5.0)
+    if alive:
+        _say(f"abmkit report: WARNING the kernel of {alive} did not exit in time and was stopped")
+    _say(f"abmkit report {run.label}: done in {time.perf_counter() - t_total:.1f} s "
          f"(notebooks and HTML {t_finish - t_total:.1f} s) -> {run.final_report / 'index.html'}")
-    return 0
+    return EXIT_OK
 
 
-def _fail(run: _Run, nb_path: Path, what: str, out_nb: Path, others: list[tuple[str, str]] = ()) -> int:
+def _version_names(out: Path, label: str) -> set[str]:
+    from .publish import VERSIONS
+
+    return {p.name for folder in (out / VERSIONS / label, out / ".data" / VERSIONS / label) for p in _children(folder)}
+
+
+def _rebase(value: str, final: dict) -> str:
+    for old, new in final.items():
+        if value == old or value.startswith(old + os.sep):
+            return new + value[len(old):]
+    return value
+
+
+def _fail(run: _Run, nb_path: Path, what: str, out_nb: Path, others: list[tuple[str, str]] = (),
+          code: int = EXIT_FAILED) -> int:
     """Move the staging folder to ``<out>/.failed/<label>/`` and say what failed (``others``:
     ``(notebook, what)`` of further notebooks that failed in the same run)."""
-    run.failed_dir.parent.mkdir(parents=True, exist_ok=True)
-    if run.failed_dir.exists():
-        shutil.rmtree(run.failed_dir, ignore_errors=True)
-    os.replace(run.staging, run.failed_dir)
+    run.keep_failed()
     partial_nb = run.failed_dir / "report" / out_nb.name
     previous = (f"the previous report {run.final_report} is unchanged" if run.final_report.exists()
                 else "no report was written")
     also = "".join(f"\n  also FAILED: notebook {name}: {w}" for name, w in others)
-    _say(f"abmkit report: FAILED in notebook {nb_path.name}: {what}\n"
+    kind = " (the export cannot be used: exit code 2)" if code == EXIT_INPUT else ""
+    _say(f"abmkit report: FAILED in notebook {nb_path.name}{kind}: {what}\n"
          f"  partially executed notebook: {partial_nb if partial_nb.exists() else '(not written)'}\n"
          f"  {previous}{also}")
-    return 1
+    return code
+
+
+def _fail_inputs(run: _Run, lines: list[str]) -> int:
+    """An input file changed during the run: nothing is published (exit 1)."""
+    run.keep_failed()
+    previous = (f"the previous report {run.final_report} is unchanged" if run.final_report.exists()
+                else "no report was written")
+    _say("abmkit report: FAILED: an input changed while the report ran, so its numbers could mix two versions "
+         "of the export:\n" + "".join(f"  {line}\n" for line in lines)
+         + f"  the report was not published; {previous}. Run it again once the export is complete.")
+    return EXIT_FAILED
 
 
 def findings_overview(output_dir: str | Path | None, notebooks: tuple[str, ...] = ("02", "03", "04"),

@@ -10,7 +10,11 @@ Every analysis returns a plain object (usually a dataclass) that inherits
   ``headline`` (when the class has one) and the summary table as text;
   ``str(result)`` is the same text and ``_repr_html_`` its HTML form (notebooks);
 * metadata (parameters, counts, dates) lives on the result object itself, not in
-  ``DataFrame.attrs``.
+  ``DataFrame.attrs``;
+* an analysis the data cannot support still returns its result, with
+  ``not_applicable`` set to the one-line reason (``"needs touchpoints: none
+  supplied"``, :mod:`abmkit.applicability`); its renderings then start with
+  ``n/a — <reason>`` instead of presenting empty tables as findings.
 """
 from __future__ import annotations
 
@@ -96,6 +100,8 @@ class Result:
     """
 
     _summary_title: str | None = None
+    #: "" when the analysis applies, else why not (one line; abmkit.applicability)
+    not_applicable: str = ""
 
     @property
     def summary(self) -> pd.DataFrame:  # pragma: no cover - every subclass overrides it
@@ -108,7 +114,7 @@ class Result:
         out = {}
         if dataclasses.is_dataclass(self):
             for f in dataclasses.fields(self):
-                if f.name.startswith("_"):
+                if f.name.startswith("_") or f.name == "not_applicable":
                     continue
                 v = getattr(self, f.name)
                 if _is_scalar(v):
@@ -127,6 +133,8 @@ class Result:
     # ------------------------------------------------------------------ renderings
     def _summary_text(self, decimals: int = 3) -> str:
         lines = [self._title()]
+        if self.not_applicable:
+            lines.append(f"n/a — {self.not_applicable}")
         lines += [f"  {k}: {_fmt(v, decimals)}" for k, v in self._summary_metadata().items()]
         head = self._headline_text()
         if head:
@@ -158,6 +166,8 @@ class Result:
     def _repr_html_(self) -> str:
         e = html.escape
         parts = [f"<strong>{e(self._title())}</strong>"]
+        if self.not_applicable:
+            parts.append(f"<blockquote><p>n/a — {e(self.not_applicable)}</p></blockquote>")
         meta = self._summary_metadata()
         if meta:
             parts.append("<ul>" + "".join(f"<li>{e(str(k))}: {e(_fmt(v, 3))}</li>" for k, v in meta.items())

@@ -331,7 +331,9 @@ class Dataset(Result):
 def load(data_dir: str | Path, *, validate: bool = True) -> Dataset:
     """Read a canonical dataset: one ``<table>.parquet`` per table in ``data_dir``.
 
-    ``revenue.parquet`` is optional; every other table is required.
+    ``accounts.parquet`` is required; a missing other table is read as an empty
+    canonical table (an export without touches or contacts: the analyses that need
+    them are not applicable, :mod:`abmkit.applicability`).
 
     Example
     -------
@@ -346,10 +348,10 @@ def load(data_dir: str | Path, *, validate: bool = True) -> Dataset:
     for name in TABLES:
         path = data_dir / f"{name}.parquet"
         if not path.exists():
-            if name in OPTIONAL_TABLES:
+            if name != "accounts":
                 continue
-            raise FileNotFoundError(f"{path} is missing: a canonical dataset needs "
-                                    f"{', '.join(t + '.parquet' for t in TABLES if t not in OPTIONAL_TABLES)}.")
+            raise FileNotFoundError(f"{path} is missing: a canonical dataset needs at least accounts.parquet "
+                                    f"(and any of {', '.join(t + '.parquet' for t in TABLES if t != 'accounts')}).")
         df = pd.read_parquet(path)
         frames[name] = (validate_table if validate else coerce_table)(df, name, source=str(path))
     return Dataset(**frames)

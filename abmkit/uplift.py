@@ -736,7 +736,8 @@ def campaign_influence(data, *, exposure_days: float = 30, outcome_days: float =
                   estimand=estimand, min_group_size=min_group_size, covariates=list(covariates or []),
                   covariate_notes=cov_missing,
                   data_end=str(end), z=z)
-    return InfluenceResult(table, history, params)
+    from .applicability import check, mark  # n/a without touches (or contacts: no stage to move through)
+    return mark(InfluenceResult(table, history, params), check(dataset, "channel_influence"))
 
 
 # --------------------------------------------------------------------------- campaign influence steps

@@ -252,12 +252,13 @@ def test_full_report_runs_on_a_tiny_hostile_export(tmp_path):
     assert (tmp_path / "out" / "2026Q1" / "index.html").is_file()
     quality = pd.read_csv(tmp_path / "out" / "2026Q1" / "tables" / "data_quality.csv")
     assert int(quality["rows_rejected"].sum()) == 2
-    # a quarter before any data: every notebook still runs (empty tables, "nothing to show")
+    # a quarter before any data: refused after notebook 01 with the data's range, nothing
+    # published (issue 18 item 3: was an all-empty report, exit 0)
     rc = run_report(quarter="2024Q1", data=str(data), column_map=str(data / "column_map.yaml"),
                     out_dir=str(tmp_path / "out"), notebooks_dir=str(Path(__file__).resolve().parents[1] / "notebooks"),
                     progress=False)
-    assert rc == 0
-    assert (tmp_path / "out" / "2024Q1" / "index.html").is_file()
+    assert rc == 2
+    assert not (tmp_path / "out" / "2024Q1").exists()
 
 
 def test_quiet_period_analyses_return_empty_frames_and_figures():

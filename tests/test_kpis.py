@@ -368,7 +368,9 @@ def test_funnel_mqa_step_is_the_mqa_tile(data, wide):
 
 def test_funnel_and_pipeline_by_hand(data, wide):
     f = kpis.account_funnel(wide, quarter="2026Q3")
-    assert list(f.columns) == ["step", "accounts", "share_of_population", "share_of_previous_step", "population"]
+    assert list(f.columns) == ["step", "accounts", "share_of_population", "share_of_previous_step", "population",
+                               "note"]
+    assert (f["note"] == "").all()   # every step applies (n/a steps: tests/test_applicability.py)
     assert f["population"].eq("target accounts").all()
     f = f.set_index("step")
     # targets a1-a3 all reached; with an engagement touch a1, a2 (a3 only impressions); MQA at the Q3 end

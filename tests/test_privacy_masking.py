@@ -284,26 +284,27 @@ def _standin(folder: Path) -> Path:
 
 def test_report_run_keeps_personal_data_private_and_purges_leftovers(tmp_path, capsys):
 
+    # 2026Q1: a period with data in the export (a period without any touch or opportunity is refused, exit 2)
     notebooks, out = _standin(tmp_path / "notebooks"), tmp_path / "reports"
     fail = tmp_path / "fail.yaml"
     fail.write_text("fail: true\n")
-    kw = dict(quarter="2026Q3", data=str(MESSY_BASIC), column_map=str(MESSY_BASIC / "column_map.yaml"),
+    kw = dict(quarter="2026Q1", data=str(MESSY_BASIC), column_map=str(MESSY_BASIC / "column_map.yaml"),
               out_dir=str(out), notebooks_dir=notebooks, progress=False, jobs=1)
     assert report.run_report(params_file=str(fail), **kw) == 1
-    failed = out / ".failed" / "2026Q3"
+    failed = out / ".failed" / "2026Q1"
     assert (failed / "data" / "contacts.parquet").exists()
     assert _mode(failed) == 0o700                     # a failed run's data is private too
-    crashed = out / ".staging-2026Q3-deadbeef"        # as a killed run leaves it
+    crashed = out / ".staging-2026Q1-deadbeef"        # as a killed run leaves it
     (crashed / "data").mkdir(parents=True)
     (crashed / "data" / "contacts.parquet").write_text("x")
 
     assert report.run_report(**kw) == 0, capsys.readouterr().err
-    _assert_private_tree(out / ".data")               # .data, .data/2026Q3, its files: 0700 / 0600
-    assert (out / ".data" / "2026Q3" / "extra.parquet").exists()   # a notebook's own writer: tightened
+    _assert_private_tree(out / ".data")               # .data, .data/2026Q1, its files: 0700 / 0600
+    assert (out / ".data" / "2026Q1" / "extra.parquet").exists()   # a notebook's own writer: tightened
     assert not failed.exists() and not list(out.glob(".staging-*"))
-    lookup = masking.read_lookup(out / ".data" / "2026Q3")
-    published = pd.read_csv(out / "2026Q3" / "tables" / "contacts.csv", dtype=str)
+    lookup = masking.read_lookup(out / ".data" / "2026Q1")
+    published = pd.read_csv(out / "2026Q1" / "tables" / "contacts.csv", dtype=str)
     assert set(published["contact_id"]) <= set(lookup["masked_id"])
     # the published report stays readable
     public = private.public_file_mode()                # 0644 under the usual umask 022
-    assert _mode(out / "2026Q3") == public | 0o111 and _mode(out / "2026Q3" / "tables" / "contacts.csv") == public
+    assert _mode(out / "2026Q1") == public | 0o111 and _mode(out / "2026Q1" / "tables" / "contacts.csv") == public

@@ -22,7 +22,7 @@ from abmkit.schema import Dataset
 RESULT_MODULES = ("abmkit.schema", "abmkit.prepared", "abmkit.engagement", "abmkit.journeys", "abmkit.kpis",
                   "abmkit.mapping", "abmkit.progression", "abmkit.uplift", "abmkit.attribution.compare",
                   "abmkit.attribution.paths", "abmkit.scale", "abmkit.sample", "abmkit.clean.core",
-                  "abmkit.clean.sanity")
+                  "abmkit.clean.sanity", "abmkit.applicability")
 
 
 def tiny_dataset() -> Dataset:
@@ -175,6 +175,11 @@ def build_sanity_report():
     return sanity_checks(tiny_dataset(), period="2026Q1")
 
 
+def build_applicability():
+    from abmkit.applicability import check
+    return check(tiny_dataset(), "cost_per_acquired_account", "2026Q1")   # no campaigns: n/a
+
+
 BUILDERS = {
     "Dataset": build_dataset,
     "ResolvedDataset": build_resolved_dataset,
@@ -193,6 +198,7 @@ BUILDERS = {
     "InfluenceResult": build_influence_result,
     "CleanResult": build_clean_result,
     "SanityReport": build_sanity_report,
+    "Applicability": build_applicability,
 }
 
 

@@ -294,11 +294,18 @@ def compare_models(data, models=DEFAULT_COMPARE_MODELS, n_boot: int = 1000, seed
     ComparisonResult
     """
     from . import journeys_for
+    from ..applicability import check, mark
+    from ..period import resolve_period
+    from ..prepared import resolve
     if bootstrap not in BOOTSTRAPS:
         raise ValueError(f"bootstrap must be one of {BOOTSTRAPS}, not {bootstrap!r}")
     models = [models] if isinstance(models, str) else list(models)
+    data = resolve(data)
     cj = journeys_for(data, models, milestone=milestone, lookback_days=lookback_days, start=start, end=end,
                       **params)
+    # n/a without touches or opportunities, or without a conversion in the period
+    app = check(data, "attribution_closed_won" if milestone == "closed_won" else "attribution",
+                resolve_period(start=start, end=end) if start is not None and end is not None else None)
     rep = replicable(cj, models, n_boot, params)
     keep_ch = [c for i, c in enumerate(cj.channels) if rep.seen[i]]
     low = high = None
@@ -327,8 +334,8 @@ def compare_models(data, models=DEFAULT_COMPARE_MODELS, n_boot: int = 1000, seed
     conv = cj.conversions
     no_touch = conv[conv["n_touches"] == 0][["conversion_id", "account_id", "converted_at", "amount"]]
     info = {**cj.info, "bootstrap": bootstrap if n_boot else None}
-    return comparison_from_credits(rep.credits, models, pd.DataFrame(rep.conservation), no_touch, info, keep_ch,
-                                   low=low, high=high, n_boot=n_boot, seed=seed)
+    return mark(comparison_from_credits(rep.credits, models, pd.DataFrame(rep.conservation), no_touch, info, keep_ch,
+                                        low=low, high=high, n_boot=n_boot, seed=seed), app)
 
 
 def comparison_from_credits(credits: pd.DataFrame, models, conservation: pd.DataFrame, no_touch: pd.DataFrame,

@@ -260,7 +260,8 @@ def validate_export(raw_dir, preset: str | None = None, column_map=None, out_dir
     for name, spec in schema.TABLES.items():
         if name not in frames:
             if name not in schema.OPTIONAL_TABLES:
-                lines.append(f"  {name}: table not in the column map -> analyses needing it are skipped")
+                lines.append(f"  {name}: table not in the column map -> an empty table; analyses needing it "
+                             "are n/a (docs/troubleshooting.md §8)")
             continue
         mapped = dict(src[src["table"] == name][["column", "source_header"]].values.tolist())
         for col in spec.names:

@@ -130,9 +130,23 @@ class CleanResult(Result):
         return (f"{n['rows_in']:,} rows read: {n['rows_clean']:,} clean, {n['rows_rejected']:,} rejected, "
                 f"{n['rows_merged']:,} merged duplicates.")
 
+    @property
+    def tables_not_supplied(self) -> list[str]:
+        """Canonical tables the export did not supply (not in the column map / the
+        adapter's files): they are empty canonical tables, and the analyses that need
+        them are not applicable (:mod:`abmkit.applicability`), not an error."""
+        read = set(self.quality["table"]) if len(self.quality) else set()
+        return [t for t in schema.TABLES if t not in read and not len(getattr(self.dataset, t))]
+
+    @property
+    def notes(self) -> list[str]:
+        """One line per table not supplied: what it means for the analyses."""
+        return [f"{t}: not in the export — an empty table; analyses that need {t} are n/a"
+                for t in self.tables_not_supplied]
+
     def _summary_text(self, decimals: int = 3) -> str:
         # the quality table, then the rejected / repaired / unmapped counts (all integers)
-        return "\n".join([self._title(), self.headline,
+        return "\n".join([self._title(), self.headline, *[f"Note: {n}" for n in self.notes],
                           _quality_text(self.quality, self.rejects, self.unmapped, self.repairs)])
 
     def to_frame(self) -> pd.DataFrame:

@@ -98,7 +98,8 @@ def findings(result: CleanResult, period: Period | None = None, sanity=None) -> 
     if period is not None:
         tp = result.dataset.touchpoints
         out["period"] = period.label
-        out["touches_in_period"] = int(period.contains(tp["occurred_at"]).sum())
-        out["touches_in_previous_period"] = int(period.previous.contains(tp["occurred_at"]).sum())
+        if len(tp):  # no touch export: no count to state (a 0 would read as a quiet period)
+            out["touches_in_period"] = int(period.contains(tp["occurred_at"]).sum())
+            out["touches_in_previous_period"] = int(period.previous.contains(tp["occurred_at"]).sum())
     out.update((sanity if sanity is not None else result.sanity_checks(period)).findings())
     return out

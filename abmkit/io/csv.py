@@ -39,6 +39,7 @@ import csv
 import io
 import json
 import re
+import sys
 import time
 from collections import deque
 from contextlib import contextmanager
@@ -598,22 +599,33 @@ def _read_arrow(data: bytes, names: list[str], delim: str, newlines_in_values: b
         bad.append(row)
         return "skip"
 
+    # pyarrow's worker threads hold the bytes and the row handler (Python objects) while they
+    # read, and may let go of them only after read_csv has returned (raised, or even
+    # succeeded). Were the interpreter to exit before (a CleanError stopping the run right
+    # after), a worker taking the GIL to release them aborts the process ("terminate called
+    # without an active exception", exit code 134) or hangs it (apache/arrow#43892): wait
+    # until both are back to the references held before the read (milliseconds; at most 5 s).
+    held = (sys.getrefcount(data), sys.getrefcount(handler))
+    source = pa.BufferReader(data)
+    parse = pacsv.ParseOptions(delimiter=delim, newlines_in_values=newlines_in_values,
+                               invalid_row_handler=handler)
     try:
         table = pacsv.read_csv(
-            pa.BufferReader(data),
+            source,
             read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=block_size),
-            parse_options=pacsv.ParseOptions(delimiter=delim, newlines_in_values=newlines_in_values,
-                                             invalid_row_handler=handler),
+            parse_options=parse,
             convert_options=pacsv.ConvertOptions(
                 column_types={n: pa.string() for n in names}, null_values=[],
                 strings_can_be_null=False, quoted_strings_can_be_null=False),
         )
     except pa.ArrowInvalid:
-        # pyarrow returns the error while tasks parsing its other blocks may still run; an
-        # interpreter exit at that moment aborts the process ("terminate called without an
-        # active exception", exit code 134) instead of exiting with the CleanError's code 2
-        # when the exact reader stops the file at once: give them a moment to finish
-        time.sleep(0.05)
+        table = None
+    del source, parse
+    deadline = time.monotonic() + 5
+    while ((sys.getrefcount(data) > held[0] or sys.getrefcount(handler) > held[1])
+           and time.monotonic() < deadline):
+        time.sleep(0.002)
+    if table is None:
         return None
     if bad:
         return None

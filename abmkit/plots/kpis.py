@@ -11,6 +11,7 @@ Example
 from __future__ import annotations
 
 import math
+import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -64,10 +65,34 @@ def _label(kpi: str) -> str:
     return _LABELS.get(kpi, kpi.replace("_", " "))
 
 
+def _na_reason(note) -> str:
+    """The reason of an "n/a — <reason>" note ("" for any other note)."""
+    if not isinstance(note, str) or not note.startswith("n/a"):
+        return ""
+    return note.split("—", 1)[1].strip() if "—" in note else note[3:].strip(" -:")
+
+
+def _wrapped(text: str, width: int, max_lines: int = 3) -> str:
+    lines = textwrap.wrap(text, width) or [""]
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = lines[-1][: max(0, width - 1)].rstrip() + "…"
+    return "\n".join(lines)
+
+
+def _num(v) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
 @plain_text
 def kpi_tiles(overall: pd.DataFrame, kpis: list[str] | None = None, ncols: int = 5, title: str | None = None):
     """A grid of tiles: KPI name, value, and change against the previous period
-    (green when better, red when worse). ``overall`` = ``kpi_table(...).overall``."""
+    (green when better, red when worse). ``overall`` = ``kpi_table(...).overall``.
+    A KPI that is not applicable shows "n/a" with its reason under it (its ``note``,
+    "n/a — needs touchpoints: none supplied"), small and wrapped."""
     df = overall if kpis is None else overall.set_index("kpi").loc[list(kpis)].reset_index()
     n = len(df)
     nrows = max(1, math.ceil(n / ncols))
@@ -79,6 +104,11 @@ def kpi_tiles(overall: pd.DataFrame, kpis: list[str] | None = None, ncols: int =
         ax.text(0.5, 0.84, _label(row.kpi), ha="center", va="center", fontsize=9.5, color="#333", transform=ax.transAxes)
         ax.text(0.5, 0.57, format_kpi(row.value, row.unit), ha="center", va="center", fontsize=17,
                 weight="bold", color="#111", transform=ax.transAxes)
+        reason = _na_reason(getattr(row, "note", "")) if not np.isfinite(_num(row.value)) else ""
+        if reason:  # not applicable: why, instead of a population and a change that mean nothing
+            ax.text(0.5, 0.24, _wrapped(reason, 38), ha="center", va="center", fontsize=7, color="#57606a",
+                    linespacing=1.15, transform=ax.transAxes)
+            continue
         population = getattr(row, "population", "")
         if population:  # every number names the accounts it is counted on
             size = getattr(row, "population_size", float("nan"))
@@ -114,6 +144,14 @@ def kpi_trends(history: pd.DataFrame, kpis: list[str] | None = None, ncols: int 
     for ax, k in zip(axes.ravel(), names):
         d = h[h["kpi"] == k]
         unit = d["unit"].iloc[0]
+        if d["value"].isna().all():  # not applicable in every period: say why, draw no empty axes
+            notes = d["note"] if "note" in d else pd.Series([], dtype=object)
+            reason = next((r for r in map(_na_reason, notes) if r), "no value in these periods")
+            ax.set_axis_off()
+            ax.set_title(_label(k), fontsize=10)
+            ax.text(0.5, 0.5, "n/a — " + _wrapped(reason, 44), ha="center", va="center", fontsize=8.5,
+                    color="#57606a", transform=ax.transAxes)
+            continue
         y = d["value"] * (100 if unit == "ratio" else 1)
         sns.lineplot(x=d["period"].to_numpy(), y=y.to_numpy(), marker="o", ax=ax, color="#0969da")
         ax.set_title(_label(k), fontsize=10)
@@ -128,18 +166,25 @@ def kpi_trends(history: pd.DataFrame, kpis: list[str] | None = None, ncols: int 
 @plain_text
 def funnel_chart(funnel: pd.DataFrame, title: str = "Account funnel"):
     """Horizontal funnel of ``account_funnel(...)``: accounts per step with the share of
-    the population and the step conversion."""
+    the population and the step conversion. A step that is not applicable (no count,
+    ``note`` "n/a — <reason>") gets no bar, and "n/a — <reason>" in its place."""
     fig, ax = plt.subplots(figsize=(8, 0.55 * len(funnel) + 1))
     population = str(funnel["population"].iloc[0]) if "population" in funnel and len(funnel) else "accounts"
     steps = funnel["step"].map(_FUNNEL_LABELS).fillna(funnel["step"]).to_numpy()
     steps = np.where(funnel["step"].to_numpy() == "population", population, steps)
-    sns.barplot(x=funnel["accounts"].to_numpy(), y=steps, ax=ax, color="#54aeff", orient="h")
-    top = max(float(funnel["accounts"].max()), 1.0)
-    for i, row in enumerate(funnel.itertuples()):
+    counts = pd.to_numeric(funnel["accounts"], errors="coerce").astype(float).to_numpy()
+    sns.barplot(x=np.nan_to_num(counts), y=steps, ax=ax, color="#54aeff", orient="h")
+    top = max(float(np.nanmax(counts)) if np.isfinite(counts).any() else 0.0, 1.0)
+    notes = funnel["note"].tolist() if "note" in funnel else [""] * len(funnel)
+    for i, (row, n, note) in enumerate(zip(funnel.itertuples(), counts, notes)):
+        if not np.isfinite(n):
+            ax.text(top * 0.01, i, "n/a — " + (_na_reason(note) or "not applicable"), va="center", fontsize=8.5,
+                    color="#57606a")
+            continue
         share = "" if not np.isfinite(row.share_of_population) else f"  {row.share_of_population:.0%} of {population}"
         step = ("" if i == 0 or not np.isfinite(row.share_of_previous_step)
                 else f", {row.share_of_previous_step:.0%} of previous")
-        ax.text(row.accounts + top * 0.01, i, f"{row.accounts:,}{share}{step}", va="center", fontsize=9)
+        ax.text(n + top * 0.01, i, f"{int(n):,}{share}{step}", va="center", fontsize=9)
     ax.set_xlim(0, top * 1.7)
     ax.set_xlabel("accounts")
     ax.set_ylabel("")
@@ -151,14 +196,21 @@ def funnel_chart(funnel: pd.DataFrame, title: str = "Account funnel"):
 
 @plain_text
 def pipeline_chart(pipeline: pd.DataFrame, title: str = "Pipeline by period"):
-    """Bars of created, influenced and won amounts per period of ``pipeline_by_period(...)``."""
-    long = pipeline.melt(id_vars=["period"], value_vars=["created_amount", "influenced_amount", "won_amount"],
+    """Bars of created, influenced and won amounts per period of ``pipeline_by_period(...)``.
+    A measure that is not applicable (all NaN: influenced without touches) is left out
+    and named under the chart."""
+    measures = {"created_amount": "created", "influenced_amount": "influenced", "won_amount": "won"}
+    missing = [m for m in measures if pipeline[m].isna().all()]
+    long = pipeline.melt(id_vars=["period"], value_vars=[m for m in measures if m not in missing],
                          var_name="measure", value_name="amount")
-    long["measure"] = long["measure"].map({"created_amount": "created", "influenced_amount": "influenced",
-                                           "won_amount": "won"})
+    long["measure"] = long["measure"].map(measures)
     fig, ax = plt.subplots(figsize=(8, 3.6))
+    palette = {"created": "#54aeff", "influenced": "#8250df", "won": "#1a7f37"}
     sns.barplot(data=long, x="period", y="amount", hue="measure", ax=ax,
-                palette=["#54aeff", "#8250df", "#1a7f37"])
+                palette={k: v for k, v in palette.items() if k in set(long["measure"])})
+    if missing:
+        ax.text(0.0, -0.2, "; ".join(f"{measures[m]}: n/a" for m in missing) + " (no touches in the data)",
+                transform=ax.transAxes, fontsize=8, color="#57606a")
     ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: format_kpi(v, "currency")))
     ax.set_xlabel("")
     ax.set_ylabel("amount")
@@ -174,6 +226,13 @@ def segment_chart(segments: pd.DataFrame, kpi: str):
     """One KPI by segment value, one panel per segment (``kpi_table(...).segments``),
     with the previous period as a grey marker."""
     d = segments[segments["kpi"] == kpi]
+    if len(d) and d["value"].isna().all():  # not applicable: one panel saying why
+        fig, ax = plt.subplots(figsize=(6, 1.6))
+        ax.set_axis_off()
+        reason = next((r for r in map(_na_reason, d["note"] if "note" in d else []) if r), "no value in any segment")
+        ax.text(0.5, 0.5, f"{_label(kpi)} by segment: n/a — " + _wrapped(reason, 60), ha="center", va="center",
+                fontsize=9, color="#57606a", transform=ax.transAxes)
+        return fig
     segs = list(dict.fromkeys(d["segment"]))
     fig, axes = plt.subplots(1, max(1, len(segs)), figsize=(4.2 * max(1, len(segs)), 3.6), squeeze=False)
     for ax, seg in zip(axes.ravel(), segs):
