@@ -647,10 +647,16 @@ def write_index(report_dir: str | Path, *, period: Period, notebooks: list[dict]
         headline = q.get("headline") or q.get("summary")
         if isinstance(headline, str):
             parts.append(f'<p class="headline">{e(headline)}</p>')
-        rows = [(k, v) for k, v in _scalar_items(q) if k not in ("headline", "summary")][:12]
+        rows = [(k, v) for k, v in _scalar_items(q) if k not in ("headline", "summary")
+                and not k.startswith("not_applicable.")][:12]
         if rows:
             parts.append("<table>" + "".join(f"<tr><th>{e(k)}</th><td>{e(_fmt(v))}</td></tr>" for k, v in rows)
                          + "</table>")
+        # tables the export did not supply: empty, and the analyses needing them are n/a (abmkit.applicability)
+        absent = [t for t in (q.get("tables_not_supplied") or []) if isinstance(t, str)]
+        if absent:
+            parts.append(f'<p class="missing">Not in the export: {e(", ".join(absent))}. They are empty tables: '
+                         "every analysis that needs one is marked n/a with its reason on its page and below.</p>")
         # the data sanity checks that fired (notebook 01 findings "sanity_warnings", abmkit.clean.sanity)
         sanity = [m for m in (q.get("sanity_warnings") or []) if isinstance(m, str)]
         if sanity:
@@ -2081,10 +2087,25 @@ def _findings_rows(output_dir: str | Path | None, notebooks: tuple[str, ...], ma
             rows.append({"notebook": prefix, "finding": "", "value": "not available"})
             continue
         for stem in stems:
-            items = _scalar_items(load_findings(output_dir, stem))
+            found = load_findings(output_dir, stem)
+            # what the notebook could not show, and why ({section or kpi: reason}, abmkit.applicability)
+            na = found.get("not_applicable") if isinstance(found.get("not_applicable"), dict) else {}
+            na = {str(k): str(r) for k, r in na.items()}
+            items = [kv for kv in _scalar_items(found) if not kv[0].startswith("not_applicable.")]
             items.sort(key=lambda kv: kv[0] not in ("headline", "summary"))
-            if not items:
+            if not items and not na:
                 rows.append({"notebook": stem, "finding": "", "value": "not available"})
+            shown = set()
             for k, v in items[:max_items]:
-                rows.append({"notebook": stem, "finding": k, "value": _fmt(v) if v is not None else "n/a"})
+                reason = na.get(k.rsplit(".", 1)[-1]) if v is None else None
+                if reason:
+                    shown.add(k.rsplit(".", 1)[-1])
+                value = _fmt(v) if v is not None else (f"n/a — {reason}" if reason else "n/a")
+                rows.append({"notebook": stem, "finding": k, "value": value})
+            by_reason: dict[str, list[str]] = {}
+            for key, reason in na.items():
+                if key not in shown:
+                    by_reason.setdefault(reason, []).append(key)
+            for reason, keys in by_reason.items():   # one row per reason: "n/a — needs touchpoints: none supplied"
+                rows.append({"notebook": stem, "finding": ", ".join(keys), "value": f"n/a — {reason}"})
     return rows
