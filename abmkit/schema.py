@@ -174,8 +174,9 @@ def _bad_rows_message(table, source, col, mask, values, expected, fix):
     rows = np.flatnonzero(np.asarray(mask))
     from .io.errors import shown  # values quoted in messages are cut to 80 characters
 
-    sample = ", ".join(f"row {r}: {shown(values.iloc[r]) if isinstance(values.iloc[r], str) else values.iloc[r]!r}"
-                       for r in rows[:5])
+    # (a conditional inside one f-string field would take the !r of its last branch for both)
+    quoted = [shown(v) if isinstance(v, str) else repr(v) for v in values.iloc[rows[:5]]]
+    sample = ", ".join(f"row {r}: {q}" for r, q in zip(rows[:5], quoted))
     return (f"{_where(source, table)}: column '{col}' has {len(rows)} value(s) that are not "
             f"{expected} ({sample}). {fix}")
 
