@@ -399,6 +399,13 @@ def _won(data: KPIData, p: Period) -> pd.DataFrame:
     return c[c["is_won"].fillna(False).astype(bool)]
 
 
+def _left_out_note(n_bad: int, kind: str) -> str:
+    """The note of a velocity that left out opportunities closed before they were created."""
+    one = n_bad == 1
+    return (f"{n_bad} {kind}opportunit{'y' if one else 'ies'} closed before {'it was' if one else 'they were'} "
+            f"created {'is' if one else 'are'} left out (data check closed_before_created)")
+
+
 def pipeline_velocity(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
     """pipeline velocity = mean days from opportunity creation to close, over
     opportunities closed (won or lost) in the period. Its change between periods is
@@ -415,9 +422,7 @@ def pipeline_velocity(dataset, quarter=None, start=None, end=None, *, period: Pe
     res = pipeline_velocity_from_counts(days.values)
     n_bad = int(bad.sum())
     if n_bad:
-        res = replace(res, note=(f"{n_bad} opportunit{'y' if n_bad == 1 else 'ies'} closed before "
-                                 f"{'it was' if n_bad == 1 else 'they were'} created "
-                                 f"{'is' if n_bad == 1 else 'are'} left out (data check closed_before_created)"))
+        res = replace(res, note=_left_out_note(n_bad, ""))
     return res
 
 
@@ -574,9 +579,7 @@ def deal_velocity(dataset, quarter=None, start=None, end=None, *, period: Period
     res = deal_velocity_from_counts(((first["closed"] - first["first"]) / pd.Timedelta(days=1)).values)
     n_bad = int(bad.sum())
     if n_bad:
-        res = replace(res, note=(f"{n_bad} won opportunit{'y' if n_bad == 1 else 'ies'} closed before "
-                                 f"{'it was' if n_bad == 1 else 'they were'} created "
-                                 f"{'is' if n_bad == 1 else 'are'} left out (data check closed_before_created)"))
+        res = replace(res, note=_left_out_note(n_bad, "won "))
     return res
 
 

@@ -188,3 +188,22 @@ def _missing(table: str, col: str, header: str, parts: list[Part], column_map: M
         f"{files}: column {shown(header)} (mapped to {table}.{col} in the {origin}) is not in {where}. "
         f"Columns found (as exported): {listing}.{suggestion}{also} Fix `tables.{table}.columns.{col}` in the "
         "column map (a header exactly as in the file), or re-export with that field.")
+
+
+def complete_frames(frames: Mapping, objs: Mapping, column_map: Mapping, *, preset: str,
+                    object_table: Mapping, derived: Mapping) -> None:
+    """Run :func:`complete` on every adapter frame, in place: every header the column map
+    names must exist on the frame (else the error lists the export file's own columns).
+
+    ``frames``: canonical table → list of frames (``.data``, ``.source_file``);
+    ``objs``: CRM object → its export file (``.name``, ``.original``);
+    ``object_table``: CRM object → canonical table; ``derived``: table → the adapter's
+    own derived columns."""
+    origin_of = {ef.name: (o, [str(h) for h in ef.original.columns]) for o, ef in objs.items()}
+    for table, fs in frames.items():
+        parts = [Part(f.data, origin_of[f.source_file][0], f.source_file, origin_of[f.source_file][1],
+                      derived=derived.get(table, [])) for f in fs]
+        done = complete(table, parts, column_map, preset=preset,
+                        objects=[o for o, t in object_table.items() if t == table])
+        for f, d in zip(fs, done):
+            f.data = d

@@ -67,7 +67,7 @@ import pyarrow.compute as pc
 from . import (first_reason, ExportFile, blank_to_none, concat_ledgers, empty_ledger,
                find_file, ledger, load_picklist, map_labels, raw_frame, read_export, unknown_counts, warn_unknown)
 from .common import coalesce, describe_read, truthy
-from .passthrough import Part, complete, pass_through, union_columns
+from .passthrough import Part, complete, complete_frames, pass_through, union_columns
 from ..clean.labels import attach, picklist_rows, table_file
 
 PRESET = "salesforce"
@@ -348,14 +348,7 @@ def _read(raw_dir, column_map: Mapping) -> dict:
         columns=["object", "field", "value", "rows", "action"])
     absent = [(o, f, objs[o].name) for o in objs for f in EXPECTED_FIELDS.get(o, ()) if f not in objs[o].data.columns]
     # every header the column map names exists on every frame (or the error lists the files' own columns)
-    origin_of = {ef.name: (o, [str(h) for h in ef.original.columns]) for o, ef in objs.items()}
-    for table, fs in frames.items():
-        parts = [Part(f.data, origin_of[f.source_file][0], f.source_file, origin_of[f.source_file][1],
-                      derived=DERIVED.get(table, [])) for f in fs]
-        done = complete(table, parts, column_map, preset=PRESET,
-                        objects=[o for o, t in OBJECT_TABLE.items() if t == table])
-        for f, d in zip(fs, done):
-            f.data = d
+    complete_frames(frames, objs, column_map, preset=PRESET, object_table=OBJECT_TABLE, derived=DERIVED)
     parts = [u for u in unmapped if len(u)]
     return {"frames": frames, "rejects": concat_ledgers(rejects), "unknown": unknown_df, "files": files,
             "absent": absent, "unmapped": pd.concat(parts, ignore_index=True) if parts else None}
