@@ -744,14 +744,15 @@ class KPITable(Result):
 
 #: the population each KPI is counted on: "target" (target accounts when the data
 #: flags any, else all accounts), "all" (every account), "customers" (customers at
-#: the period start, from the revenue table)
+#: the period start, from the revenue table), "customers_end" (customers at the period end)
 KPI_POPULATION: dict[str, str] = {
     **{k: "target" for k in ("market_reach", "account_engagement", "audience_exposure_time", "mqa_accounts",
                              "new_mqas", "buying_group_coverage", "win_rate")},
     **{k: "all" for k in ("opportunity_creation", "influenced_pipeline", "pipeline_velocity", "deal_velocity",
                           "opportunity_conversion", "average_deal_size", "cost_per_acquired_account", "roi")},
-    **{k: "customers" for k in ("retention_rate", "net_revenue_retention", "product_adoption", "upsell_rate",
-                                "cross_sell_rate", "customer_lifetime_value")},
+    **{k: "customers" for k in ("retention_rate", "net_revenue_retention", "upsell_rate", "cross_sell_rate",
+                                "customer_lifetime_value")},
+    "product_adoption": "customers_end",
 }
 
 
@@ -765,6 +766,8 @@ def population_of(kpi: str, dataset, period: Period) -> tuple[str, int]:
         return label, int(len(_addressable(data)))
     if kind == "customers":
         return "customers at period start", int(len(_customers_at(data, period.start)))
+    if kind == "customers_end":
+        return "customers at period end", int(len(_customers_at(data, period.end)))
     return ALL_ACCOUNTS, int(len(data.accounts))
 
 

@@ -1,5 +1,5 @@
 """Publishing a report: a lock per period, versioned folders behind an atomic pointer, and
-input fingerprints (issue 17, findings 4 and 7). Used by :func:`abmkit.report.run_report`;
+input fingerprints. Used by :func:`abmkit.report.run_report`;
 see docs/report_and_scheduling.md ("Publication") and docs/security.md.
 
 Layout under the reports folder ``<out>``::

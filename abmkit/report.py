@@ -64,8 +64,8 @@ from pathlib import Path
 
 
 from .period import Period, resolve_period
-from .private import private_dir, purge_private_leftovers, secure_tree  # issue 17 (finding 8)
-from .publish import (LOCK_HELD_EXIT, LockHeld, PeriodLock, changed, current_version, data_of,  # issue 17 (4, 7)
+from .private import private_dir, purge_private_leftovers, secure_tree
+from .publish import (LOCK_HELD_EXIT, LockHeld, PeriodLock, changed, current_version, data_of,
                       data_version_dir, fingerprint_files, new_run_id, prune, publish, reconcile, version_dir)
 
 __all__ = [
@@ -1150,14 +1150,14 @@ def _locked_run(ctx: _Ctx) -> int:
     ctx.run = run
     try:
         run.report.mkdir(parents=True)
-        os.chmod(run.staging, 0o700)  # issue 17: personal data and unredacted notebooks until published
+        os.chmod(run.staging, 0o700)  # personal data and unredacted notebooks until published
         if ctx.partial and ctx.base is not None:
             base_report, base_id = ctx.base
             shutil.copytree(base_report, run.report, dirs_exist_ok=True)
             if not ctx.cleans:
                 shutil.copytree(data_of(out, label, base_id), run.data)
         run.data.mkdir(exist_ok=True)
-        secure_tree(run.data)  # issue 17: 0700 / 0600, also the data copied from the published version
+        secure_tree(run.data)  # 0700 / 0600, also the data copied from the published version
         ctx.common = _common(ctx)
         _say(f"abmkit report {ctx.period.label}: {len(ctx.notebooks)} notebook(s) from {ctx.nb_dir} -> "
              f"{run.final_report} ({ctx.jobs} at a time)")
@@ -1229,7 +1229,7 @@ def _outside_needs(ctx: _Ctx) -> list[str]:
     return sorted({d for s in run for d in deps.get(s, ()) if d not in run})
 
 
-# --------------------------------------------------------------------------- period checks (issue 18, item 3)
+# --------------------------------------------------------------------------- period checks
 #: the tables whose dates say whether a period has data: (table, column, singular, plural)
 _PERIOD_TABLES = (("touchpoints", "occurred_at", "touch", "touches"),
                   ("opportunities", "created_at", "opportunity", "opportunities"))
@@ -1912,7 +1912,7 @@ def _execute(ctx: _Ctx) -> int:
         return _fail(run, by_stem[first], what, run.report / by_stem[first].name, others=others, code=code)
 
     t_finish = time.perf_counter()
-    # issue 17 (finding 7): the inputs must be the ones the run started with
+    # the inputs must be the ones the run started with
     if ctx.inputs is not None:
         try:
             lines = changed(ctx.inputs, fingerprint_files(ctx.input_files()))
@@ -1957,13 +1957,15 @@ def _execute(ctx: _Ctx) -> int:
         "timeline": {s: j.times for s, j in work.items()}, "timeline_origin": round(t_origin, 3),
         "kernel_cpu_seconds": {s: j.cpu for s, j in work.items() if j.cpu},
         "parameters": used_params, "privacy_redactions": redacted,
-        # issue 17 (finding 7): size, mtime and sha256 of every input file at the start (checked
+        # size, mtime and sha256 of every input file at the start (checked
         # unchanged at the end); an --only run without notebook 01 keeps those of the data it reused
         "inputs": inputs,
     }
     if ctx.base is not None:
         manifest["based_on_run_id"] = ctx.base[1]
     t_index = time.perf_counter()
+    # run.json first, so the index links it; then again with the index's own timing
+    _write_text(run.report / "run.json", json.dumps(manifest, indent=2, default=str))
     write_index(run.report, period=ctx.period, notebooks=listed, run_date=run_date, version=__version__,
                 quality=quality, findings=tuple(p.stem for p in all_notebooks if p.stem != quality_nb))
     manifest["index_seconds"] = round(time.perf_counter() - t_index, 2)
@@ -1977,8 +1979,8 @@ def _execute(ctx: _Ctx) -> int:
             new = new.replace(json.dumps(old_path)[1:-1], json.dumps(new_path)[1:-1])
         if new != text:
             _write_text(nb_file, new)
-    secure_tree(run.data)  # issue 17: files a notebook wrote with its own writers (0600)
-    private_dir(run.final_data.parent, tighten=True)  # issue 17: <out>/.data is 0700
+    secure_tree(run.data)  # files a notebook wrote with its own writers (0600)
+    private_dir(run.final_data.parent, tighten=True)  # <out>/.data is 0700
     previous = current_version(ctx.out_dir, run.label)
     versions_before = _version_names(ctx.out_dir, run.label)
     try:
@@ -1995,7 +1997,7 @@ def _execute(ctx: _Ctx) -> int:
         return EXIT_FAILED
     shutil.rmtree(run.staging, ignore_errors=True)
     # leftovers: versions beyond the new and the previous one (and those of crashed runs),
-    # temporary links; and (issue 17) personal data in .failed/ and crashed staging folders
+    # temporary links; and personal data in .failed/ and crashed staging folders
     # (a report of the earlier layout, moved into .versions by this publication, is the previous one)
     legacy = {n for n in _version_names(ctx.out_dir, run.label) - versions_before if n.endswith("-legacy")}
     prune(ctx.out_dir, run.label, keep=(run.run_id, previous[1] if previous else None, *legacy))
@@ -2074,6 +2076,10 @@ def findings_overview(output_dir: str | Path | None, notebooks: tuple[str, ...] 
     return pd.DataFrame(_findings_rows(output_dir, notebooks, max_items), columns=["notebook", "finding", "value"])
 
 
+#: findings keys that record settings, not findings (left out of the index's rows)
+_SETTINGS_KEYS = ("not_applicable.", "dataset.", "mapping_settings.")
+
+
 def _findings_rows(output_dir: str | Path | None, notebooks: tuple[str, ...], max_items: int = 12) -> list[dict]:
     """The rows of :func:`findings_overview` (without pandas: the runner's index uses them)."""
     from .outputs import load_findings
@@ -2091,7 +2097,9 @@ def _findings_rows(output_dir: str | Path | None, notebooks: tuple[str, ...], ma
             # what the notebook could not show, and why ({section or kpi: reason}, abmkit.applicability)
             na = found.get("not_applicable") if isinstance(found.get("not_applicable"), dict) else {}
             na = {str(k): str(r) for k, r in na.items()}
-            items = [kv for kv in _scalar_items(found) if not kv[0].startswith("not_applicable.")]
+            # the settings that produced the page (mapping, MQA rule, fingerprint) are in its
+            # findings file and run.json; the index lists what the page found
+            items = [kv for kv in _scalar_items(found) if not kv[0].startswith(_SETTINGS_KEYS)]
             items.sort(key=lambda kv: kv[0] not in ("headline", "summary"))
             if not items and not na:
                 rows.append({"notebook": stem, "finding": "", "value": "not available"})

@@ -1632,7 +1632,6 @@ def _part_attribute(part, models, span, journey_kw, params):
     cj = _journeys(part, models, span, journey_kw, params)
     frames = [attribute_journeys(cj, m, **params) for m in models]
     out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    out.attrs = {}
     return out
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from attribution_helpers import credits_by_touch, make_dataset, with_mqa_dates
 
-from abmkit.attribution import attribute
+from abmkit.attribution import attribute, journeys_for
 from abmkit.prepared import prepare
 
 CH = ["email", "paid_social", "webinar", "sales_outreach", "display", "event", "paid_search"]
@@ -162,11 +162,13 @@ def test_revenue_credit_only_for_won_and_no_touch_reported():
     ds = make_dataset([("t1", "a1", 1, "email"), ("t2", "a2", 1, "email")],
                       [("o1", "a1", 5, 100.0, 20, True), ("o2", "a2", 5, 50.0, 20, False),
                        ("o3", "a3", 5, 70.0)])
-    out = attribute(ds, "linear")
+    data = prepare(ds)
+    out = attribute(data, "linear")
     assert out.set_index("conversion_id")["revenue_credit"].to_dict() == {"o1": 100.0, "o2": 0.0}
-    nt = pd.DataFrame(out.attrs["no_touch"])
+    cj = journeys_for(data, "linear")                       # the journeys attribute() used
+    nt = cj.no_touch
     assert nt["conversion_id"].tolist() == ["o3"] and nt["amount"].tolist() == [70.0]
-    assert out.attrs["summary"]["no_touch"] == 1
+    assert cj.info["no_touch"] == 1
     won = attribute(ds, "linear", milestone="closed_won")
     assert won["conversion_id"].tolist() == ["o1"] and won["revenue_credit"].sum() == 100.0
 
@@ -176,9 +178,10 @@ def test_contact_touches_resolved_and_unattributable_counted():
     ds = make_dataset([("t1", None, 1, "email", "click", "c1"), ("t2", "a1", 2, "display", "impression"),
                        ("t3", None, 3, "webinar", "click", "c2")], [("o1", "a1", 5, 1.0)], contacts=contacts)
     mapping = pd.DataFrame({"contact_id": ["c1", "c2"], "account_id": ["a1", None]})
-    out = attribute(prepare(ds, mapping=mapping), "linear")
+    data = prepare(ds, mapping=mapping)
+    out = attribute(data, "linear")
     assert credits_by_touch(out) == {"t1": 0.5, "t2": 0.5}
-    assert out.attrs["summary"]["unattributable_touches"] == 1
+    assert journeys_for(data, "linear").info["unattributable_touches"] == 1
 
 
 def test_report_period_restricts_conversions():

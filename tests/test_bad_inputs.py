@@ -217,7 +217,9 @@ def test_downstream_analyses_run_on_cleaned_hostile_exports(case):
             np.testing.assert_allclose(sums.to_numpy(), 1.0)
         n_conv = len(ds.opportunities) if milestone == "opportunity_created" else int(
             ds.opportunities["is_won"].fillna(False).sum())
-        assert len(set(out["conversion_id"]) | set(out.attrs["no_touch"]["conversion_id"])) == n_conv
+        from abmkit.attribution import journeys_for
+        no_touch = journeys_for(data, models, milestone=milestone).no_touch
+        assert len(set(out["conversion_id"]) | set(no_touch["conversion_id"])) == n_conv
     table = campaign_influence(data, history=hist).to_frame()
     assert isinstance(table, pd.DataFrame)
 

@@ -130,6 +130,7 @@ def test_validate_prints_the_checks(stamped_export):
                            "--quarter", "2024Q3"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
+    assert "3 critical data check(s): fix the export or the column map" in out
     assert "Data sanity checks (period 2024Q3)" in out
     assert "[critical] load_stamp · opportunities.created_at: 30 of 30 values (100%) are the same instant, " \
            "2024-05-02 14:03:11 UTC" in out

@@ -110,8 +110,9 @@ def attribute(data, model, *, milestone: str = "opportunity_created", lookback_d
     DataFrame
         conversion_id, account_id, touchpoint_id, channel, campaign_id, model, credit,
         pipeline_credit, revenue_credit. Credits of a conversion sum to 1.
-        ``.attrs["no_touch"]`` lists conversions without touches in their window
-        (reported, not dropped; a dict of lists: ``pd.DataFrame(out.attrs["no_touch"])``); ``.attrs["summary"]`` the journey counts.
+        Conversions without a touch in their window are reported, not dropped:
+        ``journeys_for(data, model, ...).no_touch`` (the same journeys, shared), and
+        ``.info`` gives the journey counts.
 
     Example
     -------
@@ -132,10 +133,7 @@ def attribute(data, model, *, milestone: str = "opportunity_created", lookback_d
     cj = journeys_for(data, models, milestone=milestone, lookback_days=lookback_days, start=start, end=end,
                       **params)
     frames = [attribute_journeys(cj, m, **params) for m in models]
-    attrs = frames[0].attrs
-    out = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    out.attrs = attrs
-    return out
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
 def _path_position_credits(ps: PathSet, model: str) -> np.ndarray:

@@ -104,9 +104,6 @@ def attribute_journeys(cj, model: str, **params) -> pd.DataFrame:
         "pipeline_credit": credit * cj.pipeline_per_touch,
         "revenue_credit": credit * cj.revenue_per_touch,
     })
-    # plain lists, not a DataFrame: pandas compares attrs on concat
-    out.attrs["no_touch"] = cj.no_touch[["conversion_id", "account_id", "converted_at", "amount"]].to_dict("list")
-    out.attrs["summary"] = cj.info
     return out
 
 

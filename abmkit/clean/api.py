@@ -24,11 +24,11 @@ COLUMN_USES: dict[tuple[str, str], str] = {
     ("accounts", "industry"): "segmenting by industry (03, 05)",
     ("accounts", "employee_count"): "size bands and size-adjusted uplift (04)",
     ("accounts", "tier"): "segmenting by ABM tier (03, 05)",
-    ("accounts", "is_target"): "market reach / addressable accounts KPI (05)",
-    ("accounts", "icp_fit"): "the `qualified` stage rule (ICP fit) (04)",
+    ("accounts", "is_target"): "the target-account population (without it every account is a target) (05)",
+    ("accounts", "icp_fit"): "the ICP condition of the `qualified` stage (without it every account counts as a fit) (04)",
     ("contacts", "email"): "lead-to-account mapping by email domain (02)",
     ("contacts", "company_name"): "fuzzy company-name mapping (02)",
-    ("contacts", "persona"): "persona coverage, MQA (>= 3 decision makers) (02, 05)",
+    ("contacts", "persona"): "persona coverage and the decision-maker MQA rule (MQAs then use the score rule) (02, 05)",
     ("contacts", "crm_account_id"): "exact CRM mapping of contacts to accounts (02)",
     ("contacts", "lead_status"): "the contact funnel beside the account funnel (04)",
     ("contacts", "mql_at"): "the contact funnel (MQL dates) (04)",
@@ -272,13 +272,20 @@ def validate_export(raw_dir, preset: str | None = None, column_map=None, out_dir
                 lines.append(f"  {label:<34} <- derived from {mapped['email']}")
             else:
                 use = COLUMN_USES.get((name, col))
-                lines.append(f"  {label:<34}    MISSING" + (f" -> disables {use}" if use else ""))
+                lines.append(f"  {label:<34}    MISSING" + (f" -> affects {use}" if use else ""))
     print("\n".join(lines))
     print()
     result.print_summary()
     print()
-    result.sanity_checks(period).print_summary()   # warnings, not errors: the export still cleans
+    sanity = result.sanity_checks(period)
+    sanity.print_summary()
     if out_dir is not None:
         path = result.save(out_dir)
         print(f"\nCleaned dataset written to {path}")
+    # the export cleans (exit 0), but a critical check means the report built on it would
+    # mislead (e.g. most rows rejected, dates all one load stamp): say so last, in one line
+    critical = sanity.critical
+    if len(critical):
+        print(f"\n{len(critical)} critical data check(s): fix the export or the column map before "
+              "trusting the report (docs/troubleshooting.md §7).")
     return 0

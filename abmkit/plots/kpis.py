@@ -112,7 +112,14 @@ def kpi_tiles(overall: pd.DataFrame, kpis: list[str] | None = None, ncols: int =
         population = getattr(row, "population", "")
         if population:  # every number names the accounts it is counted on
             size = getattr(row, "population_size", float("nan"))
-            text = f"of {size:,.0f} {population}" if np.isfinite(size) else str(population)
+            num, den = getattr(row, "numerator", float("nan")), getattr(row, "denominator", float("nan"))
+            # a rate shows its own count (22 of 222), then whose accounts; a count shows the population
+            if row.unit == "ratio" and np.isfinite(num) and np.isfinite(den):
+                text = f"{num:,.0f} of {den:,.0f} · {population}"
+            elif row.unit in ("accounts", "opportunities") and np.isfinite(size):
+                text = f"of {size:,.0f} {population}"
+            else:
+                text = f"{population} ({size:,.0f})" if np.isfinite(size) else str(population)
             ax.text(0.5, 0.36, text, ha="center", va="center", fontsize=7.5, color="#57606a",
                     transform=ax.transAxes)
         change = row.change
