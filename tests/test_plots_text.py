@@ -195,7 +195,7 @@ CASES = {
         _influence_table().assign(transition=[CASH, FORMULA, UNDER, PERCENT, ALPHA])), NAMES),
     # KPI report
     "kpi_tiles": (lambda: plots.kpi_tiles(_overall(), ncols=2, title=CASH),
-                  [CASH, f"of 120 {FORMULA} accounts", f"of 80 {PERCENT}"]),
+                  [CASH, f"{FORMULA} accounts (120)", f"{PERCENT} (80)"]),
     "kpi_trends": (lambda: plots.kpi_trends(_history()), [CASH, FORMULA, UNDER, PERCENT]),
     "funnel_chart": (lambda: plots.funnel_chart(_funnel(), title=ALPHA), [FORMULA, CASH, ALPHA]),
     "pipeline_chart": (lambda: plots.pipeline_chart(_pipeline(), title=CASH), NAMES),

@@ -37,6 +37,10 @@ _LABELS = {
 }
 _FUNNEL_LABELS = {"reached": "reached (any touch)", "with_engagement": "with an engagement touch",
                   "mqa": "MQA at period end", "opportunity": "opportunity created", "won": "opportunity won"}
+#: KPIs that are a share of their population (shown as "n of d"); other ratios (ROI, NRR)
+#: show only whose accounts they count
+_SHARES = frozenset({"market_reach", "buying_group_coverage", "win_rate", "opportunity_conversion",
+                     "retention_rate", "product_adoption", "upsell_rate", "cross_sell_rate"})
 #: KPIs where a smaller number is better (durations, costs)
 _LOWER_IS_BETTER = frozenset({"pipeline_velocity", "deal_velocity", "cost_per_acquired_account"})
 
@@ -114,7 +118,7 @@ def kpi_tiles(overall: pd.DataFrame, kpis: list[str] | None = None, ncols: int =
             size = getattr(row, "population_size", float("nan"))
             num, den = getattr(row, "numerator", float("nan")), getattr(row, "denominator", float("nan"))
             # a rate shows its own count (22 of 222), then whose accounts; a count shows the population
-            if row.unit == "ratio" and np.isfinite(num) and np.isfinite(den):
+            if row.kpi in _SHARES and np.isfinite(num) and np.isfinite(den):
                 text = f"{num:,.0f} of {den:,.0f} · {population}"
             elif row.unit in ("accounts", "opportunities") and np.isfinite(size):
                 text = f"of {size:,.0f} {population}"
