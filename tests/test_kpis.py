@@ -349,10 +349,12 @@ def test_kpi_table_states_the_population_of_every_kpi(data):
     assert {"population", "population_size"} <= set(o.columns)
     assert list(o.index) == list(kpis.KPI_FUNCTIONS)
     assert (o["population"] != "").all() and o["population_size"].notna().all()
-    label = {"target": "target accounts", "all": "all accounts", "customers": "customers at period start"}
+    label = {"target": "target accounts", "all": "all accounts", "customers": "customers at period start",
+             "customers_end": "customers at period end"}
     assert o["population"].to_dict() == {k: label[v] for k, v in kpis.KPI_POPULATION.items()}
     # targets a1-a3; all accounts a1-a4; customers on 2026-07-01: a1 (1000) and a2 (500, June row)
-    size = {"target": 3, "all": 4, "customers": 2}
+    # customers on 2026-10-01 (product adoption): a1 (1500 in Sep); a2's Sep row is 0
+    size = {"target": 3, "all": 4, "customers": 2, "customers_end": 1}
     assert o["population_size"].to_dict() == {k: size[v] for k, v in kpis.KPI_POPULATION.items()}
     h = kpis.kpi_history(data, quarter="2026Q3", n_periods=2, kpis=["mqa_accounts", "roi"])
     assert h[["population", "population_size"]].values.tolist() == [

@@ -354,11 +354,16 @@ def test_notebook_02_runs_on_small_sample(small_sample_dir, small_sample, tmp_pa
 
     from abmkit.outputs import load_findings
 
+    import shutil
+
     nb = Path(__file__).resolve().parents[1] / "notebooks" / "02_lead_to_account_mapping.ipynb"
     out_dir = tmp_path / "report"
     executed = tmp_path / "02.ipynb"
+    # notebook 02 saves the resolved dataset beside the data: work on a copy (the sample is shared)
+    data_dir = tmp_path / "canonical"
+    shutil.copytree(Path(small_sample_dir) / "canonical", data_dir)
     pm.execute_notebook(str(nb), str(executed), kernel_name="python3", cwd=str(nb.parent), progress_bar=False,
-                        parameters={"data_dir": str(Path(small_sample_dir) / "canonical"), "quarter": "2026Q3",
+                        parameters={"data_dir": str(data_dir), "quarter": "2026Q3",
                                     "output_dir": str(out_dir), "truth_dir": str(Path(small_sample_dir) / "truth")})
     findings = load_findings(out_dir, "02_lead_to_account_mapping")
     assert findings["precision"] >= 0.99 and findings["recall"] >= 0.95
