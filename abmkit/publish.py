@@ -19,9 +19,8 @@ the data of a report through the report's version (:func:`data_of`), never throu
 ``.data/<period>`` pointer, so a crash between the two switches cannot pair a report with
 another run's data (the pointer lags until the next run of the period puts it right,
 :func:`reconcile`). A report folder of the earlier layout (a real folder at ``<period>``)
-is exchanged with the new link in one atomic step (``renameat2(RENAME_EXCHANGE)``); where
-the system lacks it, two renames, and :func:`reconcile` restores a missing ``<period>``
-from the newest complete version. The previous version is kept (a reader in the middle of a page still
+is moved into ``.versions`` and replaced by the link with two renames; a crash between them
+leaves no ``<period>``, and :func:`reconcile` restores it from the newest complete version. The previous version is kept (a reader in the middle of a page still
 finds it); older versions, and versions of runs that crashed before their commit, are
 removed by the next successful run (:func:`prune`).
 
@@ -35,9 +34,7 @@ sha256 of every input file, taken at the start of a run and compared at the end.
 """
 from __future__ import annotations
 
-import ctypes
 import datetime as _dt
-import errno
 import hashlib
 import json
 import os
@@ -248,8 +245,7 @@ def data_of(out_dir: str | Path, label: str, run_id: str | None) -> Path:
 
 def _point(link: Path, target: str) -> None:
     """Make ``link`` a symbolic link to ``target`` atomically (a new link renamed over it).
-    A real folder at ``link`` (the earlier layout) is exchanged with the new link in one
-    step where the system can (``renameat2(RENAME_EXCHANGE)``) and moved into ``.versions``."""
+    A real folder at ``link`` (the earlier layout) is moved into ``.versions`` first."""
     tmp = link.with_name(f".tmp-{link.name}-{uuid.uuid4().hex[:8]}")
     os.symlink(target, tmp)
     try:
@@ -276,31 +272,14 @@ def _legacy_home(folder: Path) -> Path:
 
 
 def _replace_folder(link: Path, tmp_link: Path) -> None:
+    """Move a report folder of the earlier layout into ``.versions`` and put the new link
+    in its place: two renames. A crash between them leaves no ``link``, which
+    :func:`reconcile` restores from the newest complete version on the next run (this
+    happens once per period, when the layout is migrated)."""
     home = _legacy_home(link)
     home.parent.mkdir(parents=True, exist_ok=True)
-    if _exchange(tmp_link, link):  # now `link` is the new link and `tmp_link` the old folder
-        os.replace(tmp_link, home)
-        return
-    # no atomic exchange on this system: two renames; a crash between them leaves no
-    # `link`, which reconcile() restores from the newest complete version
     os.replace(link, home)
     os.replace(tmp_link, link)
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
-        return False
-    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    at_fdcwd, rename_exchange = -100, 2
-    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
-        return False
-    raise OSError(err, os.strerror(err), str(b))
 
 
 def publish(out_dir: str | Path, label: str, run_id: str, report_src: Path, data_src: Path) -> tuple[Path, Path]:

@@ -345,10 +345,7 @@ def _publish_crashing(out: Path, tag: str, monkeypatch, *, step=None, nth_replac
 
 
 @pytest.mark.parametrize("legacy", [False, True], ids=["versions", "from-the-old-layout"])
-@pytest.mark.parametrize("no_exchange", [False, True], ids=["renameat2", "two-renames"])
-def test_a_crash_at_any_step_of_publication_leaves_a_whole_report(tmp_path, monkeypatch, legacy, no_exchange):
-    if no_exchange:
-        monkeypatch.setattr(publish, "_exchange", lambda a, b: False)
+def test_a_crash_at_any_step_of_publication_leaves_a_whole_report(tmp_path, monkeypatch, legacy):
     crashes = [dict(step=s) for s in publish.PUBLISH_STEPS] + [dict(nth_replace=n) for n in range(1, 9)]
     for i, crash in enumerate(crashes):
         out = tmp_path / f"case{i}"
