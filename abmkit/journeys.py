@@ -145,12 +145,12 @@ def _first_mqa(mqa_dates: pd.DataFrame, account_ids: pd.Series) -> pd.Series:
 
 
 def _touch_account_codes(data):
-    """(codes, account ids of the codes, None) of the touches' accounts, straight from
+    """(codes, account ids of the codes) of the touches' accounts, straight from
     the resolved dataset's dictionary-encoded ``account_id``: code -1 = unattributable
     (contacts were resolved to accounts once, by :func:`abmkit.prepare`)."""
     col = resolve(data).touches["account_id"]
     codes = col.cat.codes.to_numpy().astype(np.int64)
-    return codes, np.asarray(col.cat.categories, dtype=object), None
+    return codes, np.asarray(col.cat.categories, dtype=object)
 
 
 @dataclass
@@ -166,10 +166,7 @@ class ConversionJourneys(Result):
         one row per conversion (see :func:`conversions`) plus ``n_touches``; rows with
         ``n_touches == 0`` are the ``no_touch`` conversions, reported, never dropped.
     source : DataFrame
-        the dataset's touchpoints table (``touches`` adds the resolved account_id).
-    source_accounts : ndarray or None
-        resolved account id of every touchpoint row (None: the source's own account_id,
-        when every touch carries one).
+        the resolved dataset's touches (``account_id`` already resolved to accounts).
     conv, touch, pos, n : ndarray
         per journey touch: conversion row, touchpoint row (position in ``source``),
         position in journey, journey length.
@@ -190,7 +187,6 @@ class ConversionJourneys(Result):
     """
     conversions: pd.DataFrame
     source: pd.DataFrame
-    source_accounts: np.ndarray
     conv: np.ndarray
     touch: np.ndarray
     pos: np.ndarray
@@ -238,9 +234,7 @@ class ConversionJourneys(Result):
     def touches(self) -> pd.DataFrame:
         """The touchpoints rows of the journeys, ``touch`` indexes them (built on demand:
         channel-level results never need the id columns)."""
-        accounts = self.source_accounts if self.source_accounts is not None else \
-            self.source["account_id"].astype(object).to_numpy()
-        return self.source.assign(account_id=accounts)[
+        return self.source.assign(account_id=self.source["account_id"].astype(object).to_numpy())[
             ["touchpoint_id", "account_id", "occurred_at", "channel", "touch_type", "campaign_id"]]
 
     @property
@@ -380,7 +374,7 @@ def milestone_journeys(data, milestones=MILESTONES, *, lookback_days: float = 36
     dataset = resolve(data)
     tp = dataset.touchpoints
     convs = _milestone_conversions(dataset, milestones, start, end, with_mqa)
-    acc_code, acc_uniques, acc_obj = _touch_account_codes(dataset)
+    acc_code, acc_uniques = _touch_account_codes(dataset)
     n_acc = len(acc_uniques)
     # the categories Index of the resolved column: its hash table is built once and cached
     acc_index = tp["account_id"].cat.categories
@@ -405,7 +399,7 @@ def milestone_journeys(data, milestones=MILESTONES, *, lookback_days: float = 36
         else:
             nc_off, nc_channel, nc_account = np.zeros(1, np.int64), np.array([], np.int16), np.array([], np.int64)
         out[milestone] = ConversionJourneys(
-            conversions=conv.assign(n_touches=j["n_conv"], account_index=ca), source=tp, source_accounts=acc_obj,
+            conversions=conv.assign(n_touches=j["n_conv"], account_index=ca), source=tp,
             conv=j["conv"], touch=j["touch"], pos=j["pos"], n=j["n"],
             channel=channel_codes[j["touch"]].astype(np.int16),
             touch_type=touch_type_codes[j["touch"]].astype(np.int16), age_days=j["age_days"],
