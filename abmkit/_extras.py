@@ -24,6 +24,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "report": ("papermill", "nbformat", "nbconvert", "jinja2", "jupyter_client", "bleach", "ipykernel", "matplotlib",
                "seaborn"),
     "scale": ("dask", "distributed"),
+    "sql": ("sqlalchemy", "duckdb"),
 }
 
 

@@ -21,8 +21,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=7)
     s.add_argument("--accounts", type=int, default=2000)
 
-    v = sub.add_parser("validate", help="pre-flight check of a raw export folder")
-    v.add_argument("raw_dir")
+    v = sub.add_parser("validate", help="pre-flight check of a raw export (folder or database)")
+    v.add_argument("raw_dir", metavar="source",
+                   help="export folder (CSV/parquet) or database URL: duckdb:///file.duckdb, "
+                        "postgresql://user@host/db?schema=crm (password from ABMKIT_DB_PASSWORD or ~/.pgpass, "
+                        "never in the URL), db:<name> (private connections file)")
     v.add_argument("--preset", default=None, help="built-in column map: salesforce | hubspot")
     v.add_argument("--column-map", default=None, help="path to a column-map YAML")
     v.add_argument("--out", default=None, help="write the cleaned canonical dataset here")
@@ -34,7 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--quarter", default=None, help="e.g. 2026Q3 (default: the last complete quarter of the data)")
     r.add_argument("--start", default=None, help="period start date (with --end, instead of --quarter)")
     r.add_argument("--end", default=None, help="period end date, exclusive")
-    r.add_argument("--data", default="data/sample", help="raw export folder (or the sample folder)")
+    r.add_argument("--data", default="data/sample",
+                   help="raw export folder (or the sample folder), or a database URL (duckdb:///file.duckdb, "
+                        "postgresql://user@host/db?schema=crm; no password in the URL) or db:<name>")
     r.add_argument("--preset", default=None, help="built-in column map: salesforce | hubspot")
     r.add_argument("--column-map", default=None, help="path to a column-map YAML")
     r.add_argument("--params", default=None, help="YAML file of notebook parameters")

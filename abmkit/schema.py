@@ -29,6 +29,8 @@ CHANNELS: tuple[str, ...] = (
     "paid_search", "paid_social", "display", "organic_search", "direct", "referral",
     "email", "webinar", "event", "content_syndication", "direct_mail",
     "sales_outreach", "partner", "review_site", "intent",
+    # appended (codes of the channels above stay as they were)
+    "organic_social", "video", "chat",
 )
 TOUCH_TYPES: tuple[str, ...] = (
     "impression", "click", "visit", "email_open", "email_click", "form_fill",

@@ -29,9 +29,10 @@ PACKAGE = ROOT / "abmkit"
 DISTRIBUTION_OF = {"yaml": "pyyaml", "dateutil": "python-dateutil", "sklearn": "scikit-learn",
                    "PIL": "pillow", "bs4": "beautifulsoup4"}
 #: parts of the package that may rely on an extra (the rest must need plain dependencies only)
-OPTIONAL_PARTS = {"abmkit/plots": "plots", "abmkit/report.py": "report", "abmkit/scale.py": "scale"}
+OPTIONAL_PARTS = {"abmkit/plots": "plots", "abmkit/report.py": "report", "abmkit/scale.py": "scale",
+                  "abmkit/sources/sql.py": "sql"}
 #: extras whose requirements `make report` / `make lab` need, so requirements.txt pins them
-RUNTIME_EXTRAS = ("plots", "report", "scale", "lab")
+RUNTIME_EXTRAS = ("plots", "report", "scale", "lab", "sql")
 
 
 def _pyproject() -> dict:

@@ -107,10 +107,19 @@ class ExportFile:
         return self.data if self.raw is None else self.raw
 
 
-def read_export(path: Path, table: str) -> ExportFile:
+def read_export(path, table: str) -> ExportFile:
     """Read one export CSV with the cleaner's reader (BOM, encoding and delimiter
     detection, every value a string, ragged rows kept aside) and normalise the data
-    to object columns of ``str`` with ``""`` for empty cells."""
+    to object columns of ``str`` with ``""`` for empty cells. ``path`` may also be a
+    :class:`abmkit.sources.TableRef` (a table of a database or a data frame, found by
+    :func:`find_file`): its values are read as strings the same way."""
+    from ..sources import TableRef
+    if isinstance(path, TableRef):
+        rf = path.source.read(path.name, table=table)
+        data = rf.data.astype(object).where(rf.data.notna(), "")
+        data.columns = [str(c).strip() for c in data.columns]
+        return ExportFile(rf.source_file, data.reset_index(drop=True), np.asarray(rf.source_row, dtype="int64"),
+                          empty_ledger(), path.source.kind, "")
     path = Path(path)
     rf = read_file(path)
     data = rf.data.astype(object).where(rf.data.notna(), "")
@@ -125,11 +134,20 @@ def read_export(path: Path, table: str) -> ExportFile:
     return ExportFile(path.name, data.reset_index(drop=True), rows, malformed, enc, delim)
 
 
-def find_file(raw_dir: Path, names: Iterable[str]) -> Path | None:
+def find_file(raw_dir, names: Iterable[str]):
     """First existing file in ``raw_dir`` among glob patterns ``names`` (case-insensitive).
 
     The file found must really be inside ``raw_dir``: a symbolic link leading out of it
-    (``Account.csv -> /etc/passwd``) is refused with an :class:`InputError`, nothing read."""
+    (``Account.csv -> /etc/passwd``) is refused with an :class:`InputError`, nothing read.
+
+    ``raw_dir`` may also be a database or data-frame :class:`abmkit.sources.Source`: the
+    table whose name matches (``Account.csv`` finds ``account``, ``CampaignMember.csv``
+    finds a sync tool's ``campaign_member``) is returned as a ``TableRef``."""
+    from ..sources import FolderSource, Source
+    if isinstance(raw_dir, FolderSource):
+        raw_dir = raw_dir.path
+    if isinstance(raw_dir, Source):
+        return raw_dir.find(names)
     files = sorted(p for p in Path(raw_dir).iterdir() if p.is_file())
     lower = {p.name.lower(): p for p in files}
     for pattern in names:

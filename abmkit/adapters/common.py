@@ -13,6 +13,7 @@ Example
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Mapping
 
 import numpy as np
@@ -105,3 +106,16 @@ def describe_read(got: dict, column_map: Mapping, sources: dict, optional_object
         for (src, kind), k in counts.items():
             rows.append({"section": "rejected", "object": src, "file": src, "rows": int(k), "note": kind})
     return describe_frame(rows)
+
+
+def _source_or_dir(raw_dir):
+    """A folder as a Path (the adapters' file logic), any other source as it is: a
+    database or data frames (:mod:`abmkit.sources`), whose tables are found by name."""
+    from ..sources import FolderSource, Source, is_url, open_source
+    if isinstance(raw_dir, FolderSource):
+        return raw_dir.path
+    if isinstance(raw_dir, Source):
+        return raw_dir
+    if isinstance(raw_dir, Mapping) or is_url(raw_dir):
+        return open_source(raw_dir)
+    return Path(raw_dir)

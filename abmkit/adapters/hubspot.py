@@ -49,7 +49,7 @@ import pandas as pd
 
 from . import (first_reason, ExportFile, blank_to_none, concat_ledgers, find_file, ledger,
                load_picklist, map_labels, raw_frame, read_export, unknown_counts, warn_unknown)
-from .common import coalesce, describe_read, truthy
+from .common import _source_or_dir, coalesce, describe_read, truthy
 from .passthrough import complete_frames, pass_through
 from ..clean.labels import attach, picklist_rows, table_file
 
@@ -207,8 +207,8 @@ def _persona(roles: pd.Series, table: Mapping) -> tuple[pd.Series, pd.Series]:
 
 
 def _read(raw_dir, column_map: Mapping) -> dict:
-    raw_dir = Path(raw_dir)
-    if not raw_dir.is_dir():
+    raw_dir = _source_or_dir(raw_dir)
+    if isinstance(raw_dir, Path) and not raw_dir.is_dir():
         raise FileNotFoundError(f"HubSpot export folder {raw_dir} does not exist.")
     tables = {k: load_picklist(column_map, k, v) for k, v in PICKLIST_FILES.items()}
     objs: dict[str, ExportFile] = {}

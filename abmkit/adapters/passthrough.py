@@ -49,7 +49,8 @@ __all__ = ["find_header", "pass_through", "Part", "complete", "shipped_columns",
 
 def find_header(headers: Iterable, wanted: str | None) -> str | None:
     """The header ``wanted`` among ``headers``: exact, else the only one equal ignoring
-    case and padding (the rule of :mod:`abmkit.clean.core`)."""
+    case and padding (the rule of :mod:`abmkit.clean.core`), else the only one equal also
+    ignoring underscores (``event_date_c`` for ``Event_Date__c``)."""
     if not wanted:
         return None
     headers = [str(h) for h in headers]
@@ -57,6 +58,9 @@ def find_header(headers: Iterable, wanted: str | None) -> str | None:
         return wanted
     key = str(wanted).strip().casefold()
     hits = [h for h in headers if h.strip().casefold() == key]
+    if not hits:  # a warehouse sync tool's snake case: Event_Date__c written as event_date_c
+        key = key.replace("_", "")
+        hits = [h for h in headers if h.strip().casefold().replace("_", "") == key]
     return hits[0] if len(hits) == 1 else None
 
 

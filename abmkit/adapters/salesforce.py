@@ -66,7 +66,7 @@ import pyarrow.compute as pc
 
 from . import (first_reason, ExportFile, blank_to_none, concat_ledgers, empty_ledger,
                find_file, ledger, load_picklist, map_labels, raw_frame, read_export, unknown_counts, warn_unknown)
-from .common import coalesce, describe_read, truthy
+from .common import _source_or_dir, coalesce, describe_read, truthy
 from .passthrough import Part, complete, complete_frames, pass_through, union_columns
 from ..clean.labels import attach, picklist_rows, table_file
 
@@ -237,20 +237,38 @@ def _read_objects(raw_dir: Path) -> dict[str, ExportFile]:
         path = find_file(raw_dir, names)
         if path is not None:
             ef = read_export(path, OBJECT_TABLE[obj])
-            known = {f.casefold(): f for f in KNOWN_FIELDS}
+            # Data Loader writes ID / ACCOUNTID; warehouse sync tools write account_id, number_of_employees,
+            # abm_tier_c (for ABM_Tier__c): case and underscores do not tell fields apart
+            known = {field_key(f): f for f in KNOWN_FIELDS}
             ef.raw = ef.data  # normalising below builds new frames: the raw cells stay for the ledger
-            ef.data = _normalize_id_fields(ef.data.rename(columns=lambda c: known.get(c.casefold(), c)))
-            # records in the recycle bin (Data Loader "Export All" includes them) are not data
-            deleted = truthy(_col(ef.data, "IsDeleted").fillna(""))
+            ef.data = _normalize_id_fields(ef.data.rename(columns=lambda c: known.get(field_key(c), c)))
+            # records in the recycle bin (Data Loader "Export All" includes them) are not data; a sync
+            # tool marks records deleted in Salesforce with its own flag (_fivetran_deleted, _sdc_deleted_at)
+            in_bin = truthy(_col(ef.data, "IsDeleted").fillna(""))
+            synced_out = truthy(_col(ef.data, "_fivetran_deleted").fillna("")) | _col(ef.data, "_sdc_deleted_at").notna()
+            deleted = in_bin | synced_out
             if deleted.any():
+                why = np.where(in_bin.values, f"deleted_record: {obj}.IsDeleted is true (in the recycle bin)",
+                               f"deleted_record: {obj} record deleted in Salesforce (the sync tool's deleted flag)")
                 ef.malformed = concat_ledgers([ef.malformed, ledger(
                     ef.name, ef.raw[deleted.values], ef.rows[deleted.values], OBJECT_TABLE[obj],
-                    f"deleted_record: {obj}.IsDeleted is true (in the recycle bin)")])
+                    pd.Series(why[deleted.values]))])
                 ef.data = ef.data[~deleted.values].reset_index(drop=True)
                 ef.raw = ef.raw[~deleted.values].reset_index(drop=True)
                 ef.rows = ef.rows[~deleted.values]
             found[obj] = ef
     return found
+
+
+def field_key(name: str) -> str:
+    """Salesforce field name compared without case and underscores: ``NumberOfEmployees``,
+    ``NUMBEROFEMPLOYEES`` and ``number_of_employees`` are one field, and so are a custom
+    ``ABM_Tier__c`` and a sync tool's ``abm_tier_c``.
+
+    >>> field_key("ABM_Tier__c") == field_key("abm_tier_c"), field_key("AccountId") == field_key("account_id")
+    (True, True)
+    """
+    return str(name).replace("_", "").casefold()
 
 
 def _empty_object(obj: str) -> ExportFile:
@@ -260,8 +278,8 @@ def _empty_object(obj: str) -> ExportFile:
 
 def _read(raw_dir, column_map: Mapping) -> dict:
     """Everything read_frames and describe need: frames, rejects, unknown picklist values, files."""
-    raw_dir = Path(raw_dir)
-    if not raw_dir.is_dir():
+    raw_dir = _source_or_dir(raw_dir)
+    if isinstance(raw_dir, Path) and not raw_dir.is_dir():
         raise FileNotFoundError(f"Salesforce export folder {raw_dir} does not exist.")
     tables = {k: load_picklist(column_map, k, v) for k, v in PICKLIST_FILES.items()}
     objs = _read_objects(raw_dir)

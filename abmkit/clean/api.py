@@ -14,6 +14,7 @@ from .colmap import load_column_map
 from .core import CleanResult, clean_frames
 from ..io.csv import RawFrame, read_file
 from ..io.paths import confine
+from ..sources import FolderSource, Source, is_url, open_source
 from .errors import CleanError
 
 #: what each canonical column enables downstream: shown by validate_export when it is missing
@@ -46,33 +47,53 @@ COLUMN_USES: dict[tuple[str, str], str] = {
 
 def _files_for(raw_dir: Path, name: str, patterns: list[str], origin: str = "column map") -> list[Path]:
     """The files of table ``name``: each name/glob of ``tables.<name>.file``, relative to
-    ``raw_dir``. A file (or glob match) whose real path leaves ``raw_dir`` (a symbolic link
-    to /etc/passwd, a linked folder) is refused before it is read (abmkit.io.paths)."""
-    found: list[Path] = []
-    key = f"tables.{name}.file"
-    for pat in patterns:
-        if any(ch in pat for ch in "*?["):
-            hits = sorted(p for p in raw_dir.glob(pat) if p.is_file())
-        else:
-            hits = [raw_dir / pat] if (raw_dir / pat).is_file() else []
-        hits = [confine(h, raw_dir, origin=origin, key=key, value=pat) for h in hits]
-        if not hits:
-            present = sorted(p.name for p in raw_dir.iterdir() if p.is_file())
-            raise CleanError(f"{raw_dir}: no file matches '{pat}' for table {name}. Files in the folder: "
-                             f"{present}. Fix `tables.{name}.file` in the column map or add the export.")
-        found.extend(h for h in hits if h not in found)
-    return found
+    ``raw_dir`` (a parquet file of the same stem stands in for a missing CSV). A file (or
+    glob match) whose real path leaves ``raw_dir`` (a symbolic link to /etc/passwd, a linked
+    folder) is refused before it is read (abmkit.io.paths)."""
+    src = FolderSource(raw_dir)
+    return [raw_dir / n for n in src.match(patterns, table=name, origin=origin)]
 
 
-def read_frames(raw_dir: str | Path, column_map) -> tuple[dict[str, list[RawFrame]], pd.DataFrame | None, pd.DataFrame]:
-    """Read every file the column map names: ``(frames, pre_rejects, files)``.
+def canonical_column_map(source) -> dict:
+    """The column map of a source whose tables carry the canonical names and columns (a
+    database written by another tool in abmkit's data model, data frames named like the
+    tables): each canonical table found (``accounts``, ``touchpoints``, ... compared
+    case-insensitively) is read as it is; columns named like the canonical ones are taken
+    as they are (docs/data_model.md).
+
+    Example
+    -------
+    >>> import pandas as pd
+    >>> canonical_column_map({"Accounts": pd.DataFrame({"account_id": ["A"]})})["tables"]
+    {'accounts': {'file': ['Accounts']}}
+    """
+    src = open_source(source)
+    tables = {}
+    for name in schema.TABLES:
+        ref = src.find([name])
+        if ref is not None:
+            tables[name] = {"file": [ref.name]}
+    if not tables:
+        raise CleanError(f"{src.label}: no column map given and no table carries a canonical name "
+                         f"({', '.join(schema.TABLES)}); tables found: {sorted(src.names())[:40]}. Pass "
+                         "--column-map <yaml> or --preset <name>.")
+    return {"version": 1, "tables": tables, "_origin": f"canonical tables of {src.label}"}
+
+
+def read_frames(raw_dir, column_map) -> tuple[dict[str, list[RawFrame]], pd.DataFrame | None, pd.DataFrame]:
+    """Read every table the column map names: ``(frames, pre_rejects, files)``.
+
+    ``raw_dir`` is where the data lives: a folder of CSV/parquet exports, a database URL
+    (``duckdb:///file.duckdb``, ``postgresql://user@host/db?schema=crm``), ``db:<name>``,
+    a mapping ``{table name: DataFrame}`` or a :class:`abmkit.sources.Source`
+    (:func:`abmkit.sources.open_source`). A map's table block names its data by ``file:``
+    (in a database or a frame set, a file name's stem matches a table), ``table:`` or
+    ``query:`` (one SELECT; databases only).
 
     With ``adapter: <name>`` in the column map, ``abmkit.adapters.<name>.read_frames``
     does the reading instead (and may return rows it already rejected).
     """
-    raw_dir = Path(raw_dir)
-    if not raw_dir.is_dir():
-        raise CleanError(f"raw export folder {raw_dir} does not exist. Pass the folder holding the CSV exports.")
+    source = open_source(raw_dir)
     cm = load_column_map(column_map)
     adapter = cm.get("adapter")
     if adapter:
@@ -85,20 +106,26 @@ def read_frames(raw_dir: str | Path, column_map) -> tuple[dict[str, list[RawFram
             raise
         if not hasattr(mod, "read_frames"):
             raise CleanError(f"abmkit.adapters.{adapter} has no read_frames(raw_dir, column_map).")
-        frames, pre = mod.read_frames(raw_dir, cm)
+        frames, pre = mod.read_frames(source.path if source.kind == "folder" else source, cm)
         files = pd.DataFrame([{"table": t, "source_file": f.source_file, "rows": len(f.data),
                                "encoding": f.encoding, "delimiter": f.delimiter}
                               for t, fs in frames.items() for f in fs])
         return frames, pre, files
     frames: dict[str, list[RawFrame]] = {}
     rows = []
+    origin = str(cm.get("_origin") or "column map")
     for name, block in cm["tables"].items():
-        for path in _files_for(raw_dir, name, block["file"], str(cm.get("_origin") or "column map")):
-            rel = str(path.relative_to(raw_dir))
-            f = read_file(path, encoding=block["encoding"], delimiter=block["delimiter"], source_file=rel,
-                          limits=block)  # max_field_bytes, max_record_lines, max_columns, max_header_bytes
+        if block.get("query"):
+            got = [source.read_query(block["query"], table=name, block={**block, "_origin": origin})]
+        else:
+            wanted = [block["table"]] if block.get("table") else block["file"]
+            got = [source.read(n, table=name, block=block)
+                   for n in source.match(wanted, table=name, origin=origin)]
+        for f in got:
+            if source.kind != "folder":  # a table, not a file: no encoding or delimiter to report
+                f.encoding, f.delimiter = source.kind, ""
             frames.setdefault(name, []).append(f)
-            rows.append({"table": name, "source_file": rel, "rows": len(f.data) + len(f.malformed),
+            rows.append({"table": name, "source_file": f.source_file, "rows": len(f.data) + len(f.malformed),
                          "encoding": f.encoding, "delimiter": f.delimiter})
     return frames, None, pd.DataFrame(rows, columns=["table", "source_file", "rows", "encoding", "delimiter"])
 
@@ -110,25 +137,36 @@ def check_files(raw_dir: str | Path, column_map) -> None:
     a record. Raises :class:`CleanError` (exit code 2 from the CLI) naming file, line and
     fix; a run that calls it before starting (the report) stops before any notebook.
     Adapter exports (``adapter:``) are left to the adapter."""
+    if is_url(raw_dir) or isinstance(raw_dir, (Mapping, Source)):
+        return  # tables, not files: nothing to pre-read
     raw_dir = Path(raw_dir)
     cm = load_column_map(column_map)
     if cm.get("adapter") or not raw_dir.is_dir():
         return
     for name, block in cm["tables"].items():
+        if block.get("table") or block.get("query"):
+            continue
         for path in _files_for(raw_dir, name, block["file"], str(cm.get("_origin") or "column map")):
+            if path.suffix.lower() in (".parquet", ".pq"):
+                continue
             read_file(path, encoding=block["encoding"], delimiter=block["delimiter"],
                       source_file=str(path.relative_to(raw_dir)), limits=block, header_only=True)
 
 
-def clean_exports(raw_dir: str | Path, column_map: str | Path | Mapping) -> CleanResult:
+def clean_exports(raw_dir, column_map: str | Path | Mapping | None = None) -> CleanResult:
     """Clean a folder of raw CRM / marketing-automation exports.
 
     Parameters
     ----------
     raw_dir
-        Folder with the CSV exports.
+        Where the exports are: a folder of CSV/parquet files, a database URL
+        (``duckdb:///file.duckdb``, ``postgresql://user@host/db?schema=crm``; abmkit[sql]),
+        ``db:<name>`` (a private named connection), ``{table name: DataFrame}`` or a
+        :class:`abmkit.sources.Source` (docs/bring_your_own_export.md).
     column_map
-        Column-map YAML path, dict, or preset name (docs/column_map.md).
+        Column-map YAML path, dict, or preset name (docs/column_map.md). Without one, a
+        folder's own ``column_map.yaml`` is used; a database or frame set whose tables carry
+        the canonical names and columns needs none (:func:`canonical_column_map`).
 
     Returns
     -------
@@ -141,16 +179,27 @@ def clean_exports(raw_dir: str | Path, column_map: str | Path | Mapping) -> Clea
     >>> r = clean_exports("data/sample/raw", "data/sample/raw/column_map.yaml")   # doctest: +SKIP
     >>> r.to_frame()                                                            # doctest: +SKIP
     """
-    cm = load_column_map(column_map)
-    frames, pre, files = read_frames(raw_dir, cm)
+    source = open_source(raw_dir)
+    try:
+        cm = load_column_map(_resolve_map(source, None, column_map))
+        frames, pre, files = read_frames(source, cm)
+    finally:
+        if source is not raw_dir:
+            source.close()
     return clean_frames(frames, cm, pre_rejects=pre, files=files)
 
 
-def _resolve_map(raw_dir: Path, preset, column_map):
+def _resolve_map(raw_dir, preset, column_map):
     if column_map is not None:
         return column_map
     if preset is not None:
         return preset
+    if not isinstance(raw_dir, (Path, str)) or is_url(raw_dir):  # a database or frames: canonical names
+        src = raw_dir.path if isinstance(raw_dir, FolderSource) else None
+        if src is None:
+            return canonical_column_map(raw_dir)
+        raw_dir = src
+    raw_dir = Path(raw_dir)
     default = raw_dir / "column_map.yaml"
     if default.is_file():  # picked up from the export folder: it must not be a link leading out of it
         return confine(default, raw_dir, origin="the column map found in the data folder")
@@ -177,6 +226,11 @@ def check_inputs(raw_dir: str | Path, column_map) -> list[Path]:
     from ..io.yaml import load_yaml
     from .colmap import presets_dir
 
+    if is_url(raw_dir) or isinstance(raw_dir, (Mapping, Source)):
+        # tables of a database or data frames: no file to confine; the map is still read safely
+        if isinstance(column_map, (str, Path)) and Path(column_map).is_file():
+            load_yaml(Path(column_map), what="column map", hint="see docs/column_map.md")
+        return []
     raw_dir = Path(raw_dir)
     if isinstance(column_map, Mapping):
         data, origin, source_dir = dict(column_map), str(column_map.get("_origin") or "column map (dict)"), None
@@ -231,11 +285,15 @@ def validate_export(raw_dir, preset: str | None = None, column_map=None, out_dir
     ``out_dir`` is given. Returns 0 when the export can be cleaned, 2 on a fatal problem (message, no
     traceback).
     """
-    raw_dir = Path(raw_dir)
     try:
-        cm_arg = _resolve_map(raw_dir, preset, column_map)
+        source = open_source(raw_dir)
+        raw_dir = source.path if isinstance(source, FolderSource) else source
+        cm_arg = _resolve_map(source, preset, column_map)
         cm = load_column_map(cm_arg)
-        frames, pre, files = read_frames(raw_dir, cm)
+        if not isinstance(source, FolderSource):  # a database / frames: what it holds, in its own names
+            print(f"Source: {source.label} ({source.kind})")
+            print(f"Tables: {', '.join(source.display_name(n) for n in source.names()) or '(none)'}")
+        frames, pre, files = read_frames(source, cm)
         print(f"Column map: {cm.get('_origin')}")
         print("\nFiles read:")
         print(files.to_string(index=False) if len(files) else "  (none)")

@@ -153,11 +153,15 @@ def load_column_map(column_map: str | Path | Mapping) -> dict:
             raise CleanError(f"{origin}: table '{name}' must be a mapping with `file:` and `columns:`.")
         block = {**defaults, **dict(block)}
         files = block.get("file")
-        if not files:
-            raise CleanError(f"{origin}: table '{name}' has no `file:` (the export file name or glob).")
+        for key in ("table", "query"):  # a database table / one SELECT (abmkit.sources)
+            if block.get(key) is not None and (not isinstance(block[key], str) or not block[key].strip()):
+                raise CleanError(f"{origin}: `tables.{name}.{key}` must be a non-empty text.")
+        if not files and not block.get("table") and not block.get("query"):
+            raise CleanError(f"{origin}: table '{name}' has no `file:` (the export file name or glob; in a "
+                             "database `table:` or `query:`).")
         # names/globs relative to the data folder: no absolute path, no `..` (abmkit.io.paths)
         block["file"] = [check_file_pattern(str(f), origin=origin, key=f"tables.{name}.file")
-                         for f in (files if isinstance(files, (list, tuple)) else [files])]
+                         for f in (files if isinstance(files, (list, tuple)) else [files] if files else [])]
         cols = dict(block.get("columns") or {})
         spec = TABLES[name]
         bad = [c for c in cols if c not in spec.names]
