@@ -26,7 +26,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="export folder (CSV/parquet) or database URL: duckdb:///file.duckdb, "
                         "postgresql://user@host/db?schema=crm (password from ABMKIT_DB_PASSWORD or ~/.pgpass, "
                         "never in the URL), db:<name> (private connections file)")
-    v.add_argument("--preset", default=None, help="built-in column map: salesforce | hubspot")
+    v.add_argument("--preset", default=None, help="built-in column map: salesforce | hubspot | marketo | pardot")
     v.add_argument("--column-map", default=None, help="path to a column-map YAML")
     v.add_argument("--out", default=None, help="write the cleaned canonical dataset here")
     v.add_argument("--quarter", default=None, help="also check this report period against the data's range")
@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--data", default="data/sample",
                    help="raw export folder (or the sample folder), or a database URL (duckdb:///file.duckdb, "
                         "postgresql://user@host/db?schema=crm; no password in the URL) or db:<name>")
-    r.add_argument("--preset", default=None, help="built-in column map: salesforce | hubspot")
+    r.add_argument("--preset", default=None, help="built-in column map: salesforce | hubspot | marketo | pardot")
     r.add_argument("--column-map", default=None, help="path to a column-map YAML")
     r.add_argument("--params", default=None, help="YAML file of notebook parameters")
     r.add_argument("--out", default="reports", help="reports folder (default reports/)")

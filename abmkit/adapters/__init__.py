@@ -85,7 +85,7 @@ def get_adapter(name: str) -> ModuleType:
         return importlib.import_module(f"abmkit.adapters.{name}")
     except ModuleNotFoundError as exc:
         if exc.name == f"abmkit.adapters.{name}":
-            raise ValueError(f"unknown adapter {name!r}; available: salesforce, hubspot") from None
+            raise ValueError(f"unknown adapter {name!r}; available: salesforce, hubspot, marketo, pardot") from None
         raise
 
 

@@ -231,9 +231,11 @@ def _col(df: pd.DataFrame, name: str) -> pd.Series:
 
 
 # ---------------------------------------------------------------------------- reading
-def _read_objects(raw_dir: Path) -> dict[str, ExportFile]:
+def _read_objects(raw_dir: Path, only=None) -> dict[str, ExportFile]:
     found = {}
     for obj, names in OBJECTS.items():
+        if only is not None and obj not in only:
+            continue
         path = find_file(raw_dir, names)
         if path is not None:
             ef = read_export(path, OBJECT_TABLE[obj])
@@ -281,12 +283,18 @@ def _read(raw_dir, column_map: Mapping) -> dict:
     raw_dir = _source_or_dir(raw_dir)
     if isinstance(raw_dir, Path) and not raw_dir.is_dir():
         raise FileNotFoundError(f"Salesforce export folder {raw_dir} does not exist.")
-    tables = {k: load_picklist(column_map, k, v) for k, v in PICKLIST_FILES.items()}
     objs = _read_objects(raw_dir)
     if not objs:
         raise FileNotFoundError(
             f"{raw_dir}: no Salesforce object CSV found (looked for {', '.join(n[0] for n in OBJECTS.values())}). "
             "Export the objects with Data Export or Data Loader (API names as headers) into this folder.")
+    return _read_from(objs, column_map)
+
+
+def _read_from(objs: dict[str, ExportFile], column_map: Mapping) -> dict:
+    """:func:`_read` on objects already read (the marketing-automation presets read the
+    CRM's Account and Opportunity objects this way)."""
+    tables = {k: load_picklist(column_map, k, v) for k, v in PICKLIST_FILES.items()}
     get = lambda o: objs.get(o) or _empty_object(o)  # noqa: E731
     unknown, frames, unmapped = [], {}, []
     rejects = [ef.malformed for ef in objs.values()]
