@@ -93,6 +93,7 @@ NOTEBOOK_TESTS = {
     ("test_reproducibility.py", "test_report_csv_outputs_are_byte_identical"),
     ("test_scale.py", "test_notebook_engine_dask_saves_the_pandas_tables"),
     ("test_bad_inputs.py", "test_full_report_runs_on_a_tiny_hostile_export"),
+    ("test_sources_report.py", "*"),   # whole reports from CSV, DuckDB and PostgreSQL
 }
 _NOTEBOOK_CALLS = ("execute_notebook(", "NotebookClient(", "nbclient.execute(", "run_report(")
 

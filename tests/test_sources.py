@@ -237,3 +237,20 @@ def test_salesforce_preset_reads_a_sync_tools_schema(pg, tmp_path):
     gone = res.rejects[res.rejects["reason"].str.startswith("deleted_record")]
     assert gone["reason"].tolist() == ["deleted_record: Account record deleted in Salesforce (the sync tool's deleted flag)"]
     assert gone["source_file"].tolist() == ["salesforce.account"]
+
+
+def test_validate_on_a_database_names_tables_and_columns_as_the_database_does(duck_raw, small_sample_dir, tmp_path,
+                                                                            capsys):
+    from abmkit.cli import main
+    from abmkit.io.yaml import load_yaml
+    raw = Path(small_sample_dir) / "raw"
+    url = f"duckdb:///{duck_raw}"
+    assert main(["validate", url, "--column-map", str(raw / "column_map.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert f"Source: {url}" in out and "Tables: " in out and "touchpoints" in out
+    cm = load_yaml(raw / "column_map.yaml", what="column map")
+    cm["tables"]["accounts"]["columns"]["domain"] = "Website URL"          # not a column of the table
+    (tmp_path / "bad.yaml").write_text(__import__("yaml").safe_dump(cm))
+    assert main(["validate", url, "--column-map", str(tmp_path / "bad.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "Website URL" in err and "accounts" in err and "'Website'" in err   # the table's own columns listed
