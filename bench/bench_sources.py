@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import resource
 import tempfile
 import time
 from pathlib import Path
@@ -44,8 +43,21 @@ def _table(rows: int, seed: int = 0) -> pa.Table:
 
 
 def _read(kind: str, folder: str, queue) -> None:
+    import threading
+
+    import psutil
+
     from abmkit.sources import FolderSource
     from abmkit.sources.sql import SqlSource
+    me, peak_rss, done = psutil.Process(), [0], threading.Event()
+
+    def sample():  # ru_maxrss would include the pages a child inherits: sample this process's RSS
+        while not done.is_set():
+            peak_rss[0] = max(peak_rss[0], me.memory_info().rss)
+            done.wait(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     t = time.perf_counter()
     if kind == "parquet":
         frame = FolderSource(folder).read("touchpoints.parquet", table="touchpoints")
@@ -53,7 +65,9 @@ def _read(kind: str, folder: str, queue) -> None:
         with SqlSource(f"duckdb:///{folder}/touchpoints.duckdb") as src:
             frame = src.read("touchpoints", table="touchpoints")
     wall = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the reading process's peak RSS, MB
+    done.set()
+    sampler.join()
+    peak = peak_rss[0] / 2**20  # the reading process's peak RSS, MB
     queue.put((wall, peak, len(frame.data)))
 
 
