@@ -65,6 +65,7 @@ from pathlib import Path
 
 from .period import Period, resolve_period
 from .private import private_dir, purge_private_leftovers, secure_tree
+from .report_assets import REPORT_CSS, hide_analyst_cells, print_pdf
 from .publish import (LOCK_HELD_EXIT, LockHeld, PeriodLock, changed, current_version, data_of,
                       data_version_dir, fingerprint_files, new_run_id, prune, publish, reconcile, version_dir)
 
@@ -74,14 +75,15 @@ __all__ = [
     "ReportError", "COMMON_PARAMETERS", "EMAIL_PATTERN", "findings_overview", "notebook_title",
     "NotebookStep", "NOTEBOOK_STEPS", "notebook_dependencies", "default_jobs", "check_parameters",
     "check_parameter_value", "split_parameters", "declared_parameters", "ReportInterrupted", "RUNNER_KEYS",
+    "write_reports_index",
     "EXIT_OK", "EXIT_FAILED", "EXIT_INPUT", "EXIT_LOCKED", "EXIT_SIGINT", "EXIT_SIGTERM",
 ]
 
 #: parameters the runner sets for every notebook that declares them
 COMMON_PARAMETERS = ("data_dir", "quarter", "start", "end", "output_dir", "raw_dir", "column_map",
-                     "engine", "scheduler")
+                     "engine", "scheduler", "reports_dir")
 #: never taken from a notebook's section (the runner's values, the same for every notebook)
-_RUNNER_ONLY = frozenset({"data_dir", "output_dir", "quarter", "start", "end", "raw_dir", "column_map"})
+_RUNNER_ONLY = frozenset({"data_dir", "output_dir", "quarter", "start", "end", "raw_dir", "column_map", "reports_dir"})
 #: global keys of a parameter file (or ``--param``) that the runner itself reads
 RUNNER_KEYS = ("quarter", "start", "end", "preset", "column_map")
 #: keys a parameter file or ``--param`` may not set at all, and why
@@ -89,6 +91,7 @@ _REFUSED_KEYS = {
     "data_dir": "the runner sets it (the run's own cleaned-data folder)",
     "output_dir": "the runner sets it (the run's own report folder)",
     "raw_dir": "the runner sets it from --data (the checked export folder)",
+    "reports_dir": "the runner sets it (the reports folder --out, holding every period's report)",
 }
 #: the only types a parameter value may have (exactly these: no subclasses), nested in
 #: lists and in dicts with string keys
@@ -121,19 +124,21 @@ class NotebookStep:
 
 
 #: The report's dependency graph, by notebook number (the ``NN`` of ``NN_*.ipynb``):
-#: 01 → 02 → {03, 04, 05}. A notebook starts once every notebook it ``needs`` (among those
+#: 01 → 02 → {03, 04} → 05. A notebook starts once every notebook it ``needs`` (among those
 #: of the run) has finished; notebooks that do not depend on each other run in parallel,
 #: up to ``jobs`` at a time. A notebook missing from this table runs after every notebook
 #: before it (so a new notebook is safe until its dependencies are declared here), and
-#: every notebook runs after the undeclared ones before it. Notebook 05 does not read the
-#: findings of 01-04: the runner puts them in ``index.html`` once every notebook is done.
+#: every notebook runs after the undeclared ones before it. Notebook 05 opens with the
+#: executive summary built from the findings of 01-04 (abmkit.summary), so it waits for
+#: 03 and 04; the runner shows the same summary at the top of ``index.html``.
 NOTEBOOK_STEPS: dict[str, NotebookStep] = {
     "01": NotebookStep((), "the cleaned canonical tables in data_dir (and the data-quality findings)", 3.0),
     "02": NotebookStep(("01",), "the resolved dataset in data_dir/resolved/ (abmkit.prepare: mapping, "
                                 "MQA rule, MQA dates; data.save(data_dir))", 5.0),
     "03": NotebookStep(("02",), "attribution tables and findings (opens data_dir/resolved/)", 4.0),
     "04": NotebookStep(("02",), "progression and uplift tables and findings (opens data_dir/resolved/)", 5.0),
-    "05": NotebookStep(("02",), "KPI tables and findings (opens data_dir/resolved/)", 7.0),
+    "05": NotebookStep(("02", "03", "04"), "the executive summary (from the findings of 01-04), KPI tables and "
+                                           "findings (opens data_dir/resolved/)", 7.0),
 }
 
 
@@ -144,7 +149,7 @@ def notebook_dependencies(notebooks: list[Path]) -> dict[str, tuple[str, ...]]:
 
     >>> deps = notebook_dependencies([Path(f"{n}_x.ipynb") for n in ("01", "02", "03", "05", "07")])
     >>> deps["02_x"], deps["05_x"], deps["07_x"]
-    (('01_x',), ('02_x',), ('01_x', '02_x', '03_x', '05_x'))
+    (('01_x',), ('02_x', '03_x'), ('01_x', '02_x', '03_x', '05_x'))
     """
     stems = [p.stem for p in notebooks]
     deps: dict[str, tuple[str, ...]] = {}
@@ -199,6 +204,18 @@ def resolve_input(data: str | Path, preset: str | None = None,
     an explicit ``column_map`` path likewise; else ``<data>/raw/column_map.yaml`` (the
     sample layout) or ``<data>/column_map.yaml``.
     """
+    from .sources import is_url
+    if is_url(data):  # a database: a preset or map names its tables, else they carry the canonical names
+        if preset:
+            return str(data), str(preset)
+        if column_map:
+            if not Path(column_map).exists():
+                raise ReportError(f"column map {column_map} does not exist")
+            return str(data), str(Path(column_map).resolve())
+        from .clean.api import canonical_column_map
+        from .sources import open_source
+        with open_source(str(data)) as src:
+            return str(data), canonical_column_map(src)
     data = Path(data)
     if not data.is_dir():
         raise ReportError(f"data folder {data} does not exist (create the sample with "
@@ -540,8 +557,9 @@ _TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
 {% block jupyter_widgets %}{% endblock jupyter_widgets %}
-{% block extra_css %}<meta http-equiv="Content-Security-Policy" content="__CSP__">{% endblock extra_css %}
-""".replace("__CSP__", _CSP)
+{% block extra_css %}<meta http-equiv="Content-Security-Policy" content="__CSP__">
+<style type="text/css">{% raw %}__CSS__{% endraw %}</style>{% endblock extra_css %}
+""".replace("__CSP__", _CSP).replace("__CSS__", REPORT_CSS)  # page width, tables, print: report_assets/report.css
 
 
 def _exporter():
@@ -565,9 +583,27 @@ def export_html(ipynb_path: str | Path, html_path: str | Path, title: str | None
 
     nb = nbformat.read(str(ipynb_path), as_version=4)
     sanitize_notebook(nb)
+    hide_analyst_cells(nb)  # cells tagged "analyst" stay in the .ipynb, not on the stakeholder page
     nb.metadata["title"] = title or Path(ipynb_path).stem
     body, _ = _exporter().from_notebook_node(nb, resources={"metadata": {"name": nb.metadata["title"]}})
     return _write_text(Path(html_path), body)
+
+
+#: the page printed to PDF next to its HTML (the summary a stakeholder reads first)
+SUMMARY_PAGE = "05_quarterly_abm_report"
+
+
+def _summary_pdf(report_dir: Path) -> str:
+    """Print the summary page to ``<page>.pdf`` beside its HTML with headless Chromium;
+    without a browser (or when it fails) say why and go on: the PDF is never a reason to fail."""
+    html_page = next(iter(sorted(Path(report_dir).glob(f"{SUMMARY_PAGE}*.html"))), None)
+    if html_page is None:
+        return "not written: no summary page in this run"
+    pdf, why = print_pdf(html_page, html_page.with_suffix(".pdf"))
+    if pdf is None:
+        _say(f"abmkit report: no PDF of the summary ({why})")
+        return f"not written: {why}"
+    return pdf.name
 
 
 def _write_text(path: Path, text: str) -> Path:
@@ -594,12 +630,21 @@ def notebook_title(nb_path: Path) -> str:
 
 
 def _scalar_items(d: dict, prefix: str = "") -> list[tuple[str, object]]:
+    """``(dotted key, value)`` of every scalar in a findings dict; a list of scalars is one
+    value (joined with "; "), a list of dicts gives each item's keys (``effects[0].campaign``):
+    no finding is left out because it is a list."""
     items = []
     for k, v in d.items():
         if isinstance(v, dict):
             items.extend(_scalar_items(v, f"{prefix}{k}."))
         elif isinstance(v, (str, int, float, bool)) or v is None:
             items.append((f"{prefix}{k}", v))
+        elif isinstance(v, list) and all(isinstance(x, (str, int, float, bool)) for x in v):
+            items.append((f"{prefix}{k}", "; ".join(_fmt(x) for x in v) if v else "(none)"))
+        elif isinstance(v, list):
+            for i, x in enumerate(v):
+                if isinstance(x, dict):
+                    items.extend(_scalar_items(x, f"{prefix}{k}[{i}]."))
     return items
 
 
@@ -613,45 +658,95 @@ def _fmt(v) -> str:
 
 _INDEX_CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:60rem;
 color:#222;line-height:1.45;padding:0 1rem}h1{margin-bottom:.2rem}.meta{color:#555}table{border-collapse:collapse;
-margin:.5rem 0 1.5rem}td,th{border-bottom:1px solid #ddd;padding:.3rem .8rem;text-align:left;vertical-align:top}
-.ok{color:#1a7f37}.missing{color:#9a6700}.headline{background:#f6f8fa;border-left:4px solid #0969da;padding:.6rem 1rem}"""
+margin:.5rem 0 1.5rem;max-width:100%}td,th{border-bottom:1px solid #ddd;padding:.3rem .8rem;text-align:left;
+vertical-align:top;overflow-wrap:break-word}th.num{text-align:right}td.num{text-align:right;white-space:nowrap}
+.ok{color:#1a7f37}.missing{color:#9a6700}.headline{background:#f6f8fa;border-left:4px solid #0969da;padding:.6rem 1rem}
+.nav{margin:.3rem 0 1rem}details{margin:1rem 0}summary{cursor:pointer;font-weight:600}
+@media print{.nav,details,.appendix{display:none}}"""
+
+
+def _summary_records(report_dir: Path, notebooks: list[dict]) -> tuple[list[dict], str | None]:
+    """The executive summary saved by the KPI page (notebook 05's findings
+    ``executive_summary``, :mod:`abmkit.summary`) and that page's stem."""
+    from .outputs import load_findings
+
+    for nb in reversed(notebooks):
+        found = load_findings(report_dir, nb["stem"])
+        records = found.get("executive_summary") if isinstance(found, dict) else None
+        if isinstance(records, list) and records:
+            return [r for r in records if isinstance(r, dict)], nb["stem"]
+    return [], None
 
 
 def write_index(report_dir: str | Path, *, period: Period, notebooks: list[dict], run_date: str,
-                version: str, quality: dict | None = None, findings: tuple[str, ...] | None = None) -> Path:
-    """``index.html`` linking every part of the report. All text is escaped.
+                version: str, quality: dict | None = None, findings: tuple[str, ...] | None = None,
+                published: set[str] | None = None) -> Path:
+    """``index.html`` of one period: the executive summary first, then the pages, data
+    quality, the files, and an appendix with the raw findings. All text is escaped.
 
     ``notebooks``: dicts with ``stem``, ``title``, ``seconds`` (files are looked up in
     ``report_dir``); ``quality``: notebook 01's findings (data-quality headline);
     ``findings``: notebooks (stems or numbers) whose saved headline findings
-    (``report_dir/findings/*.json``, see :func:`findings_overview`) are listed, read once
-    every notebook has run (no notebook has to wait for the others to read them).
+    (``report_dir/findings/*.json``, see :func:`findings_overview`) are listed in the
+    appendix, read once every notebook has run. The summary is the one the KPI page
+    saved (its findings' ``executive_summary``: the same sentences as on that page).
+    ``published``: labels of the periods published beside this one (links to the
+    previous period; None: no links but the one to the index of all periods).
     """
+    from .period import format_period, report_title
+    from .summary import SUMMARY_CSS, period_nav_html, render_html
+
     report_dir = Path(report_dir)
     e = lambda s: html.escape(str(s), quote=True)  # noqa: E731
-    end_incl = (period.end - _dt.timedelta(days=1)).date()
     prev = period.previous
+    title = report_title(period)
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>ABM report {e(period.label)}</title><style>{_INDEX_CSS}</style></head><body>",
-        f"<h1>ABM report {e(period.label)}</h1>",
-        f'<p class="meta">Data period: <strong>{e(period.start.date())} to {e(end_incl)}</strong> '
-        f"(compared with {e(prev.start.date())} to {e((prev.end - _dt.timedelta(days=1)).date())})<br>"
-        f"Run date: {e(run_date)} &middot; abmkit {e(version)}</p>",
+        f"<title>{e(title)}</title><style>{_INDEX_CSS}\n{SUMMARY_CSS}</style></head><body>",
+        f"<h1>{e(title)}</h1>",
+        f'<p class="meta">Data period: <strong>{e(format_period(period))}</strong>, compared with '
+        f"{e(format_period(prev))}<br>Run date: {e(run_date)} &middot; abmkit {e(version)}</p>",
+        period_nav_html(period, set(published or ())),
     ]
+    records, summary_stem = _summary_records(report_dir, notebooks)
+    if records:
+        parts.append(render_html(records))
+        if (report_dir / f"{summary_stem}.html").exists():
+            parts.append(f'<p class="meta">Every line comes from a page of this run; the KPI page has the detail and '
+                         f'all the actions: <a href="{e(summary_stem)}.html">open the summary and KPIs</a>.</p>')
+    else:
+        parts.append('<h2>Executive summary</h2><p class="missing">n/a: the KPI page (notebook 05) saved no '
+                     "summary in this run (it failed, was not run, or ran without the other pages).</p>")
+    parts.append("<h2>Pages</h2><table><tr><th>Part</th><th>Page</th><th>Notebook</th><th>Run time</th></tr>")
+    for nb in notebooks:
+        stem = nb["stem"]
+        html_link = (f'<a href="{e(stem)}.html">open page</a>' if (report_dir / f"{stem}.html").exists()
+                     else '<span class="missing">not available</span>')
+        nb_link = (f'<a href="{e(stem)}.ipynb">.ipynb</a>' if (report_dir / f"{stem}.ipynb").exists()
+                   else '<span class="missing">not available</span>')
+        secs = nb.get("seconds")
+        parts.append(f"<tr><td><strong>{e(nb.get('title') or stem)}</strong><br><small>{e(stem)}</small></td>"
+                     f"<td>{html_link}</td><td>{nb_link}</td>"
+                     f"<td>{e(f'{secs:.1f} s') if isinstance(secs, (int, float)) else ''}</td></tr>")
+    parts.append("</table>")
+    # the drill-down pages (abmkit.drilldown), when the run wrote them
+    drill = [(rel, label) for rel, label in (("drilldown/campaigns.html", "campaigns with a significant effect"),
+                                             ("drilldown/accounts.html", "MQA accounts and whom to call"))
+             if (report_dir / rel).is_file()]
+    if drill:
+        parts.append('<p class="meta">Drill-down: ' + " &middot; ".join(
+            f'<a href="{e(rel)}">{e(label)}</a>' for rel, label in drill) + "</p>")
     q = quality or {}
     parts.append("<h2>Data quality</h2>")
+    raw_quality = []
     if q:
         headline = q.get("headline") or q.get("summary")
         if isinstance(headline, str):
             parts.append(f'<p class="headline">{e(headline)}</p>')
-        rows = [(k, v) for k, v in _scalar_items(q) if k not in ("headline", "summary")
-                and not k.startswith("not_applicable.")][:12]
-        if rows:
-            parts.append("<table>" + "".join(f"<tr><th>{e(k)}</th><td>{e(_fmt(v))}</td></tr>" for k, v in rows)
-                         + "</table>")
+        raw_quality = [(k, v) for k, v in _scalar_items(q) if k not in ("headline", "summary")
+                       and not k.startswith("not_applicable.")]
         # tables the export did not supply: empty, and the analyses needing them are n/a (abmkit.applicability)
         absent = [t for t in (q.get("tables_not_supplied") or []) if isinstance(t, str)]
         if absent:
@@ -669,51 +764,127 @@ def write_index(report_dir: str | Path, *, period: Period, notebooks: list[dict]
                          '<p class="meta">Values that read fine but cannot be true; each names the numbers it '
                          f"affects. Examples and what to do: {where} and {table}.</p>")
             parts.append("<ul>" + "".join(f"<li>{e(m)}</li>" for m in sanity) + "</ul>")
+        elif not absent:
+            parts.append('<p class="ok">No data sanity warning and every table was supplied.</p>')
     else:
         parts.append('<p class="missing">No data-quality findings were saved by the cleaning notebook.</p>')
-    if notebooks and (report_dir / f"{notebooks[-1]['stem']}.html").exists():
-        last = notebooks[-1]
-        parts.append(f'<p class="headline">Start with the summary: <a href="{e(last["stem"])}.html">'
-                     f"{e(last.get('title') or last['stem'])}</a></p>")
+    for folder, label in (("tables", "Key tables (CSV)"), ("findings", "Findings (JSON)")):
+        files = sorted((report_dir / folder).glob("*.csv" if folder == "tables" else "*.json"))
+        parts.append(f"<h2>{e(label)}</h2>")
+        if files:  # folded: a long list of file names is for analysts
+            parts.append(f"<details><summary>{len(files)} file{'s' if len(files) != 1 else ''}</summary><ul>"
+                         + "".join(f'<li><a href="{e(folder)}/{e(f.name)}">{e(f.name)}</a></li>' for f in files)
+                         + "</ul></details>")
+        else:
+            parts.append('<p class="missing">none</p>')
+    # the raw key/value findings: for analysts tracing a sentence to its source, after everything else
+    parts.append('<div class="appendix"><h2>Appendix: raw findings</h2>'
+                 '<p class="meta">As saved by each notebook in this run (findings/*.json); nothing is '
+                 "recomputed here. Open a notebook's page for the detail and the caveats; \"not "
+                 "available\" means that notebook saved no findings.</p>")
+    if raw_quality:
+        parts.append("<h3>Data cleaning</h3><table>" + "".join(
+            f"<tr><th>{e(k)}</th><td>{e(_fmt(v))}</td></tr>" for k, v in raw_quality) + "</table>")
     if findings:
         titles = {nb["stem"]: nb.get("title") or nb["stem"] for nb in notebooks}
-        parts.append("<h2>Headline findings</h2>")
-        parts.append('<p class="meta">As saved by each notebook in this run (findings/*.json); nothing is '
-                     "recomputed here. Open a notebook's page for the detail and the caveats; \"not "
-                     "available\" means that notebook saved no findings.</p>")
+        parts.append("<h3>Headline findings</h3>")
         parts.append("<table><tr><th>Notebook</th><th>Finding</th><th>Value</th></tr>")
-        for row in _findings_rows(report_dir, tuple(findings)):
+        for row in _findings_rows(report_dir, tuple(findings), max_items=1000):
             nb = row["notebook"]
             title = titles.get(nb) or next((t for s, t in titles.items() if s.startswith(nb)), nb)
             parts.append(f"<tr><td>{e(title)}<br><small>{e(nb)}</small></td><td>{e(row['finding'])}</td>"
                          f"<td>{e(row['value'])}</td></tr>")
         parts.append("</table>")
-    parts.append("<h2>Notebooks</h2><table><tr><th>Part</th><th>Page</th><th>Notebook</th><th>Run time</th></tr>")
-    for nb in notebooks:
-        stem = nb["stem"]
-        html_link = (f'<a href="{e(stem)}.html">open page</a>' if (report_dir / f"{stem}.html").exists()
-                     else '<span class="missing">not available</span>')
-        nb_link = (f'<a href="{e(stem)}.ipynb">.ipynb</a>' if (report_dir / f"{stem}.ipynb").exists()
-                   else '<span class="missing">not available</span>')
-        secs = nb.get("seconds")
-        parts.append(f"<tr><td><strong>{e(nb.get('title') or stem)}</strong><br><small>{e(stem)}</small></td>"
-                     f"<td>{html_link}</td><td>{nb_link}</td>"
-                     f"<td>{e(f'{secs:.1f} s') if isinstance(secs, (int, float)) else ''}</td></tr>")
-    parts.append("</table>")
-    for folder, label in (("tables", "Key tables (CSV)"), ("findings", "Findings (JSON)")):
-        files = sorted((report_dir / folder).glob("*.csv" if folder == "tables" else "*.json"))
-        parts.append(f"<h2>{e(label)}</h2>")
-        if files:
-            parts.append("<ul>" + "".join(f'<li><a href="{e(folder)}/{e(f.name)}">{e(f.name)}</a></li>'
-                                          for f in files) + "</ul>")
-        else:
-            parts.append('<p class="missing">none</p>')
+    parts.append("</div>")
     if (report_dir / "run.json").exists():
         parts.append('<p class="meta">Run details (parameters, timings): <a href="run.json">run.json</a></p>')
     parts.append("<p class=\"meta\">Contacts appear only as masked ids; emails and names are never "
                  "written to this report. The executed notebooks (.ipynb) show the code behind every "
                  "number.</p></body></html>")
     return _write_text(report_dir / "index.html", "\n".join(parts))
+
+
+#: headline KPIs shown per period in the index of all periods (the first ones page 05 saved)
+MAX_INDEX_KPIS = 5
+
+
+def write_reports_index(out_dir: str | Path) -> Path:
+    """``<out>/index.html``: every published period, newest first, with its headline
+    numbers (as the KPI page saved them: findings ``headline_numbers`` of notebook 05)
+    and links to its index and summary page. Rewritten by each run after publication,
+    holding ``<out>/.locks/_index.lock`` (runs of different periods may finish together);
+    written atomically, so a reader sees the old or the new list."""
+    import fcntl
+
+    from .outputs import load_findings
+    from .period import format_period, report_title, resolve_period
+    from .publish import LOCKS, published_labels
+
+    out = Path(out_dir)
+    e = lambda s: html.escape(str(s), quote=True)  # noqa: E731
+    (out / LOCKS).mkdir(parents=True, exist_ok=True)
+    with open(out / LOCKS / "_index.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        rows, kpi_order = [], []
+        for label in published_labels(out):
+            folder = out / label
+            try:
+                run = json.loads((folder / "run.json").read_text("utf-8"))
+                period = resolve_period(quarter=label) if re.fullmatch(r"\d{4}Q[1-4]", label) else \
+                    resolve_period(start=run["start"], end=run["end"])
+            except (OSError, ValueError, KeyError, TypeError):
+                run, period = {}, None
+            summary_stem, numbers = None, []
+            for f in sorted((folder / "findings").glob("05*.json")):
+                found = load_findings(folder, f.stem)
+                if isinstance(found.get("headline_numbers"), list):
+                    summary_stem = f.stem
+                    numbers = [n for n in found["headline_numbers"] if isinstance(n, dict) and "kpi" in n]
+                    break
+            for n in numbers:
+                if n["kpi"] not in [k for k, _ in kpi_order]:
+                    kpi_order.append((n["kpi"], str(n.get("label") or n["kpi"])))
+            rows.append({"label": label, "period": period, "run": run, "stem": summary_stem,
+                         "numbers": {n["kpi"]: n for n in numbers}})
+        rows.sort(key=lambda r: (r["period"].end.value if r["period"] is not None else 0, r["label"]), reverse=True)
+        parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+                 f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
+                 '<meta name="viewport" content="width=device-width, initial-scale=1">',
+                 f"<title>ABM reports: all periods</title><style>{_INDEX_CSS}</style></head><body>",
+                 "<h1>ABM reports: all periods</h1>",
+                 '<p class="meta">Every period published in this folder, newest first. The numbers are those of '
+                 "each period's KPI page (change against the period before it); open a period for its summary. "
+                 "Quarters and custom ranges are listed together: compare numbers only between periods of the "
+                 "same length.</p>"]
+        if not rows:
+            parts.append('<p class="missing">No report is published here yet.</p>')
+        else:
+            kpi_order = kpi_order[:MAX_INDEX_KPIS]   # the table fits a 1,280 px window
+            head = "".join(f'<th class="num">{e(lab)}</th>' for _, lab in kpi_order)
+            parts.append(f"<table><tr><th>Period</th>{head}<th>Pages</th></tr>")
+            for r in rows:
+                p = r["period"]
+                run_date = f"<br><small>run {e(r['run'].get('run_date'))}</small>" if r["run"].get("run_date") else ""
+                name = (f"<strong>{e(report_title(p))}</strong><br><small>{e(format_period(p))}</small>{run_date}"
+                        if p is not None else f"<strong>{e(r['label'])}</strong>{run_date}")
+                cells = []
+                for k, _ in kpi_order:
+                    n = r["numbers"].get(k)
+                    if n is None:
+                        cells.append('<td class="num missing">n/a</td>')
+                    else:
+                        change = f"<br><small>{e(n.get('change'))}</small>" if n.get("change") else ""
+                        why = f' title="{e(n.get("note"))}"' if n.get("note") else ""
+                        cells.append(f'<td class="num"{why}>{e(n.get("value", "n/a"))}{change}</td>')
+                links = [f'<a href="{e(r["label"])}/index.html">index</a>']
+                if r["stem"] and (out / r["label"] / f"{r['stem']}.html").exists():
+                    links.append(f'<a href="{e(r["label"])}/{e(r["stem"])}.html">summary and KPIs</a>')
+                parts.append(f"<tr><td>{name}</td>{''.join(cells)}<td>{'<br>'.join(links)}</td></tr>")
+            parts.append("</table>")
+        parts.append("</body></html>")
+        from .outputs import atomic_write_text
+
+        return atomic_write_text(out / "index.html", "\n".join(parts))
 
 
 #: the base64 payload of an embedded image (``src="data:image/png;base64,...``). It holds no
@@ -952,14 +1123,63 @@ class _Ctx:
         from .clean.colmap import presets_dir
 
         files = {"data": list(check_inputs(self.raw_dir, self.cmap))}
-        cm = Path(self.cmap)
-        if cm.is_file():
+        cm = Path(self.cmap) if isinstance(self.cmap, (str, Path)) else None
+        if cm is None:  # a map built from a database's canonical table names: nothing to fingerprint
+            pass
+        elif cm.is_file():
             files["column_map"] = [cm]
         elif (presets_dir() / f"{self.cmap}.yaml").is_file():
             files["column_map"] = [presets_dir() / f"{self.cmap}.yaml"]
+        files.setdefault("column_map", []).extend(_picklist_files(self.cmap))
         if self.params_file is not None:
             files["params"] = [Path(self.params_file)]
         return files
+
+
+def _picklist_files(cmap) -> list[Path]:
+    """The picklist tables an adapter's column map reads (``picklists:``, or the preset's
+    shipped defaults): inputs of the run like the map itself, so an edit during the run is seen."""
+    from .clean.colmap import load_column_map
+    try:
+        cm = load_column_map(cmap)
+    except Exception:  # noqa: BLE001 - a broken map is reported by the cleaner, with its own message
+        return []
+    adapter = cm.get("adapter")
+    if not adapter:
+        return []
+    from .adapters import get_adapter, load_picklist
+    mod = get_adapter(str(adapter))
+    # CRM adapters list their tables in PICKLIST_FILES, the marketing-automation ones in SPEC.picklists
+    tables = {**getattr(mod, "PICKLIST_FILES", {}), **(getattr(getattr(mod, "SPEC", None), "picklists", None) or {})}
+    out = []
+    for name, default in tables.items():
+        try:
+            table = load_picklist(cm, name, default)
+        except (OSError, ValueError):
+            continue
+        if getattr(table, "file", None):
+            out.append(Path(table.file))
+    return out
+
+
+def _is_url(data) -> bool:
+    from .sources import is_url
+    return isinstance(data, str) and is_url(data)
+
+
+def _input_fingerprints(ctx) -> list[dict]:
+    """Fingerprints of the run's input files, plus the row count of every table of a
+    database source (a table loaded during the run shows as changed)."""
+    out = fingerprint_files(ctx.input_files())
+    if _is_url(ctx.raw_dir):
+        import hashlib
+
+        from .sources import open_source
+        with open_source(ctx.raw_dir) as src:
+            for table, value in src.fingerprint().items():
+                out.append({"role": "data", "path": f"{src.label} {table}", "size": None, "mtime_ns": None,
+                            "sha256": hashlib.sha256(value.encode()).hexdigest()})
+    return out
 
 
 _SAY_LOCK = threading.Lock()
@@ -1081,7 +1301,7 @@ def _prepare(signals, where, *, quarter, start, end, data, preset, column_map, p
         period = resolve_period(quarter=quarter, start=start, end=end)
     ctx = _Ctx(signals=signals, where=where, nb_dir=nb_dir, notebooks=notebooks, all_notebooks=all_notebooks,
                declared=declared, global_params=global_params, sections=sections, period=period,
-               period_source=source, data=data, raw_dir=Path(raw_dir), cmap=cmap,
+               period_source=source, data=data, raw_dir=raw_dir if _is_url(raw_dir) else Path(raw_dir), cmap=cmap,
                params_file=Path(params_file) if params_file else None, out_dir=out, only=only, engine=engine,
                scheduler=scheduler, progress=sys.stderr.isatty() if progress is None else bool(progress),
                kernel_name=kernel_name, jobs=jobs, warm_kernels=warm_kernels)
@@ -1142,7 +1362,7 @@ def _locked_run(ctx: _Ctx) -> int:
                 return EXIT_INPUT
     if ctx.reads_raw:  # size, mtime and sha256 of every input file, compared again before publication
         try:
-            ctx.inputs = fingerprint_files(ctx.input_files())
+            ctx.inputs = _input_fingerprints(ctx)
         except (ValueError, OSError) as exc:  # the export changed since it was checked a moment ago
             _say(f"abmkit report: error: {exc}")
             return EXIT_INPUT
@@ -1180,8 +1400,11 @@ def _common(ctx: _Ctx) -> dict:
         "quarter": period.label if period.is_quarter else None,
         "start": None if period.is_quarter else str(period.start.date()),
         "end": None if period.is_quarter else str(period.end.date()),
-        "raw_dir": str(Path(ctx.raw_dir).resolve()), "column_map": ctx.cmap, "engine": ctx.engine,
+        "raw_dir": ctx.raw_dir if _is_url(ctx.raw_dir) else str(Path(ctx.raw_dir).resolve()),
+        "column_map": ctx.cmap, "engine": ctx.engine,
         "scheduler": ctx.scheduler,
+        # the folder of every period's report: notebook 05 reads earlier periods' tables (trend, links)
+        "reports_dir": str(Path(ctx.out_dir).resolve()),
     }
 
 
@@ -1915,7 +2138,7 @@ def _execute(ctx: _Ctx) -> int:
     # the inputs must be the ones the run started with
     if ctx.inputs is not None:
         try:
-            lines = changed(ctx.inputs, fingerprint_files(ctx.input_files()))
+            lines = changed(ctx.inputs, _input_fingerprints(ctx))
         except (ValueError, OSError) as exc:
             lines = [f"the export or its column map changed: {_first_line(str(exc), 300)}"]
         if lines:
@@ -1966,9 +2189,13 @@ def _execute(ctx: _Ctx) -> int:
     t_index = time.perf_counter()
     # run.json first, so the index links it; then again with the index's own timing
     _write_text(run.report / "run.json", json.dumps(manifest, indent=2, default=str))
+    from .publish import published_labels
+
     write_index(run.report, period=ctx.period, notebooks=listed, run_date=run_date, version=__version__,
-                quality=quality, findings=tuple(p.stem for p in all_notebooks if p.stem != quality_nb))
+                quality=quality, findings=tuple(p.stem for p in all_notebooks if p.stem != quality_nb),
+                published=published_labels(ctx.out_dir))
     manifest["index_seconds"] = round(time.perf_counter() - t_index, 2)
+    manifest["summary_pdf"] = _summary_pdf(run.report)
     _write_text(run.report / "run.json", json.dumps(manifest, indent=2, default=str))  # run.report: after a relabel too
 
     # the executed notebooks ran in the staging folder: point their parameters at the final one
@@ -1996,6 +2223,10 @@ def _execute(ctx: _Ctx) -> int:
              f"{run.label} cleans up what is left")
         return EXIT_FAILED
     shutil.rmtree(run.staging, ignore_errors=True)
+    try:  # the list of every period (<out>/index.html): a failure here leaves the published report whole
+        write_reports_index(ctx.out_dir)
+    except OSError as exc:
+        _say(f"abmkit report: WARNING could not update {ctx.out_dir / 'index.html'} (the list of periods): {exc}")
     # leftovers: versions beyond the new and the previous one (and those of crashed runs),
     # temporary links; and personal data in .failed/ and crashed staging folders
     # (a report of the earlier layout, moved into .versions by this publication, is the previous one)
@@ -2078,6 +2309,8 @@ def findings_overview(output_dir: str | Path | None, notebooks: tuple[str, ...] 
 
 #: findings keys that record settings, not findings (left out of the index's rows)
 _SETTINGS_KEYS = ("not_applicable.", "dataset.", "mapping_settings.")
+#: findings keys that hold the executive summary itself (shown at the top, not again in the appendix)
+_SHOWN_ABOVE = ("executive_summary", "headline_numbers", "actions", "period_title")
 
 
 def _findings_rows(output_dir: str | Path | None, notebooks: tuple[str, ...], max_items: int = 12) -> list[dict]:
@@ -2099,7 +2332,7 @@ def _findings_rows(output_dir: str | Path | None, notebooks: tuple[str, ...], ma
             na = {str(k): str(r) for k, r in na.items()}
             # the settings that produced the page (mapping, MQA rule, fingerprint) are in its
             # findings file and run.json; the index lists what the page found
-            items = [kv for kv in _scalar_items(found) if not kv[0].startswith(_SETTINGS_KEYS)]
+            items = [kv for kv in _scalar_items(found) if not kv[0].startswith(_SETTINGS_KEYS + _SHOWN_ABOVE)]
             items.sort(key=lambda kv: kv[0] not in ("headline", "summary"))
             if not items and not na:
                 rows.append({"notebook": stem, "finding": "", "value": "not available"})
