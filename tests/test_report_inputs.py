@@ -26,5 +26,8 @@ def test_marketing_automation_presets_name_their_tables():
     assert names == {"pardot_activity_type.yaml", "pardot_campaign_channel.yaml"}
 
 
-def test_a_map_without_an_adapter_has_no_picklist_tables():
-    assert _picklist_files(str(Path(__file__).parents[1] / "data" / "sample" / "raw" / "column_map.yaml")) == []
+def test_a_map_without_an_adapter_has_no_picklist_tables(tmp_path):
+    (tmp_path / "map.yaml").write_text("tables:\n  accounts:\n    file: a.csv\n    columns: {account_id: Id}\n")
+    assert _picklist_files(str(tmp_path / "map.yaml")) == []
+    (tmp_path / "map.yaml").write_text("adapter: hubspot\ntables:\n  accounts:\n    file: a.csv\n")
+    assert len(_picklist_files(str(tmp_path / "map.yaml"))) >= 3          # the same map with an adapter has some
