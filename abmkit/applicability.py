@@ -37,7 +37,7 @@ Example
 True
 >>> check(ds, "upsell_rate").note
 'n/a — needs opportunities.opportunity_type: no opportunity has a type'
->>> check(ds, "opportunity_conversion", "2026Q3").reason
+>>> check(ds, "win_rate", "2026Q3").reason
 'needs opportunities.closed_at: no opportunity has a close date'
 """
 from __future__ import annotations
@@ -240,9 +240,10 @@ KPI_NEEDS: dict[str, Needs] = {
                             ["closed_opportunities"]),
     "deal_velocity": _n("deal velocity", [_ACC, _OPP, _TP], ["opportunities.closed_at", "opportunities.is_won"],
                         ["won_opportunities"]),
-    "opportunity_conversion": _n("opportunity conversion", [_ACC, _OPP],
-                                 ["opportunities.closed_at", "opportunities.is_won"], ["closed_opportunities"]),
-    "win_rate": _n("MQA win rate", [_ACC, _TP, "contacts", _OPP], ["opportunities.is_won"], ["mqa_at_end"]),
+    "win_rate": _n("win rate (won / closed opportunities)", [_ACC, _OPP],
+                   ["opportunities.closed_at", "opportunities.is_won"], ["closed_opportunities"]),
+    "mqa_to_win_rate": _n("MQA-to-win rate", [_ACC, _TP, "contacts", _OPP],
+                          ["opportunities.closed_at", "opportunities.is_won"]),
     "average_deal_size": _n("average deal size", [_ACC, _OPP],
                             ["opportunities.amount", "opportunities.closed_at", "opportunities.is_won"],
                             ["won_opportunities"]),
@@ -252,7 +253,9 @@ KPI_NEEDS: dict[str, Needs] = {
     "roi": _n("ROI", [_ACC, _OPP, _TP, "campaigns"], ["campaigns.cost", "opportunities.amount"],
               ["campaign_cost_in_period"]),
     "retention_rate": _n("retention", [_ACC, "revenue"], data=["customers_at_start"]),
-    "net_revenue_retention": _n("net revenue retention", [_ACC, "revenue"], data=["customers_at_start"]),
+    "net_revenue_retention": _n("net revenue retention (trailing 12 months)", [_ACC, "revenue"]),
+    "net_revenue_retention_qoq": _n("net revenue retention (quarter on quarter)", [_ACC, "revenue"],
+                                    data=["customers_at_start"]),
     "product_adoption": _n("product adoption", [_ACC, "revenue"], ["revenue.active_users"], ["customers_at_end"]),
     "upsell_rate": _n("upsell rate", [_ACC, _OPP], ["opportunities.opportunity_type", "opportunities.is_won"],
                       ["customers_at_start"]),

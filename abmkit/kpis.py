@@ -22,6 +22,14 @@ Touches belong to accounts through :func:`abmkit.journeys.account_touches` (the 
 account, else its contact's mapped account). The KPIs come in three groups: reach and
 engagement; pipeline and conversion; retention and growth.
 
+Definitions that must mean what their labels say (docs/kpis.md): customers follow one
+revenue state rule (:class:`RevenueRule`: a customer with no revenue row for a period is
+churned), so retention, NRR (trailing 12 months, and quarter on quarter as its own KPI) and
+CLV never count silence as retention; ``win_rate`` is won / closed opportunities and
+``mqa_to_win_rate`` follows an MQA cohort for a stated horizon; influenced pipeline and ROI
+are "touched before", and what campaigns *caused* is
+:func:`abmkit.incremental_value.incremental_value`.
+
 Example
 -------
 >>> market_reach_from_counts(600, 1000).value
@@ -41,7 +49,7 @@ import pandas as pd
 
 from .applicability import KPI_NEEDS, check as _check, is_not_applicable_note, not_applicable_note
 from .engagement import mqa_accounts_at
-from .period import Period, resolve_period
+from .period import Period, format_period, resolve_period
 from .prepared import ALL_ACCOUNTS, TARGET_POPULATION, ResolvedDataset, resolve
 from .results import Result
 from .schema import ENGAGEMENT_TOUCH_TYPES, SIZE_BANDS, Dataset, size_band
@@ -49,9 +57,11 @@ from .schema import ENGAGEMENT_TOUCH_TYPES, SIZE_BANDS, Dataset, size_band
 __all__ = [
     "KPIResult", "KPIData", "KPI_GROUPS", "KPI_FUNCTIONS", "last_complete_quarter", "population_of",
     "market_reach", "account_engagement", "audience_exposure_time", "mqa_accounts", "new_mqas",
-    "influenced_pipeline", "pipeline_velocity", "win_rate", "average_deal_size", "retention_rate",
-    "product_adoption", "upsell_rate", "cross_sell_rate", "net_revenue_retention",
-    "buying_group_coverage", "opportunity_creation", "opportunity_conversion", "deal_velocity",
+    "influenced_pipeline", "pipeline_velocity", "win_rate", "mqa_to_win_rate", "mqa_cohort",
+    "MQA_WIN_HORIZON_DAYS", "average_deal_size", "retention_rate",
+    "product_adoption", "upsell_rate", "cross_sell_rate", "net_revenue_retention", "net_revenue_retention_qoq",
+    "RevenueRule", "revenue_period_months", "revenue_observed_note",
+    "buying_group_coverage", "opportunity_creation", "deal_velocity",
     "customer_lifetime_value", "cost_per_acquired_account", "roi", "kpi_table", "KPITable",
     "kpi_history", "account_funnel", "pipeline_by_period", "FUNNEL_STEPS", "KPI_POPULATION", "velocity_change", "headline_findings",
     "KPI_NEEDS", "KPI_UNITS",
@@ -129,7 +139,8 @@ def mqa_accounts_from_counts(mqa_accounts, population_accounts) -> KPIResult:
 
 def influenced_pipeline_from_counts(influenced_amounts: Iterable[float]) -> KPIResult:
     """influenced pipeline = sum of amounts of opportunities with an attributed touch
-    (50k + 75k + 100k = 225k)."""
+    (50k + 75k + 100k = 225k): touched before, not caused by marketing (the caused part is
+    :func:`abmkit.incremental_value.incremental_value`)."""
     return _total("influenced_pipeline", float(np.nansum(list(influenced_amounts))), "currency")
 
 
@@ -144,9 +155,16 @@ def velocity_change(previous_days, current_days) -> float:
     return _f(current_days) - _f(previous_days)
 
 
-def win_rate_from_counts(won_accounts, engaged_accounts) -> KPIResult:
-    """win rate = won accounts / engaged accounts (10/50 = 20%)."""
-    return _ratio("win_rate", won_accounts, engaged_accounts)
+def win_rate_from_counts(won_opportunities, closed_opportunities) -> KPIResult:
+    """win rate (sales convention) = won opportunities / closed (won or lost)
+    opportunities (10/50 = 20%)."""
+    return _ratio("win_rate", won_opportunities, closed_opportunities)
+
+
+def mqa_to_win_rate_from_counts(won_accounts, mqa_cohort_accounts) -> KPIResult:
+    """MQA-to-win rate = accounts of an MQA cohort that won a deal within the horizon /
+    accounts in the cohort (10/50 = 20%)."""
+    return _ratio("mqa_to_win_rate", won_accounts, mqa_cohort_accounts)
 
 
 def average_deal_size_from_counts(won_amount, won_deals) -> KPIResult:
@@ -190,11 +208,6 @@ def buying_group_coverage_from_counts(engaged_contacts, buying_group_size) -> KP
 def opportunity_creation_from_counts(created_opportunities) -> KPIResult:
     """opportunity creation = number of opportunities created in the period."""
     return _total("opportunity_creation", created_opportunities, "opportunities")
-
-
-def opportunity_conversion_from_counts(won_opportunities, closed_opportunities) -> KPIResult:
-    """opportunity conversion = won opportunities / closed opportunities."""
-    return _ratio("opportunity_conversion", won_opportunities, closed_opportunities)
 
 
 def deal_velocity_from_counts(days_first_touch_to_won: Iterable[float]) -> KPIResult:
@@ -243,6 +256,12 @@ class KPIData:
     #: whether the full dataset flags target accounts (kept by subsets so a segment
     #: without targets has none addressable, rather than all)
     targets_flagged: bool = False
+    #: who is a customer in the revenue table (:class:`RevenueRule`)
+    revenue_rule: "RevenueRule" = None
+
+    def __post_init__(self):
+        if self.revenue_rule is None:
+            self.revenue_rule = RevenueRule()
 
     def subset(self, account_ids) -> "KPIData":
         ids = pd.Index(pd.unique(pd.Series(list(account_ids), dtype=object)))
@@ -251,7 +270,7 @@ class KPIData:
             accounts=keep(self.accounts), contacts=keep(self.contacts), touches=keep(self.touches),
             opportunities=keep(self.opportunities), campaigns=self.campaigns,
             revenue=keep(self.revenue), contact_accounts=keep(self.contact_accounts), resolved=self.resolved,
-            whole_market=False, targets_flagged=self.targets_flagged,
+            whole_market=False, targets_flagged=self.targets_flagged, revenue_rule=self.revenue_rule,
         )
 
 
@@ -283,6 +302,11 @@ def _data(dataset) -> KPIData:
         return dataset
     data = resolve(dataset)
     return data.memo(("kpi_data",), lambda: _build_kpi_data(data))
+
+
+def _with_rule(data: KPIData, rule: "RevenueRule | None") -> KPIData:
+    """``data`` counting customers by ``rule`` (itself when None)."""
+    return data if rule is None else replace(data, revenue_rule=rule)
 
 
 def _period(quarter=None, start=None, end=None, period: Period | None = None) -> Period:
@@ -379,9 +403,11 @@ def _influenced_mask(data: KPIData, opps: pd.DataFrame, lookback_days: int = LOO
 
 def influenced_pipeline(dataset, quarter=None, start=None, end=None, *, period: Period | None = None,
                         lookback_days: int = LOOKBACK_DAYS) -> KPIResult:
-    """influenced pipeline = sum of ``amount`` of opportunities created in the period
-    that have at least one touch of their account in the ``lookback_days`` before
-    creation (an attributed touch)."""
+    """influenced pipeline (touched before) = sum of ``amount`` of opportunities created
+    in the period that have at least one touch of their account in the ``lookback_days``
+    before creation (an attributed touch). It says the account was touched before, not
+    that marketing caused the pipeline: the caused part is the incremental pipeline
+    (:func:`abmkit.incremental_value.incremental_value`)."""
     data, p = _data(dataset), _period(quarter, start, end, period)
     o = data.opportunities[_in(data.opportunities["created_at"], p)]
     m = _influenced_mask(data, o, lookback_days)
@@ -427,14 +453,59 @@ def pipeline_velocity(dataset, quarter=None, start=None, end=None, *, period: Pe
 
 
 def win_rate(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
-    """MQA win rate = MQA accounts at the period end (see :func:`mqa_accounts`) with an
-    opportunity won in the period / MQA accounts at the period end."""
+    """win rate (sales convention) = opportunities won in the period / opportunities
+    closed (won or lost) in the period, every opportunity type counted."""
     data, p = _data(dataset), _period(quarter, start, end, period)
+    return win_rate_from_counts(len(_won(data, p)), len(_closed(data, p)))
+
+
+#: default horizon of the MQA-to-win rate: an MQA cohort is followed for a year
+MQA_WIN_HORIZON_DAYS = 365
+
+
+def mqa_cohort(dataset, period: Period, horizon_days: float = MQA_WIN_HORIZON_DAYS) -> pd.DataFrame:
+    """The MQA cohort whose horizon closes in ``period``: target accounts that first met
+    the MQA rule in the window ``[period.start − horizon, period.end − horizon)`` (the
+    period moved back by the horizon), each with ``mqa_at``, ``horizon_end`` = mqa_at +
+    horizon and ``won``: a won deal (any type but renewal) closed in ``[mqa_at,
+    horizon_end]``."""
+    data = _data(dataset)
+    h = pd.Timedelta(days=horizon_days)
+    first = data.resolved.mqa_dates
     addr = _addressable(data)["account_id"]
-    mqas = _mqa_ids_at_end(data, p)
-    mqas = mqas[mqas.isin(addr)]
-    won = _won(data, p)["account_id"]
-    return win_rate_from_counts(mqas.isin(won).sum(), len(mqas))
+    c = first[_in(first["mqa_at"], Period(period.start - h, period.end - h, "cohort")).to_numpy()
+              & first["account_id"].isin(addr).to_numpy()][["account_id", "mqa_at"]].copy()
+    c["horizon_end"] = c["mqa_at"] + h
+    o = data.opportunities
+    won = o["is_won"].fillna(False).astype(bool) & o["closed_at"].notna()
+    if "opportunity_type" in o:  # a renewal is kept business, not a deal the MQA won
+        won &= o["opportunity_type"].astype(object).fillna("").ne("renewal")
+    w = c.merge(o.loc[won, ["account_id", "closed_at"]], on="account_id", how="inner")
+    hit = w.loc[(w["closed_at"] >= w["mqa_at"]) & (w["closed_at"] <= w["horizon_end"]), "account_id"]
+    c["won"] = c["account_id"].isin(hit)
+    return c.reset_index(drop=True)
+
+
+def mqa_to_win_rate(dataset, quarter=None, start=None, end=None, *, period: Period | None = None,
+                    horizon_days: float = MQA_WIN_HORIZON_DAYS) -> KPIResult:
+    """MQA-to-win rate = accounts of the MQA cohort that won a deal within
+    ``horizon_days`` (default 365) of becoming MQA / accounts in the cohort. The cohort
+    (:func:`mqa_cohort`): target accounts that first became MQA in the period moved back
+    by the horizon, so every cohort member has been followed for the whole horizon by the
+    period end. n/a when the horizon is not yet observed (the period ends after the data
+    end) or no account became MQA in the cohort window."""
+    data, p = _data(dataset), _period(quarter, start, end, period)
+    h = pd.Timedelta(days=horizon_days)
+    if p.end > data.resolved.data_end + pd.Timedelta(days=1):
+        return KPIResult("mqa_to_win_rate", float("nan"), note=not_applicable_note(
+            f"the {horizon_days:g}-day horizon of the MQA cohort is not yet observed (period ends "
+            f"{p.end:%Y-%m-%d}, data end {data.resolved.data_end:%Y-%m-%d})"))
+    c = mqa_cohort(data, p, horizon_days)
+    if c.empty:
+        return KPIResult("mqa_to_win_rate", float("nan"), note=not_applicable_note(
+            f"no target account became MQA in the cohort window {p.start - h:%Y-%m-%d} to "
+            f"{p.end - h - pd.Timedelta(days=1):%Y-%m-%d} ({horizon_days:g} days before the period)"))
+    return mqa_to_win_rate_from_counts(int(c["won"].sum()), len(c))
 
 
 def average_deal_size(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
@@ -446,20 +517,98 @@ def average_deal_size(dataset, quarter=None, start=None, end=None, *, period: Pe
 
 
 # ---- retention and growth (revenue table; customers also from closed-won history)
-def _revenue_at(data: KPIData, before: pd.Timestamp) -> pd.DataFrame:
-    """Latest revenue row per account with ``period_start < before``."""
-    r = data.revenue[data.revenue["period_start"] < before]
+@dataclass(frozen=True)
+class RevenueRule:
+    """How the revenue table says who is a customer (the revenue state rule).
+
+    A customer is an account whose latest revenue row has recurring revenue > 0 **and
+    is recent**: a customer with no revenue row in ``churn_after_missing_periods``
+    consecutive revenue periods is churned (default 1: one missing period = churned), so
+    silence never counts as retention. ``period_months`` is the length of one revenue
+    period (the cadence of the rows: 3 for quarterly rows); None infers it from the
+    data (the most common gap between an account's consecutive rows, 3 when no account
+    has two rows). The state at an instant ``t`` reads the rows whose period started in
+    ``[t − churn_after_missing_periods × period_months, t)``.
+
+    >>> RevenueRule().churn_after_missing_periods
+    1
+    """
+    churn_after_missing_periods: int = 1
+    period_months: int | None = None
+
+    def __post_init__(self):
+        if int(self.churn_after_missing_periods) < 1:
+            raise ValueError("churn_after_missing_periods must be at least 1")
+        if self.period_months is not None and int(self.period_months) < 1:
+            raise ValueError("period_months must be at least 1 (or None to infer it)")
+
+
+def revenue_period_months(revenue: pd.DataFrame, default: int = 3) -> int:
+    """Months between an account's consecutive revenue rows, the most common gap (the
+    revenue period: 3 for quarterly rows, 1 for monthly); ``default`` when no account has
+    two rows.
+
+    >>> r = pd.DataFrame({"account_id": ["a", "a", "b", "b"],
+    ...                   "period_start": pd.to_datetime(["2026-01-01", "2026-04-01", "2026-04-01", "2026-07-01"])})
+    >>> revenue_period_months(r)
+    3
+    """
+    if revenue.empty:
+        return default
+    ps = pd.to_datetime(revenue["period_start"])
+    month = (ps.dt.year * 12 + ps.dt.month).to_numpy()
+    r = pd.DataFrame({"a": revenue["account_id"].to_numpy(), "m": month}).drop_duplicates().sort_values(["a", "m"])
+    gap = r.groupby("a")["m"].diff()
+    gap = gap[gap > 0]
+    return int(gap.mode().min()) if len(gap) else default
+
+
+def _rule(data: KPIData, rule: "RevenueRule | None" = None) -> tuple[int, int]:
+    """(missing periods that churn, months per revenue period) of ``rule`` (default: the
+    KPI view's rule), the period inferred once per dataset from the whole revenue table."""
+    rule = rule or data.revenue_rule
+    months = rule.period_months or data.resolved.memo(
+        ("revenue_period_months",), lambda: revenue_period_months(data.resolved.revenue))
+    return int(rule.churn_after_missing_periods), int(months)
+
+
+def _window_start(when: pd.Timestamp, months: int) -> pd.Timestamp:
+    return when - pd.DateOffset(months=months)
+
+
+def _revenue_at(data: KPIData, before: pd.Timestamp, rule: "RevenueRule | None" = None) -> pd.DataFrame:
+    """The revenue state at ``before``: per account, its latest revenue row whose period
+    started in ``[before − k × period, before)`` (k = ``churn_after_missing_periods``).
+    An account without such a row is not a customer at ``before`` (churned or never one)."""
+    k, months = _rule(data, rule)
+    ps = data.revenue["period_start"]
+    r = data.revenue[(ps < before) & (ps >= _window_start(before, k * months))]
     if r.empty:
         return r
     return r.sort_values("period_start").drop_duplicates("account_id", keep="last")
 
 
-def _customers_at(data: KPIData, when: pd.Timestamp) -> pd.Index:
-    """Customers at ``when``: recurring revenue > 0 on their latest revenue row before
-    ``when`` when the data has a revenue table, else a closed-won opportunity before it."""
-    if not data.revenue.empty:
-        r = _revenue_at(data, when)
-        return pd.Index(r.loc[r["recurring_revenue"] > 0, "account_id"].unique())
+def revenue_observed_note(dataset, when: pd.Timestamp, rule: "RevenueRule | None" = None) -> str:
+    """"" when the revenue table has rows for the revenue period just before ``when``
+    (so the revenue state there is known), else an "n/a — ..." note: without those rows
+    every customer would look churned (an export that lags the period, or a date before
+    the revenue history)."""
+    data = _data(dataset)
+    _, months = _rule(data, rule)
+    ps = data.resolved.revenue["period_start"]  # the whole table: a segment may have no customer
+    if bool(((ps < when) & (ps >= _window_start(when, months))).any()):
+        return ""
+    return not_applicable_note(f"no revenue rows for the {months}-month revenue period before "
+                               f"{when:%Y-%m-%d} (revenue state unknown)")
+
+
+def _customers_at(data: KPIData, when: pd.Timestamp, rule: "RevenueRule | None" = None) -> pd.Index:
+    """Customers at ``when``: recurring revenue > 0 in their revenue state at ``when``
+    (:class:`RevenueRule`) when the data has a revenue table, else a closed-won
+    opportunity before it."""
+    if not data.revenue.empty or not data.resolved.revenue.empty:
+        r = _revenue_at(data, when, rule)
+        return pd.Index(r.loc[r["recurring_revenue"] > 0, "account_id"].unique()) if len(r) else pd.Index([])
     o = data.opportunities
     won = o["is_won"].fillna(False).astype(bool) & (o["closed_at"] < when).fillna(False).astype(bool)
     return pd.Index(o.loc[won, "account_id"].unique())
@@ -468,25 +617,45 @@ def _customers_at(data: KPIData, when: pd.Timestamp) -> pd.Index:
 _NO_REVENUE = "needs the optional revenue table"
 
 
-def retention_rate(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
-    """retention rate = customers at the period start (recurring revenue > 0 on their
-    latest revenue row before the start) still having recurring revenue > 0 on their
-    latest row before the period end / customers at the start. Needs the revenue table."""
+def _revenue_na(name: str, data: KPIData, whens, rule, unit: str = "ratio") -> KPIResult | None:
+    """n/a result of ``name`` when the revenue table is missing or its state at one of
+    ``whens`` is unknown, else None."""
+    if data.resolved.revenue.empty:
+        return KPIResult(name, float("nan"), unit=unit, note=_NO_REVENUE)
+    for w in whens:
+        note = revenue_observed_note(data, w, rule)
+        if note:
+            return KPIResult(name, float("nan"), unit=unit, note=note)
+    return None
+
+
+def retention_rate(dataset, quarter=None, start=None, end=None, *, period: Period | None = None,
+                   revenue_rule: RevenueRule | None = None) -> KPIResult:
+    """retention rate = customers at the period start still customers at the period
+    end / customers at the period start. A customer at an instant has recurring revenue
+    > 0 in a revenue row of the revenue period just before it; no row = churned
+    (:class:`RevenueRule`). Needs the revenue table."""
     data, p = _data(dataset), _period(quarter, start, end, period)
-    if data.revenue.empty:
-        return KPIResult("retention_rate", float("nan"), note=_NO_REVENUE)
-    start_c = _customers_at(data, p.start)
-    end_c = _customers_at(data, p.end)
+    na = _revenue_na("retention_rate", data, (p.start, p.end), revenue_rule)
+    if na:
+        return na
+    start_c = _customers_at(data, p.start, revenue_rule)
+    end_c = _customers_at(data, p.end, revenue_rule)
     return retention_rate_from_counts(start_c.isin(end_c).sum(), len(start_c))
 
 
-def product_adoption(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
-    """product adoption = customers at the period end whose latest revenue row has
-    ``active_users`` > 0 / customers at the period end. Needs the revenue table."""
+def product_adoption(dataset, quarter=None, start=None, end=None, *, period: Period | None = None,
+                     revenue_rule: RevenueRule | None = None) -> KPIResult:
+    """product adoption = customers at the period end (:class:`RevenueRule`) whose
+    revenue row has ``active_users`` > 0 / customers at the period end. Needs the revenue
+    table."""
     data, p = _data(dataset), _period(quarter, start, end, period)
     if data.revenue.empty or data.revenue["active_users"].isna().all():
         return KPIResult("product_adoption", float("nan"), note=_NO_REVENUE + " with active_users")
-    r = _revenue_at(data, p.end)
+    na = _revenue_na("product_adoption", data, (p.end,), revenue_rule)
+    if na:
+        return na
+    r = _revenue_at(data, p.end, revenue_rule)
     cust = r[r["recurring_revenue"] > 0]
     return product_adoption_from_counts((cust["active_users"] > 0).sum(), len(cust))
 
@@ -512,26 +681,56 @@ def cross_sell_rate(dataset, quarter=None, start=None, end=None, *, period: Peri
     return cross_sell_rate_from_counts(*_sold_rate(data, p, "cross_sell"))
 
 
-def _revenue_change(data: KPIData, p: Period) -> pd.DataFrame:
-    s = _revenue_at(data, p.start)[["account_id", "recurring_revenue"]]
-    s = s[s["recurring_revenue"] > 0]
-    e = _revenue_at(data, p.end)[["account_id", "recurring_revenue"]]
-    m = s.merge(e, on="account_id", how="left", suffixes=("_start", "_end")).fillna({"recurring_revenue_end": 0.0})
+def _revenue_change(data: KPIData, t0: pd.Timestamp, t1: pd.Timestamp, rule=None) -> pd.DataFrame:
+    """Customers at ``t0`` with their recurring revenue then and at ``t1`` (0 when
+    churned by ``t1`` under the revenue state rule)."""
+    s = _revenue_at(data, t0, rule)
+    s = s.loc[s["recurring_revenue"] > 0, ["account_id", "recurring_revenue"]] if len(s) else \
+        pd.DataFrame(columns=["account_id", "recurring_revenue"])
+    e = _revenue_at(data, t1, rule)
+    e = e[["account_id", "recurring_revenue"]] if len(e) else pd.DataFrame(columns=["account_id", "recurring_revenue"])
+    m = s.merge(e, on="account_id", how="left", suffixes=("_start", "_end"))
+    m["recurring_revenue_end"] = m["recurring_revenue_end"].astype(float).fillna(0.0)
     return m
 
 
-def net_revenue_retention(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
-    """NRR = (start + expansion − churn) / start over customers at the period start:
-    start = their recurring revenue on the latest row before the start; expansion =
-    sum of increases, churn = sum of decreases (contraction and lost customers) to their
-    latest row before the end. New customers do not count. Needs the revenue table."""
+def _nrr(name: str, data: KPIData, t0: pd.Timestamp, t1: pd.Timestamp, rule, what: str = "") -> KPIResult:
+    na = _revenue_na(name, data, (t0, t1), rule)
+    if na:
+        return replace(na, note=not_applicable_note(what + na.note[len("n/a — "):])) if what and \
+            na.note.startswith("n/a — ") else na
+    m = _revenue_change(data, t0, t1, rule)
+    if m.empty:
+        return KPIResult(name, float("nan"), note=not_applicable_note(
+            f"needs customers at {t0:%Y-%m-%d}: no account had recurring revenue in the revenue period before it"))
+    delta = m["recurring_revenue_end"] - m["recurring_revenue_start"].astype(float)
+    r = net_revenue_retention_from_counts(m["recurring_revenue_start"].astype(float).sum(),
+                                          delta.clip(lower=0).sum(), (-delta).clip(lower=0).sum())
+    return replace(r, name=name)
+
+
+def net_revenue_retention(dataset, quarter=None, start=None, end=None, *, period: Period | None = None,
+                          revenue_rule: RevenueRule | None = None, months: int = 12) -> KPIResult:
+    """NRR (trailing 12 months) = (start + expansion − churn) / start over the customers
+    of 12 months before the period end: start = their recurring revenue then; expansion
+    = sum of increases, churn = sum of decreases (contraction, and the whole revenue of a
+    customer churned by the period end under :class:`RevenueRule`) to their revenue in
+    the period's last revenue period. New customers do not count. ``months`` changes the
+    look-back. Needs the revenue table and revenue rows 12 months back."""
     data, p = _data(dataset), _period(quarter, start, end, period)
-    if data.revenue.empty:
-        return KPIResult("net_revenue_retention", float("nan"), note=_NO_REVENUE)
-    m = _revenue_change(data, p)
-    delta = m["recurring_revenue_end"] - m["recurring_revenue_start"]
-    return net_revenue_retention_from_counts(m["recurring_revenue_start"].sum(),
-                                             delta.clip(lower=0).sum(), (-delta).clip(lower=0).sum())
+    return _nrr("net_revenue_retention", data, p.end - pd.DateOffset(months=months), p.end, revenue_rule,
+                f"trailing NRR needs revenue {months} months back: ")
+
+
+def net_revenue_retention_qoq(dataset, quarter=None, start=None, end=None, *, period: Period | None = None,
+                              revenue_rule: RevenueRule | None = None) -> KPIResult:
+    """NRR (quarter on quarter) = (start + expansion − churn) / start over the customers
+    at the period start, from the revenue just before the period start to the revenue
+    just before its end (for a quarter: this quarter's revenue against the previous
+    quarter's; for another period, period on period). Same rule as
+    :func:`net_revenue_retention` otherwise."""
+    data, p = _data(dataset), _period(quarter, start, end, period)
+    return _nrr("net_revenue_retention_qoq", data, p.start, p.end, revenue_rule)
 
 
 def buying_group_coverage(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
@@ -549,13 +748,6 @@ def opportunity_creation(dataset, quarter=None, start=None, end=None, *, period:
     """opportunity creation = number of opportunities created in the period."""
     data, p = _data(dataset), _period(quarter, start, end, period)
     return opportunity_creation_from_counts(_in(data.opportunities["created_at"], p).sum())
-
-
-def opportunity_conversion(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
-    """opportunity conversion = opportunities won in the period / opportunities closed
-    (won or lost) in the period."""
-    data, p = _data(dataset), _period(quarter, start, end, period)
-    return opportunity_conversion_from_counts(len(_won(data, p)), len(_closed(data, p)))
 
 
 def deal_velocity(dataset, quarter=None, start=None, end=None, *, period: Period | None = None,
@@ -583,19 +775,22 @@ def deal_velocity(dataset, quarter=None, start=None, end=None, *, period: Period
     return res
 
 
-def customer_lifetime_value(dataset, quarter=None, start=None, end=None, *, period: Period | None = None) -> KPIResult:
+def customer_lifetime_value(dataset, quarter=None, start=None, end=None, *, period: Period | None = None,
+                            revenue_rule: RevenueRule | None = None) -> KPIResult:
     """customer lifetime value = recurring revenue per customer in the period (sum of
     the revenue rows with ``period_start`` in the period / customers with revenue > 0 in
-    it) / churn rate of the period (1 − :func:`retention_rate`). NaN without churn
-    (lifetime unbounded) or without the revenue table."""
+    it) / churn rate of the period (1 − :func:`retention_rate`, churn by the revenue
+    state rule :class:`RevenueRule`). n/a without churn (lifetime unbounded) or without
+    the revenue table."""
     data, p = _data(dataset), _period(quarter, start, end, period)
-    if data.revenue.empty:
-        return KPIResult("customer_lifetime_value", float("nan"), note=_NO_REVENUE)
+    na = _revenue_na("customer_lifetime_value", data, (p.start, p.end), revenue_rule, "currency")
+    if na:
+        return na
     r = data.revenue[_in(data.revenue["period_start"], p)]
     per_customer = r.groupby("account_id")["recurring_revenue"].sum()
     per_customer = per_customer[per_customer > 0]
     arpa = per_customer.mean() if len(per_customer) else float("nan")
-    churn = 1.0 - retention_rate(data, period=p).value
+    churn = 1.0 - retention_rate(data, period=p, revenue_rule=revenue_rule).value
     res = customer_lifetime_value_from_counts(arpa, churn)
     return replace(res, note="" if churn else "n/a — no churn in the period: lifetime unbounded")
 
@@ -607,7 +802,13 @@ def _campaign_cost(data: KPIData, p: Period) -> float:
     """Campaign cost spread evenly over each campaign's days [start_date, end_date]
     (end inclusive; a missing end = a one-day campaign) and summed over the days inside
     the period. Campaigns without a start date cannot be placed in time and are left out."""
-    c = data.campaigns
+    return campaign_cost_in(data.campaigns, p)
+
+
+def campaign_cost_in(campaigns: pd.DataFrame, p: Period) -> float:
+    """Cost of ``campaigns`` falling in period ``p`` (each spread evenly over its days,
+    end inclusive); NaN when no campaign has a cost."""
+    c = campaigns
     if c.empty or c["cost"].isna().all():
         return float("nan")
     c = c[c["cost"].notna()]
@@ -641,8 +842,10 @@ def cost_per_acquired_account(dataset, quarter=None, start=None, end=None, *, pe
 
 def roi(dataset, quarter=None, start=None, end=None, *, period: Period | None = None,
         lookback_days: int = LOOKBACK_DAYS) -> KPIResult:
-    """ROI = (won amount of opportunities closed-won in the period with an attributed
-    touch − campaign cost falling in the period) / that campaign cost. NaN when no
+    """ROI (touched before) = (won amount of opportunities closed-won in the period with
+    an attributed touch − campaign cost falling in the period) / that campaign cost: it
+    credits marketing with every touched deal, caused or not (the caused version is the
+    incremental ROI, :func:`abmkit.incremental_value.incremental_value`). NaN when no
     campaign has a cost. Not segmentable (campaign costs are not split by account)."""
     data, p = _data(dataset), _period(quarter, start, end, period)
     if not data.whole_market:
@@ -658,9 +861,10 @@ KPI_UNITS: dict[str, str] = {
     "market_reach": "ratio", "account_engagement": "interactions", "audience_exposure_time": "hours",
     "mqa_accounts": "accounts", "new_mqas": "accounts", "buying_group_coverage": "ratio",
     "opportunity_creation": "opportunities", "influenced_pipeline": "currency", "pipeline_velocity": "days",
-    "deal_velocity": "days", "opportunity_conversion": "ratio", "win_rate": "ratio",
+    "deal_velocity": "days", "win_rate": "ratio", "mqa_to_win_rate": "ratio",
     "average_deal_size": "currency", "cost_per_acquired_account": "currency", "roi": "ratio",
-    "retention_rate": "ratio", "net_revenue_retention": "ratio", "product_adoption": "ratio",
+    "retention_rate": "ratio", "net_revenue_retention": "ratio", "net_revenue_retention_qoq": "ratio",
+    "product_adoption": "ratio",
     "upsell_rate": "ratio", "cross_sell_rate": "ratio", "customer_lifetime_value": "currency",
 }
 
@@ -701,10 +905,10 @@ KPI_GROUPS: dict[str, tuple[str, ...]] = {
     "reach and engagement": ("market_reach", "account_engagement", "audience_exposure_time",
                              "mqa_accounts", "new_mqas", "buying_group_coverage"),
     "pipeline and conversion": ("opportunity_creation", "influenced_pipeline", "pipeline_velocity",
-                                "deal_velocity", "opportunity_conversion", "win_rate", "average_deal_size",
+                                "deal_velocity", "win_rate", "mqa_to_win_rate", "average_deal_size",
                                 "cost_per_acquired_account", "roi"),
-    "retention and growth": ("retention_rate", "net_revenue_retention", "product_adoption", "upsell_rate",
-                             "cross_sell_rate", "customer_lifetime_value"),
+    "retention and growth": ("retention_rate", "net_revenue_retention", "net_revenue_retention_qoq",
+                             "product_adoption", "upsell_rate", "cross_sell_rate", "customer_lifetime_value"),
 }
 # every dataset KPI checks its needs first (the formulas above stay as written)
 for _name in (n for names in KPI_GROUPS.values() for n in names):
@@ -744,14 +948,18 @@ class KPITable(Result):
 
 #: the population each KPI is counted on: "target" (target accounts when the data
 #: flags any, else all accounts), "all" (every account), "customers" (customers at
-#: the period start, from the revenue table), "customers_end" (customers at the period end)
+#: the period start, from the revenue table), "customers_end" (customers at the period end),
+#: "customers_year_before" (customers 12 months before the period end: trailing NRR),
+#: "mqa_cohort" (target accounts that became MQA one horizon before the period)
 KPI_POPULATION: dict[str, str] = {
     **{k: "target" for k in ("market_reach", "account_engagement", "audience_exposure_time", "mqa_accounts",
-                             "new_mqas", "buying_group_coverage", "win_rate")},
+                             "new_mqas", "buying_group_coverage")},
+    "mqa_to_win_rate": "mqa_cohort",
     **{k: "all" for k in ("opportunity_creation", "influenced_pipeline", "pipeline_velocity", "deal_velocity",
-                          "opportunity_conversion", "average_deal_size", "cost_per_acquired_account", "roi")},
-    **{k: "customers" for k in ("retention_rate", "net_revenue_retention", "upsell_rate", "cross_sell_rate",
+                          "win_rate", "average_deal_size", "cost_per_acquired_account", "roi")},
+    **{k: "customers" for k in ("retention_rate", "net_revenue_retention_qoq", "upsell_rate", "cross_sell_rate",
                                 "customer_lifetime_value")},
+    "net_revenue_retention": "customers_year_before",
     "product_adoption": "customers_end",
 }
 
@@ -768,6 +976,14 @@ def population_of(kpi: str, dataset, period: Period) -> tuple[str, int]:
         return "customers at period start", int(len(_customers_at(data, period.start)))
     if kind == "customers_end":
         return "customers at period end", int(len(_customers_at(data, period.end)))
+    if kind == "mqa_cohort":
+        h = pd.Timedelta(days=MQA_WIN_HORIZON_DAYS)
+        lo, hi = period.start - h, period.end - h - pd.Timedelta(days=1)
+        size = len(mqa_cohort(data, period)) if len(data.touches) else 0
+        return f"MQAs of {lo:%d %b %Y}–{hi:%d %b %Y}, followed {MQA_WIN_HORIZON_DAYS} d", int(size)
+    if kind == "customers_year_before":
+        return "customers 12 months before period end", int(len(_customers_at(
+            data, period.end - pd.DateOffset(months=12))))
     return ALL_ACCOUNTS, int(len(data.accounts))
 
 
@@ -817,7 +1033,8 @@ def _segment_order(segment: str):
 
 
 def kpi_table(dataset, quarter=None, start=None, end=None,
-              segments: Iterable[str] = ("industry", "size_band", "tier")) -> KPITable:
+              segments: Iterable[str] = ("industry", "size_band", "tier"), *,
+              revenue_rule: RevenueRule | None = None) -> KPITable:
     """Every KPI for the period and the previous period of the same length, with the
     change, plus a long breakdown by account segment.
 
@@ -828,13 +1045,18 @@ def kpi_table(dataset, quarter=None, start=None, end=None,
         the last complete quarter of the data (:func:`last_complete_quarter`).
     segments : account columns to break down by (``size_band`` is derived from
         ``employee_count``); ``()`` for none.
+    revenue_rule : who is a customer in the revenue table (:class:`RevenueRule`;
+        default: one missing revenue period = churned).
 
     Example
     -------
     >>> t = kpi_table(ds, quarter="2026Q3")        # doctest: +SKIP
     >>> t.overall.set_index("kpi").loc["market_reach", ["value", "previous", "change"]]  # doctest: +SKIP
     """
-    data = _data(dataset)
+    from .engine import is_partitioned, run
+    if is_partitioned(dataset):  # a partitioned dataset: the same table from its partitions (docs/scale.md)
+        return run("kpi_table", dataset, quarter, start, end, segments, revenue_rule=revenue_rule)
+    data = _with_rule(_data(dataset), revenue_rule)
     if quarter is None and start is None and end is None:
         stamps = data.touches["occurred_at"] if len(data.touches) else data.opportunities["created_at"]
         quarter = last_complete_quarter(stamps)
@@ -881,7 +1103,7 @@ def _periods_back(p: Period, n_periods: int) -> list[Period]:
 
 
 def kpi_history(dataset, quarter=None, start=None, end=None, *, n_periods: int = 4,
-                kpis: Iterable[str] | None = None) -> pd.DataFrame:
+                kpis: Iterable[str] | None = None, revenue_rule: RevenueRule | None = None) -> pd.DataFrame:
     """KPIs over the ``n_periods`` consecutive periods ending with the given one (oldest
     first): long table ``period, period_start, kpi, group, unit, value, numerator,
     denominator, population, population_size, note`` (``note`` "n/a — <reason>" where
@@ -891,7 +1113,11 @@ def kpi_history(dataset, quarter=None, start=None, end=None, *, n_periods: int =
     -------
     >>> kpi_history(ds, quarter="2026Q3", n_periods=4, kpis=["market_reach"])  # doctest: +SKIP
     """
-    data = _data(dataset)
+    from .engine import is_partitioned, run
+    if is_partitioned(dataset):  # a partitioned dataset: every period in one pass over its partitions
+        return run("kpi_history", dataset, quarter, start, end, n_periods=n_periods, kpis=kpis,
+                   revenue_rule=revenue_rule)
+    data = _with_rule(_data(dataset), revenue_rule)
     names = list(kpis) if kpis is not None else list(KPI_FUNCTIONS)
     unknown = [k for k in names if k not in KPI_FUNCTIONS]
     if unknown:
@@ -931,6 +1157,9 @@ def account_funnel(dataset, quarter=None, start=None, end=None, *, period: Perio
     counts the accounts that passed the last *applicable* step before it (without touches,
     ``opportunity`` counts the population's accounts with an opportunity created in the
     period, and ``share_of_previous_step`` compares with the population)."""
+    from .engine import is_partitioned, run
+    if is_partitioned(dataset):  # a partitioned dataset: the partitions' counts (docs/scale.md)
+        return run("account_funnel", dataset, quarter, start, end, period=period)
     data, p = _data(dataset), _period(quarter, start, end, period)
     addr = pd.Index(_addressable(data)["account_id"].unique())
     touch_app = data.resolved.memo(("kpi_applicability", "funnel_touch_steps"),
@@ -976,6 +1205,10 @@ def pipeline_by_period(dataset, quarter=None, start=None, end=None, *, n_periods
     influenced_amount, won, won_amount, lost`` (opportunities created / closed in each
     period; influenced = with an account touch in the ``lookback_days`` before creation).
     ``influenced_amount`` is NaN (not applicable, never 0) when the data has no touches."""
+    from .engine import is_partitioned, run
+    if is_partitioned(dataset):  # a partitioned dataset: the partitions' sums (docs/scale.md)
+        return run("pipeline_by_period", dataset, quarter, start, end, n_periods=n_periods,
+                   lookback_days=lookback_days)
     data = _data(dataset)
     touches = data.resolved.memo(("kpi_applicability", "influenced_pipeline_by_period"),
                                  lambda: _check(data.resolved, "influenced_pipeline_by_period"))
@@ -1004,21 +1237,22 @@ def headline_findings(table: KPITable) -> dict:
     reach, mqa, infl = (value(k) for k in ("market_reach", "mqa_accounts", "influenced_pipeline"))
     na = {k: n[len("n/a — "):] if n.startswith("n/a — ") else n
           for k, n in o["note"].items() if pd.isna(o.loc[k, "value"]) and is_not_applicable_note(n)}
-    parts = [f"{table.period.label}:"]
+    parts = [f"{format_period(table.period, dates=False)}:"]
     if pd.isna(reach) and pd.isna(mqa) and pd.isna(infl):
         # opportunities only (no touches): the sales KPIs are the headline, and it says why
-        created, conv, size = (value(k) for k in ("opportunity_creation", "opportunity_conversion",
+        created, conv, size = (value(k) for k in ("opportunity_creation", "win_rate",
                                                   "average_deal_size"))
         if pd.notna(created):
             parts.append(f"{int(created):,} opportunities created,")
-        parts.append(f"opportunity conversion {conv:.0%}," if pd.notna(conv) else "opportunity conversion n/a,")
+        parts.append(f"win rate {conv:.0%} of closed opportunities," if pd.notna(conv) else "win rate n/a,")
         parts.append(f"average deal size {size:,.0f};" if pd.notna(size) else "average deal size n/a;")
         why = na.get("market_reach") or na.get("mqa_accounts") or "not applicable"
         parts.append(f"reach, MQAs and influenced pipeline n/a ({why})")
     else:
         parts.append(f"reach {reach:.0%}," if pd.notna(reach) else "reach n/a,")
         parts.append(f"{int(mqa)} MQA accounts," if pd.notna(mqa) else "MQA n/a,")
-        parts.append(f"influenced pipeline {infl:,.0f}" if pd.notna(infl) else "influenced pipeline n/a")
+        parts.append(f"influenced pipeline (touched before, not caused) {infl:,.0f}" if pd.notna(infl)
+                     else "influenced pipeline n/a")
     return {"period": table.period.label, "previous_period": table.period.previous.label,
             "headline": " ".join(parts), "kpis": clean(o["value"]), "change": clean(o["change"]),
             "not_applicable": na}

@@ -168,3 +168,57 @@ def load_findings(output_dir: str | Path, notebook: str) -> dict:
     """Read what :func:`save_findings` wrote ({} when the notebook saved none)."""
     path = Path(output_dir) / "findings" / f"{notebook}.json"
     return json.loads(path.read_text("utf-8")) if path.exists() else {}
+
+
+def load_report_findings(output_dir: str | Path | None, numbers: tuple[str, ...] = ("01", "02", "03", "04")) -> dict:
+    """``{"01": findings, ...}``: what notebooks 01-04 saved in this report folder
+    (the first findings file whose name starts with each number; a notebook that saved
+    none is left out). Empty without a report folder (a notebook run interactively).
+
+    >>> load_report_findings(None)
+    {}
+    """
+    if output_dir is None:
+        return {}
+    folder = Path(output_dir) / "findings"
+    saved = sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+    out = {}
+    for n in numbers:
+        stem = next((s for s in saved if s.startswith(n)), None)
+        if stem is not None:
+            found = load_findings(output_dir, stem)
+            if isinstance(found, dict):
+                out[n] = found
+    return out
+
+
+def load_period_tables(name: str, labels: list[str], *, current_label: str, current_dir: str | Path | None,
+                       reports_dir: str | Path | None) -> tuple[dict, dict]:
+    """One report table (``tables/<name>.csv``) of several periods: this run's from
+    ``current_dir`` (the report folder being written), the others from the published
+    reports ``<reports_dir>/<label>/``. Returns ``({label: DataFrame or None}, {label:
+    why it is None})``; a period without a published report, or whose report has no such
+    table, is None with its reason (never an empty table).
+
+    >>> load_period_tables("x", ["2026Q2"], current_label="2026Q3", current_dir=None, reports_dir=None)
+    ({'2026Q2': None}, {'2026Q2': 'no reports folder (the notebook was run on its own)'})
+    """
+    frames, reasons = {}, {}
+    for label in labels:
+        folder = current_dir if label == current_label else (
+            Path(reports_dir) / label if reports_dir is not None else None)
+        if folder is None:
+            frames[label], reasons[label] = None, "no reports folder (the notebook was run on its own)"
+            continue
+        folder = Path(folder)
+        path = folder / "tables" / f"{name}.csv"
+        if not folder.is_dir():
+            frames[label], reasons[label] = None, "no published report for this period"
+        elif not path.is_file() or path.stat().st_size == 0:
+            frames[label], reasons[label] = None, f"its report has no {name} table (the analysis was n/a or not run)"
+        else:
+            try:
+                frames[label] = pd.read_csv(path)
+            except (ValueError, OSError) as exc:
+                frames[label], reasons[label] = None, f"its {name} table cannot be read ({type(exc).__name__})"
+    return frames, reasons

@@ -62,6 +62,77 @@ def _dates_period(start, end) -> Period:
     return Period(s, e, f"{s.date()}_{e.date()}", False)
 
 
+def format_period(period: Period, *, dates: bool = True) -> str:
+    """The one human label of a period, used by every title and sentence of the report
+    (the folder label ``2026Q3`` / ``2026-03-01_2026-03-29`` stays a file name).
+
+    A quarter reads ``Q3 2026``, a calendar month ``March 2026``, any other range its
+    first and last day (the end is exclusive, so the last day is the day before it);
+    ``dates`` adds the days (and a custom range its length).
+
+    >>> format_period(resolve_period(quarter="2026Q3"))
+    'Q3 2026 (1 Jul to 30 Sep 2026)'
+    >>> format_period(resolve_period(start="2026-03-01", end="2026-03-29"))
+    '1 Mar to 28 Mar 2026 (28 days)'
+    >>> format_period(resolve_period(start="2026-03-01", end="2026-04-01"), dates=False)
+    'March 2026'
+    """
+    s, last = period.start, period.end - pd.Timedelta(days=1)
+
+    def day(ts, year=True):
+        return f"{ts.day} {ts.strftime('%b')}" + (f" {ts.year}" if year else "")
+
+    span = f"{day(s, s.year != last.year)} to {day(last)}"
+    if period.is_quarter:
+        name = f"Q{(s.month - 1) // 3 + 1} {s.year}"
+        return f"{name} ({span})" if dates else name
+    if _is_month(period):
+        name = s.strftime("%B %Y")
+        return f"{name} ({span})" if dates else name
+    return f"{span} ({period.days} days)" if dates else span
+
+
+def period_axis_label(label) -> str:
+    """The short human label of a period folder label, for chart axes and table rows:
+    ``2026Q3`` reads ``Q3 2026``, a calendar month its name, any other range its days.
+    Anything else is returned as it is.
+
+    >>> period_axis_label("2026Q3"), period_axis_label("2026-03-01_2026-04-01")
+    ('Q3 2026', 'March 2026')
+    >>> period_axis_label("2026-03-01_2026-03-29")
+    '1 Mar to 28 Mar 2026'
+    """
+    text = str(label)
+    try:
+        if re.fullmatch(r"\d{4}Q[1-4]", text):
+            return format_period(resolve_period(quarter=text), dates=False)
+        m = re.fullmatch(r"(\d{4}-\d{2}-\d{2})_(\d{4}-\d{2}-\d{2})", text)
+        if m:
+            return format_period(resolve_period(start=m.group(1), end=m.group(2)), dates=False)
+    except ValueError:
+        pass
+    return text
+
+
+def report_title(period: Period) -> str:
+    """``Quarterly ABM report: Q3 2026``, ``Monthly ABM report: March 2026`` or, for any
+    other range, ``ABM report: 1 Mar to 28 Mar 2026 (28 days)``: a 28-day run is never
+    called quarterly.
+
+    >>> report_title(resolve_period(start="2026-03-01", end="2026-03-29"))
+    'ABM report: 1 Mar to 28 Mar 2026 (28 days)'
+    """
+    if period.is_quarter:
+        return f"Quarterly ABM report: {format_period(period, dates=False)}"
+    if _is_month(period):
+        return f"Monthly ABM report: {format_period(period, dates=False)}"
+    return f"ABM report: {format_period(period)}"
+
+
+def _is_month(period: Period) -> bool:
+    return period.start.day == 1 and period.end == period.start + pd.DateOffset(months=1)
+
+
 def resolve_period(quarter: str | None = None, start=None, end=None) -> Period:
     """A :class:`Period` from a quarter label or from ``start``/``end`` (end exclusive)."""
     if start is not None or end is not None:

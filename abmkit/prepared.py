@@ -427,9 +427,25 @@ def resolve(data) -> ResolvedDataset:
     when several analyses run on the same data)."""
     if isinstance(data, ResolvedDataset):
         return data
+    if getattr(type(data), "_abmkit_partitioned", False):  # analyses without a partitioned kernel
+        return data.in_memory()
     if isinstance(data, Dataset):
         return prepare(data)
     raise TypeError(f"expected a ResolvedDataset (abmkit.prepare(dataset)) or a Dataset, not {type(data).__name__}")
+
+
+def read_resolved_meta(data_dir: str | Path) -> tuple[Path, dict]:
+    """The folder ``data_dir/resolved`` and its ``resolved.json`` (mapping settings, MQA
+    rule, ``as_of``, ``data_end``, row counts), read by both engines.
+
+    Raises FileNotFoundError, saying how to build it, when it is missing."""
+    folder = Path(data_dir) / RESOLVED_FOLDER
+    meta_path = folder / "resolved.json"
+    if not meta_path.exists():
+        raise FileNotFoundError(
+            f"{meta_path} is missing: the resolved dataset is written by notebook 02 (or "
+            f"`abmkit.prepare(abmkit.load({str(data_dir)!r})).save({str(data_dir)!r})`)")
+    return folder, json.loads(meta_path.read_text("utf-8"))
 
 
 def load_resolved(data_dir: str | Path, *, validate: bool = True) -> ResolvedDataset:
@@ -440,13 +456,8 @@ def load_resolved(data_dir: str | Path, *, validate: bool = True) -> ResolvedDat
     Raises FileNotFoundError when ``data_dir/resolved`` is missing (run notebook 02 or
     ``abmkit.prepare(abmkit.load(data_dir)).save(data_dir)`` first).
     """
-    folder = Path(data_dir) / RESOLVED_FOLDER
+    folder, meta = read_resolved_meta(data_dir)
     meta_path = folder / "resolved.json"
-    if not meta_path.exists():
-        raise FileNotFoundError(
-            f"{meta_path} is missing: the resolved dataset is written by notebook 02 (or "
-            f"`abmkit.prepare(abmkit.load({str(data_dir)!r})).save({str(data_dir)!r})`)")
-    meta = json.loads(meta_path.read_text("utf-8"))
     if meta.get("format") != _FORMAT_VERSION:
         raise ValueError(f"{meta_path}: format {meta.get('format')!r} is not {_FORMAT_VERSION}; "
                          "run notebook 02 again to rebuild it")

@@ -280,6 +280,9 @@ def stage_history(data, rules: StageRules | None = None, *, as_of=None, data_sta
     -------
     >>> stage_history(abmkit.prepare(abmkit.load("data/sample/canonical")))   # doctest: +SKIP
     """
+    from .engine import is_partitioned, run
+    if is_partitioned(data):  # a partitioned dataset: the same analysis on its partitions (docs/scale.md)
+        return run("stage_history", data, rules, as_of=as_of, data_start=data_start)
     from .applicability import check, mark  # n/a without touches or contacts: the stages before sales_ready need them
     data = resolve(data)
     rules = rules or StageRules()
@@ -679,6 +682,10 @@ def transition_baseline(data, history=None, *, max_sequence: int = 4, top_sequen
     mix of those touches, and the most common channel sequences (repeats of the
     same channel collapsed, last ``max_sequence`` channels before the move).
     """
+    from .engine import is_partitioned, run
+    if is_partitioned(data):  # a partitioned dataset: the same analysis on its partitions (docs/scale.md)
+        return run("transition_baseline", data, history, max_sequence=max_sequence,
+                   top_sequences=top_sequences)
     data = resolve(data)
     tt = account_touches(data)
     if history is None:

@@ -47,7 +47,7 @@ from pathlib import Path
 
 __all__ = ["VERSIONS", "LOCKS", "LOCK_HELD_EXIT", "LockHeld", "PeriodLock", "new_run_id", "current_version",
            "data_of", "publish", "reconcile", "prune", "PUBLISH_STEPS", "fingerprint", "fingerprint_files",
-           "changed", "version_dir", "data_version_dir"]
+           "changed", "version_dir", "data_version_dir", "published_labels"]
 
 VERSIONS = ".versions"
 LOCKS = ".locks"
@@ -236,6 +236,22 @@ def current_version(out_dir: str | Path, label: str) -> tuple[Path, str | None] 
     return None
 
 
+def published_labels(out_dir: str | Path) -> set[str]:
+    """The periods with a published report in ``out_dir`` (a ``<label>`` link to a
+    complete version, or a report folder of the earlier layout); hidden folders and
+    staging folders are not periods.
+
+    >>> published_labels("/nonexistent")
+    set()
+    """
+    out = Path(out_dir)
+    try:
+        names = [p.name for p in out.iterdir() if not p.name.startswith(".")]
+    except OSError:
+        return set()
+    return {n for n in names if current_version(out, n) is not None and (out / n / "index.html").is_file()}
+
+
 def data_of(out_dir: str | Path, label: str, run_id: str | None) -> Path:
     """The private data folder of the report version ``run_id`` (of the earlier layout: ``.data/<label>``)."""
     if run_id is None:
@@ -405,6 +421,8 @@ def changed(before: list[dict], after: list[dict]) -> list[str]:
             lines.append(f"{path}: appeared during the run")
         elif new is None or new.get("sha256") is None:
             lines.append(f"{path}: removed during the run")
+        elif old.get("sha256") != new.get("sha256") and old.get("size") is None:  # a database table
+            lines.append(f"{path}: changed during the run (its row count changed)")
         elif old.get("sha256") != new.get("sha256") or old.get("size") != new.get("size"):
             lines.append(f"{path}: changed during the run (size {old.get('size'):,} -> {new.get('size'):,} bytes, "
                          f"sha256 {str(old.get('sha256'))[:12]} -> {str(new.get('sha256'))[:12]})")

@@ -584,6 +584,9 @@ def export_html(ipynb_path: str | Path, html_path: str | Path, title: str | None
     nb = nbformat.read(str(ipynb_path), as_version=4)
     sanitize_notebook(nb)
     hide_analyst_cells(nb)  # cells tagged "analyst" stay in the .ipynb, not on the stakeholder page
+    for cell in nb.cells:   # papermill gives the cell it inserts a random id: the same data gives the same page
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            cell["id"] = "injected-parameters"
     nb.metadata["title"] = title or Path(ipynb_path).stem
     body, _ = _exporter().from_notebook_node(nb, resources={"metadata": {"name": nb.metadata["title"]}})
     return _write_text(Path(html_path), body)
@@ -781,7 +784,8 @@ def write_index(report_dir: str | Path, *, period: Period, notebooks: list[dict]
     parts.append('<div class="appendix"><h2>Appendix: raw findings</h2>'
                  '<p class="meta">As saved by each notebook in this run (findings/*.json); nothing is '
                  "recomputed here. Open a notebook's page for the detail and the caveats; \"not "
-                 "available\" means that notebook saved no findings.</p>")
+                 "available\" means that notebook saved no findings.</p>"
+                 "<details><summary>Show the raw findings</summary>")   # folded: for analysts only
     if raw_quality:
         parts.append("<h3>Data cleaning</h3><table>" + "".join(
             f"<tr><th>{e(k)}</th><td>{e(_fmt(v))}</td></tr>" for k, v in raw_quality) + "</table>")
@@ -795,7 +799,7 @@ def write_index(report_dir: str | Path, *, period: Period, notebooks: list[dict]
             parts.append(f"<tr><td>{e(title)}<br><small>{e(nb)}</small></td><td>{e(row['finding'])}</td>"
                          f"<td>{e(row['value'])}</td></tr>")
         parts.append("</table>")
-    parts.append("</div>")
+    parts.append("</details></div>")
     if (report_dir / "run.json").exists():
         parts.append('<p class="meta">Run details (parameters, timings): <a href="run.json">run.json</a></p>')
     parts.append("<p class=\"meta\">Contacts appear only as masked ids; emails and names are never "

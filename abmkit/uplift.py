@@ -2,14 +2,14 @@
 account progression (see docs/progression_and_uplift.md).
 
 :func:`two_group` compares a binary outcome between a treated and a control
-group of any table: rates, risk difference (Newcomb CI) and ratio (log-adjusted
-CI) with a p-value (Agresti–Caffo) — statsmodels' default methods of
-``confint_proportions_2indep`` / ``test_proportions_2indep`` — and a
-covariate-adjusted risk difference. **Estimand of the adjusted difference: the
-average effect on the treated (ATT)**: a logistic regression of the outcome on
-treatment and covariates predicts, for every *treated* unit, its outcome with and
-without treatment; the mean of the difference is the adjusted effect (marginal
-standardisation over the treated), with a delta-method CI. ``method="ipw"``
+group of any table: rates, risk difference (Newcombe CI) and ratio (log-adjusted
+CI) — statsmodels' default methods of ``confint_proportions_2indep`` — with the
+p-value of the Newcombe CI itself (:func:`newcombe_p_value`, so the p-value and the
+CI never disagree about significance), and a covariate-adjusted risk difference.
+**Estimand of the adjusted difference: the average effect on the treated (ATT)**: a
+logistic regression of the outcome on treatment and covariates predicts, for every
+*treated* unit, its outcome with and without treatment; the mean of the difference is
+the adjusted effect (marginal standardisation over the treated), with a delta-method CI. ``method="ipw"``
 reweights the controls by the propensity odds e/(1−e) to resemble the treated
 (same estimand). Bad input never crashes: the row is flagged with a reason.
 
@@ -17,9 +17,10 @@ reweights the controls by the propensity odds e/(1−e) to resemble the treated
 transition with the landmark design: accounts entering stage s; exposure = a
 touch of the campaign within ``exposure_days`` after entry; landmark L = entry +
 ``exposure_days``; at risk = still in s at L; outcome = entering s+1 within
-``(L, L + outcome_days]``. Plus Benjamini–Hochberg q-values over all tests, a Cox
-hazard ratio with exposure as a time-varying covariate (statsmodels ``PHReg``,
-counting-process rows with entry times) and "acceleration": the difference of
+``(L, L + outcome_days]``. Plus Benjamini–Hochberg q-values over all tests, a
+landmark Cox hazard ratio (accounts still in s at L, time from L in exact time,
+exposure fixed at L, censored at the data end or L + ``outcome_days``; the same
+estimates as statsmodels ``PHReg``) and "acceleration": the difference of
 Kaplan–Meier median days from entering s to entering s+1, exposed − unexposed.
 
 Example
@@ -49,7 +50,8 @@ from .timeutil import to_ns_or_inf as _ns
 from .schema import CHANNELS, Dataset
 
 __all__ = ["two_group", "TwoGroupResult", "campaign_influence", "InfluenceResult", "covariate_frame",
-           "compare_to_truth", "logit_fit", "cox_breslow", "DEFAULT_COVARIATES", "at_risk_counts"]
+           "compare_to_truth", "logit_fit", "cox_breslow", "DEFAULT_COVARIATES", "at_risk_counts",
+           "newcombe_p_value", "log_adjusted_ratio_p_value", "adjusted_df"]
 
 #: adjustment set of campaign_influence: size, ABM tier and industry (who gets
 #: targeted), ICP fit (part of the qualified rule) and the target-account flag
@@ -58,7 +60,7 @@ DEFAULT_COVARIATES = ("log_employee_count", "tier", "industry", "icp_fit", "is_t
 
 TWO_GROUP_COLUMNS = [
     "n_treated", "n_control", "events_treated", "events_control", "rate_treated", "rate_control",
-    "diff", "diff_low", "diff_high", "ratio", "ratio_low", "ratio_high", "p_value",
+    "diff", "diff_low", "diff_high", "ratio", "ratio_low", "ratio_high", "p_value", "ratio_p_value",
     "adj_diff", "adj_diff_low", "adj_diff_high", "adj_p_value", "adj_method", "estimand",
     "flag", "flag_reason",
 ]
@@ -81,15 +83,23 @@ class TwoGroupResult(Result):
     ratio_low: float = np.nan
     ratio_high: float = np.nan
     p_value: float = np.nan
+    #: the p-value of the ratio's own (log-adjusted) CI: "ratio CI excludes 1" exactly
+    #: when ratio_p_value < alpha (``p_value`` belongs to the difference's CI)
+    ratio_p_value: float = np.nan
     adj_diff: float = np.nan
     adj_diff_low: float = np.nan
     adj_diff_high: float = np.nan
     adj_p_value: float = np.nan
+    adj_se: float = np.nan
+    adj_df: float = np.nan
     adj_method: str = "none"
     estimand: str = "ATT"
     alpha: float = 0.05
     n_dropped: int = 0
     reasons: list = field(default_factory=list)
+    #: what the adjustment left out without harm (a covariate with one level: nothing
+    #: to adjust for); said in the headline, not a flag
+    notes: list = field(default_factory=list)
 
     @property
     def flag(self) -> bool:
@@ -102,6 +112,7 @@ class TwoGroupResult(Result):
     def to_frame(self) -> pd.DataFrame:
         d = asdict(self)
         d.pop("reasons")
+        d.pop("notes")
         d["flag"], d["flag_reason"] = self.flag, self.flag_reason
         cols = TWO_GROUP_COLUMNS + [c for c in d if c not in TWO_GROUP_COLUMNS]
         return pd.DataFrame([d])[cols]
@@ -119,7 +130,7 @@ class TwoGroupResult(Result):
         rows = [("rate_treated", self.rate_treated, np.nan, np.nan, np.nan),
                 ("rate_control", self.rate_control, np.nan, np.nan, np.nan),
                 ("diff", self.diff, self.diff_low, self.diff_high, self.p_value),
-                ("ratio", self.ratio, self.ratio_low, self.ratio_high, self.p_value)]
+                ("ratio", self.ratio, self.ratio_low, self.ratio_high, self.ratio_p_value)]
         if self.adj_method != "none":
             rows.append(("adj_diff", self.adj_diff, self.adj_diff_low, self.adj_diff_high, self.adj_p_value))
         return pd.DataFrame(rows, columns=["statistic", "estimate", "low", "high", "p_value"]).astype(
@@ -139,6 +150,8 @@ class TwoGroupResult(Result):
         if self.adj_method != "none":
             lines.append(f"adjusted ({self.adj_method}, {self.estimand}) difference {self.adj_diff:+.1%} "
                          f"({ci}% CI {self.adj_diff_low:+.1%} to {self.adj_diff_high:+.1%})")
+        if self.notes:
+            lines.append("note: " + "; ".join(self.notes))
         if self.flag:
             lines.append(f"FLAG: {self.flag_reason}")
         return "\n".join(lines)
@@ -162,7 +175,7 @@ def _binary(s: pd.Series, level, name: str, role: str) -> pd.Series:
 def _design(cov: pd.DataFrame) -> tuple[np.ndarray, list[str], list[str]]:
     """Covariate matrix: numeric columns as given (missing -> mean + indicator),
     others one-hot (first level dropped; missing its own level). Constant
-    covariates are dropped and reported."""
+    covariates are dropped (nothing to adjust for) and named in the notes."""
     blocks, names, notes = [], [], []
     for c in cov.columns:
         s = cov[c]
@@ -307,7 +320,7 @@ def _adjusted_ipw(y, t, X, alpha, estimand, start=None):
 def _two_group_arrays(t: np.ndarray, y: np.ndarray, X: np.ndarray | None, *, alpha: float,
                       method: str, estimand: str, min_group_size: int, notes=(), n_dropped: int = 0,
                       adjust: bool = True, start=None) -> TwoGroupResult:
-    from statsmodels.stats.proportion import confint_proportions_2indep, test_proportions_2indep
+    from statsmodels.stats.proportion import confint_proportions_2indep
     r = TwoGroupResult(alpha=alpha, estimand=estimand, n_dropped=n_dropped)
     r.reasons.extend(notes)
     if n_dropped:
@@ -329,11 +342,13 @@ def _two_group_arrays(t: np.ndarray, y: np.ndarray, X: np.ndarray | None, *, alp
     r.diff = r.rate_treated - r.rate_control
     lo, hi = confint_proportions_2indep(e1, n1, e0, n0, compare="diff", alpha=alpha)
     r.diff_low, r.diff_high = float(lo), float(hi)
+    # the p-value of the CI itself (inverted Newcombe interval), so that "p < alpha"
+    # and "the CI excludes 0" never disagree (the Agresti-Caffo test did, near alpha)
+    r.p_value = newcombe_p_value(e1, n1, e0, n0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        test = test_proportions_2indep(e1, n1, e0, n0, compare="diff")
-        r.p_value = float(test.pvalue)
         lo, hi = confint_proportions_2indep(e1, n1, e0, n0, compare="ratio", alpha=alpha)
     r.ratio_low, r.ratio_high = float(lo), float(hi)
+    r.ratio_p_value = log_adjusted_ratio_p_value(e1, n1, e0, n0)
     if e0 > 0:
         r.ratio = r.rate_treated / r.rate_control
     else:
@@ -364,11 +379,101 @@ def _two_group_arrays(t: np.ndarray, y: np.ndarray, X: np.ndarray | None, *, alp
         name = type(exc).__name__
         r.reasons.append(f"adjusted model failed ({name}: {exc}); perfect separation or too little data")
         return r
-    z = stats.norm.isf(alpha / 2)
+    # small-sample reference: Student t with as many degrees of freedom as the smallest
+    # cell of the 2x2 table (events / non-events per group). A group with 2 events says
+    # little about its rate and the delta-method Wald statistic is far from normal
+    # there: with a normal reference, no-effect rows with a cell <= 2 had p < 0.05 in
+    # 20% of calibration samples (issue 19); with >= 30 per cell this is the normal.
+    df = adjusted_df(e1, n1, e0, n0)
+    z = stats.t.isf(alpha / 2, df)
     r.adj_method = method
     r.adj_diff, r.adj_diff_low, r.adj_diff_high = est, est - z * se, est + z * se
-    r.adj_p_value = float(2 * stats.norm.sf(abs(est / se)))
+    r.adj_p_value = float(2 * stats.t.sf(abs(est / se), df))
+    r.adj_se, r.adj_df = se, float(df)
     return r
+
+
+def adjusted_df(e1: int, n1: int, e0: int, n0: int) -> int:
+    """Degrees of freedom of the Student-t reference of the adjusted difference: the
+    smallest cell of the 2x2 table (events and non-events of the treated and of the
+    controls), at least 1.
+
+    Example
+    -------
+    >>> adjusted_df(12, 40, 30, 200), adjusted_df(2, 40, 30, 200)
+    (12, 2)
+    """
+    return max(1, int(min(e1, n1 - e1, e0, n0 - e0)))
+
+
+def _newcombe_bounds(z: float, e1: int, n1: int, e0: int, n0: int) -> tuple[float, float]:
+    """Newcombe hybrid-score interval of p1 − p0 at critical value ``z``: statsmodels'
+    ``confint_proportions_2indep(method="newcomb")`` (Wilson bounds of each rate)."""
+    def wilson(e, n):
+        q = e / n
+        denom = 1 + z * z / n
+        centre = (q + z * z / (2 * n)) / denom
+        half = z * np.sqrt(q * (1 - q) / n + z * z / (4 * n * n)) / denom
+        return centre - half, centre + half
+
+    p1, p0 = e1 / n1, e0 / n0
+    (l1, u1), (l0, u0) = wilson(e1, n1), wilson(e0, n0)
+    d = p1 - p0
+    return d - np.sqrt((p1 - l1) ** 2 + (u0 - p0) ** 2), d + np.sqrt((p0 - l0) ** 2 + (u1 - p1) ** 2)
+
+
+def newcombe_p_value(e1: int, n1: int, e0: int, n0: int) -> float:
+    """Two-sided p-value of "p1 = p0" by inverting the Newcombe interval: the alpha
+    at which the (1 − alpha) interval has 0 on its edge. So ``p < alpha`` exactly
+    when the Newcombe CI of :func:`two_group` excludes 0 (one decision, never two).
+    The bound nearest 0 moves monotonically towards 0 as the level rises, so the
+    edge is one root in the critical value.
+
+    Example
+    -------
+    >>> from statsmodels.stats.proportion import confint_proportions_2indep
+    >>> p = newcombe_p_value(8, 40, 2, 40)  # 95% CI 0.0008 to 0.302; Agresti-Caffo p = 0.056
+    >>> round(p, 4), abs(float(confint_proportions_2indep(8, 40, 2, 40, alpha=p)[0])) < 1e-12
+    (0.0489, True)
+    """
+    from scipy.optimize import brentq
+    if min(n1, n0) <= 0:
+        return np.nan
+    d = e1 / n1 - e0 / n0
+    if d == 0:
+        return 1.0
+    side = 0 if d > 0 else 1  # the bound between the estimate and 0
+
+    def edge(z):
+        b = _newcombe_bounds(z, e1, n1, e0, n0)[side]
+        return b if d > 0 else -b
+
+    z_max = 37.0  # 2 * sf(37) ~ 1e-299: smaller p-values are 0 in floating point
+    if edge(z_max) > 0:
+        return float(2 * stats.norm.sf(z_max))
+    z = brentq(edge, 0.0, z_max, xtol=1e-13, rtol=4 * np.finfo(float).eps, maxiter=200)
+    return float(2 * stats.norm.sf(z))
+
+
+def log_adjusted_ratio_p_value(e1: int, n1: int, e0: int, n0: int) -> float:
+    """Two-sided p-value of "p1 / p0 = 1" that matches the ratio's CI of
+    :func:`two_group` (statsmodels' ``log-adjusted`` interval: 0.5 added to each
+    count and each size, Wald on the log scale): ``p < alpha`` exactly when that
+    (1 − alpha) CI excludes 1. The interval is ``log r' ± z·se'``, so its p-value is
+    the Wald p-value of the same ``r'`` and ``se'``.
+
+    Example
+    -------
+    >>> from statsmodels.stats.proportion import confint_proportions_2indep
+    >>> p = log_adjusted_ratio_p_value(12, 40, 5, 40)
+    >>> round(p, 4), round(float(confint_proportions_2indep(12, 40, 5, 40, compare="ratio", alpha=p)[0]), 12)
+    (0.0749, 1.0)
+    """
+    if min(n1, n0) <= 0:
+        return np.nan
+    c1, m1, c0, m0 = e1 + 0.5, n1 + 0.5, e0 + 0.5, n0 + 0.5
+    se = np.sqrt(1 / c1 - 1 / m1 + 1 / c0 - 1 / m0)
+    return float(2 * stats.norm.sf(abs(np.log((c1 / m1) / (c0 / m0))) / se))
 
 
 def two_group(df: pd.DataFrame, treatment: str, outcome: str, covariates=None, alpha: float = 0.05, *,
@@ -415,16 +520,18 @@ def two_group(df: pd.DataFrame, treatment: str, outcome: str, covariates=None, a
     X, notes = None, []
     if covariates:
         X, _, notes = _design(df.loc[ok, covariates])
-    return _two_group_arrays(t.to_numpy()[ok], y.to_numpy()[ok], X, alpha=alpha, method=method,
-                             estimand=estimand, min_group_size=min_group_size, notes=notes,
-                             n_dropped=int((~ok).sum()))
+    r = _two_group_arrays(t.to_numpy()[ok], y.to_numpy()[ok], X, alpha=alpha, method=method,
+                          estimand=estimand, min_group_size=min_group_size, n_dropped=int((~ok).sum()))
+    r.notes.extend(notes)  # a constant covariate: dropped, noted, not a flag
+    return r
 
 
 # --------------------------------------------------------------------------- survival
 def cox_breslow(start: np.ndarray, stop: np.ndarray, event: np.ndarray, Z: np.ndarray,
                 max_iter: int = 50, tol: float = 1e-8, init: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Cox proportional hazards with entry times (counting-process rows
-    ``(start, stop]``) and Breslow ties, for times on an integer grid (days).
+    ``(start, stop]``) and Breslow ties, for times on an integer grid (days, or the
+    ranks of exact times: the partial likelihood only depends on their order).
 
     Risk-set sums per day come from difference arrays and one cumulative sum, so a
     fit costs a few passes over the rows however many rows there are; statsmodels
@@ -501,8 +608,10 @@ def cox_breslow(start: np.ndarray, stop: np.ndarray, event: np.ndarray, Z: np.nd
 def cox_time_varying(start: np.ndarray, stop: np.ndarray, event: np.ndarray, exposed: np.ndarray,
                      X: np.ndarray | None = None, alpha: float = 0.05,
                      init: np.ndarray | None = None) -> tuple[float, float, float, float, str]:
-    """Hazard ratio of a 0/1 time-varying exposure from counting-process rows on an
-    integer day grid (:func:`cox_breslow`), adjusted for ``X``. Returns (hr, low, high, p, note)."""
+    """Hazard ratio of a 0/1 exposure (fixed, or time-varying through counting-process
+    rows) on an integer time grid (:func:`cox_breslow`), adjusted for ``X``. CI and p-value
+    use Student t with the fewer events of the two exposure groups as degrees of freedom.
+    Returns (hr, low, high, p, note)."""
     if event.sum() == 0:
         return np.nan, np.nan, np.nan, np.nan, "Cox: no events"
     if exposed.min() == exposed.max():
@@ -518,9 +627,13 @@ def cox_time_varying(start: np.ndarray, stop: np.ndarray, event: np.ndarray, exp
             return np.nan, np.nan, np.nan, np.nan, "Cox: fit diverged (monotone likelihood / too few events)"
     except (SeparationError, np.linalg.LinAlgError) as exc:
         return np.nan, np.nan, np.nan, np.nan, f"Cox: fit failed ({exc})"
-    z = stats.norm.isf(alpha / 2)
+    # small-sample reference as for the adjusted difference: Student t with as many
+    # degrees of freedom as the fewer events of the two exposure groups (normal from ~30)
+    ev = np.asarray(event, bool)
+    df = max(1, int(min(np.sum(ev & (exposed == 1)), np.sum(ev & (exposed == 0)))))
+    z = stats.t.isf(alpha / 2, df)
     return float(np.exp(b)), float(np.exp(b - z * se)), float(np.exp(b + z * se)), \
-        float(2 * stats.norm.sf(abs(b / se))), ""
+        float(2 * stats.t.sf(abs(b / se), df)), ""
 
 
 # --------------------------------------------------------------------------- campaigns
@@ -651,7 +764,7 @@ def campaign_influence(data, *, exposure_days: float = 30, outcome_days: float =
                        covariates=DEFAULT_COVARIATES, min_group_size: int = 20,
                        alpha: float = 0.05, method: str = "standardization", estimand: str = "ATT",
                        history=None, cox: bool = True, as_of=None,
-                       progress: bool | None = None) -> InfluenceResult:
+                       progress: bool | None = None, design: str = "landmark") -> InfluenceResult:
     """Influence of each campaign (and channel) on each stage transition.
 
     Landmark design: for transition s→s+1, the cohort is every account
@@ -675,8 +788,9 @@ def campaign_influence(data, *, exposure_days: float = 30, outcome_days: float =
     InfluenceResult whose ``table`` has one row per level (campaign / channel) ×
     unit × transition: n, rates, naive difference and ratio with CIs, p-value,
     BH q-value over all rows, adjusted difference (estimand ``estimand``, default
-    ATT), Cox hazard ratio (time-varying exposure, adjusted for the covariates,
-    over all accounts entering s, follow-up up to exposure_days + outcome_days),
+    ATT), Cox hazard ratio (landmark cohort: accounts still in s at L, exposure fixed
+    at L, adjusted for the covariates, exact times from L, censored at the data end or
+    L + outcome_days),
     KM median days to s+1 for exposed / unexposed at-risk accounts and their
     difference (``acceleration_days``, negative = faster), the transition baseline
     rate and the lift against it, and ``flag``/``flag_reason``.
@@ -686,6 +800,12 @@ def campaign_influence(data, *, exposure_days: float = 30, outcome_days: float =
     >>> res = campaign_influence(abmkit.prepare(abmkit.load("data/sample/canonical")))   # doctest: +SKIP
     >>> res.table.sort_values("q_value").head()                          # doctest: +SKIP
     """
+    from .engine import is_partitioned, run
+    if is_partitioned(data):  # a partitioned dataset: the same analysis on its partitions (docs/scale.md)
+        return run("campaign_influence", data, exposure_days=exposure_days, outcome_days=outcome_days,
+                   transitions=transitions, by=by, covariates=covariates, min_group_size=min_group_size,
+                   alpha=alpha, method=method, estimand=estimand, history=history, cox=cox, as_of=as_of,
+                   progress=progress, design=design)
     from tqdm import tqdm  # disable=None: silent when not on a terminal (papermill, CI)
 
     by = [by] if isinstance(by, str) else list(by)
@@ -721,26 +841,60 @@ def campaign_influence(data, *, exposure_days: float = 30, outcome_days: float =
     z = stats.norm.isf(alpha / 2)
     opts = dict(alpha=alpha, method=method, estimand=estimand, min_group_size=min_group_size, cox=cox,
                 exposure_days=exposure_days, outcome_days=outcome_days)
+    if design not in ("landmark", "sequential"):
+        raise ValueError(f"design must be 'landmark' or 'sequential', not {design!r}")
+    cohort_notes = []
     for a, b in trans:
         cohort = _Cohort.build(wide, a, b, end_ns, exp_ns, out_ns, cov, covariates, cox)
+        cohort_notes.append((cohort.label, cohort.cov_notes))
+        seq = _sequential_cohort(design, cohort, wide, b, end_ns, exp_ns, out_ns, cov, covariates)
         # exposure touches: within [entry, entry + exposure_days)
         e_t = cohort.E[code]
         in_win = (e_t != _INF) & (t_ns >= e_t) & (t_ns < e_t + exp_ns)
         for meta, ucode in units:
             for mt, first_off in _first_exposures(meta, ucode, in_win, t_ns, e_t, code, len(ids)):
-                rows.append(_unit_row(mt, first_off, cohort, covariates, opts))
+                # the sequential design scores campaign rows; channel rows keep the landmark
+                # (a channel's touches include the account's own stage-rule activity)
+                rows.append(seq.row(mt, first_off, opts) if seq is not None and mt[0] == "campaign"
+                            else _unit_row(mt, first_off, cohort, covariates, opts))
                 bar.update(1)
     bar.close()
     table = _with_q_values(pd.DataFrame(rows), alpha, bool(covariates))
+    dropped = {}  # covariate note -> transitions where it applies
+    for label, notes in cohort_notes:
+        for n in notes:
+            dropped.setdefault(n, []).append(label)
+    if design == "sequential" and len(table):
+        table["design"] = table["design"].fillna("landmark") if "design" in table else "landmark"
     params = dict(exposure_days=exposure_days, outcome_days=outcome_days, alpha=alpha, method=method,
                   estimand=estimand, min_group_size=min_group_size, covariates=list(covariates or []),
-                  covariate_notes=cov_missing,
-                  data_end=str(end), z=z)
+                  covariate_notes=cov_missing, adjustment_note=_adjustment_note(cov_missing, dropped),
+                  data_end=str(end), z=z, design=design)
     from .applicability import check, mark  # n/a without touches (or contacts: no stage to move through)
     return mark(InfluenceResult(table, history, params), check(dataset, "channel_influence"))
 
 
+def _adjustment_note(missing: list, dropped: dict) -> str:
+    """One sentence of the table's definition: the covariates not adjusted for and
+    why (absent from the data; constant among a transition's at-risk accounts, so
+    nothing to adjust for), "" when every covariate is used."""
+    parts = list(missing)
+    parts += [f"{n.replace(' (dropped)', '')} among the at-risk accounts of {', '.join(tr)}: not adjusted for "
+              "there (nothing to adjust for; the rows are not affected)" for n, tr in dropped.items()]
+    return "; ".join(parts)
+
+
 # --------------------------------------------------------------------------- campaign influence steps
+def _sequential_cohort(design, cohort, wide, b, end_ns, exp_ns, out_ns, cov, covariates):
+    """``design="sequential"``: the transition's cohort of :mod:`abmkit.sequential`
+    (exposure-time-anchored trials); None for the landmark design."""
+    if design == "landmark":
+        return None
+    from .sequential import SequentialCohort
+    X = _design(cov)[0] if covariates else None
+    return SequentialCohort(cohort.label, cohort.a, b, cohort.E, _ns(wide[b]), end_ns, exp_ns, out_ns, X)
+
+
 def _exposure_units(tt: pd.DataFrame, ok: np.ndarray, camp: pd.DataFrame, by) -> list:
     """Step 1: the units whose exposure is tested, per level: ``(meta, unit code per
     touch)`` with ``meta[i] = (level, unit, campaign_id, name, channel)`` (None: a
@@ -794,7 +948,7 @@ class _Cohort:
     km_event: np.ndarray
     base_med: float
     cox_idx: np.ndarray
-    stop_ns: np.ndarray
+    cox_stop: np.ndarray
     cox_event: np.ndarray
     X_cox: np.ndarray | None
     cox_init: np.ndarray | None
@@ -825,26 +979,32 @@ class _Cohort:
         km_order = np.argsort(days_all[risk_idx], kind="stable")
         km_days, km_event = days_all[risk_idx][km_order], ev_all[risk_idx][km_order]
         base_med = _km_median_sorted(km_days, km_event)[0] if len(y) else np.nan
-        # Cox cohort: every account entering s, time from entry, follow-up capped
-        horizon = exp_ns + out_ns
-        cox_idx = np.flatnonzero(entered)
-        stop_ns = np.minimum.reduce([N[cox_idx], np.full(len(cox_idx), end_ns), E[cox_idx] + horizon]) - E[cox_idx]
-        cox_event = (N[cox_idx] - E[cox_idx]) <= np.minimum(end_ns - E[cox_idx], horizon)
-        keep_cox = stop_ns > 0  # entering s and s+1 at once: never at risk
+        # Cox cohort: the landmark cohort of the difference, with censoring instead of a
+        # complete window: accounts still in s at the landmark L (whose exposure window
+        # lies inside the data), time from L, exposure fixed at L, follow-up to s+1, the
+        # data end or L + outcome_days. Time from *entry* with a time-varying exposure
+        # counted accounts that moved on before L, whose stage-rule touches (the
+        # activity that makes them move) fall inside the exposure window: always-on
+        # channels then "raised the hazard" without any effect (issue 19).
+        cox_idx = np.flatnonzero(entered & (L <= end_ns) & (N > L))
+        Lc = L[cox_idx]
+        stop_ns = np.minimum.reduce([N[cox_idx], np.full(len(cox_idx), end_ns), Lc + out_ns]) - Lc
+        cox_event = N[cox_idx] <= np.minimum(end_ns, Lc + out_ns)
+        keep_cox = stop_ns > 0  # at the data end exactly: no follow-up
         cox_idx, stop_ns, cox_event = cox_idx[keep_cox], stop_ns[keep_cox], cox_event[keep_cox]
+        cox_stop = _time_ranks(stop_ns)
         X_cox = _design(cov.iloc[cox_idx])[0] if covariates and cox else None
         cox_init = None
         if cox and X_cox is not None and X_cox.shape[1] and cox_event.any():
             try:  # covariates-only Cox fit: every campaign's fit starts from it
                 with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                    b_cov = cox_breslow(np.zeros(len(cox_idx), np.int64),
-                                        np.ceil(stop_ns / _DAY_NS).astype(np.int64), cox_event, X_cox)[0]
+                    b_cov = cox_breslow(np.zeros(len(cox_idx), np.int64), cox_stop, cox_event, X_cox)[0]
                 cox_init = np.r_[0.0, b_cov] if np.all(np.isfinite(b_cov)) else None
             except (SeparationError, np.linalg.LinAlgError):
                 cox_init = None
         return cls(label=transition_label(a, b), a=a, b=b, E=E, risk_idx=risk_idx, y=y, X=X, cov_notes=cov_notes,
                    base_rate=base_rate, warm=warm, warm_p=warm_p, km_order=km_order, km_days=km_days,
-                   km_event=km_event, base_med=base_med, cox_idx=cox_idx, stop_ns=stop_ns, cox_event=cox_event,
+                   km_event=km_event, base_med=base_med, cox_idx=cox_idx, cox_stop=cox_stop, cox_event=cox_event,
                    X_cox=X_cox, cox_init=cox_init)
 
 
@@ -874,7 +1034,10 @@ def _unit_row(mt, first_off, c: _Cohort, covariates, opts) -> dict:
     Cox hazard ratio."""
     level, unit, cid_, name, chan = mt
     t = (first_off != _INF)[c.risk_idx].astype(float)
-    notes = list(c.cov_notes)
+    # a covariate constant in the cohort (e.g. ICP fit when the stage rule requires it)
+    # is dropped from every row's adjustment alike: said once in the table's definition
+    # (params["adjustment_note"]), not as a flag on each row
+    notes = []
     if len(c.risk_idx) == 0:
         notes.append(f"no account in stage {c.a} with a complete {opts['exposure_days']:g}+"
                      f"{opts['outcome_days']:g}-day window")
@@ -908,7 +1071,7 @@ def _unit_row(mt, first_off, c: _Cohort, covariates, opts) -> dict:
         if opts["cox"] and small:
             extra.append("Cox: not fitted (small group)")
         elif opts["cox"]:
-            hr = _cox_rows(c.cox_idx, c.stop_ns, c.cox_event, first_off, c.X_cox, opts["alpha"], c.cox_init)
+            hr = _cox_rows(c.cox_idx, c.cox_stop, c.cox_event, first_off, c.X_cox, opts["alpha"], c.cox_init)
             if hr[4]:
                 extra.append(hr[4])
             hr = hr[:4]
@@ -983,25 +1146,21 @@ def _km_median_sorted(days: np.ndarray, event: np.ndarray) -> tuple[float, str]:
     return float(utime[hit[0]]), ""
 
 
-def _cox_rows(idx, stop_ns, event, first_off, X_cohort, alpha, init=None):
-    """Counting-process rows on a whole-day grid: (0, x] unexposed then (x, stop]
-    exposed when the first exposure day x comes before the end of follow-up."""
-    stop = np.ceil(stop_ns / _DAY_NS).astype(np.int64)
-    off = first_off[idx]
-    off_d = np.full(len(off), np.iinfo(np.int64).max, dtype=np.int64)
-    has = off != _INF
-    off_d[has] = np.ceil(off[has] / _DAY_NS).astype(np.int64)
-    from_start = off_d == 0
-    split = (off_d > 0) & (off_d < stop)
-    unexp = ~from_start & ~split
-    start = np.concatenate([np.zeros(split.sum() + unexp.sum() + from_start.sum(), np.int64), off_d[split]])
-    stop_all = np.concatenate([off_d[split], stop[unexp], stop[from_start], stop[split]])
-    ev = np.concatenate([np.zeros(split.sum(), bool), event[unexp], event[from_start], event[split]])
-    ex = np.concatenate([np.zeros(split.sum() + unexp.sum()), np.ones(from_start.sum() + split.sum())])
-    pos = np.arange(len(idx))
-    who = np.concatenate([pos[split], pos[unexp], pos[from_start], pos[split]])
-    X = None if X_cohort is None else X_cohort[who]
-    return cox_time_varying(start, stop_all, ev, ex, X, alpha, init)
+def _time_ranks(t: np.ndarray) -> np.ndarray:
+    """Dense ranks 1, 2, ... of exact (ns) follow-up times: the integer grid of
+    :func:`cox_breslow` without rounding to days. The partial likelihood depends on
+    the order of the times only, so ranks give the continuous-time fit (whole-day
+    times tie accounts that moved on the same day and pulled hazard ratios to 1)."""
+    u, inv = np.unique(np.asarray(t), return_inverse=True)
+    return (inv.ravel() + 1).astype(np.int64)
+
+
+def _cox_rows(idx, stop, event, first_off, X_cohort, alpha, init=None):
+    """Landmark Cox fit of one unit: one row per account of the Cox cohort, exposure
+    fixed at the landmark (a touch of the unit in the exposure window), follow-up
+    ``(0, stop]`` on the rank grid of :func:`_time_ranks`."""
+    ex = (first_off[idx] != _INF).astype(float)
+    return cox_time_varying(np.zeros(len(idx), np.int64), stop, event, ex, X_cohort, alpha, init)
 
 
 def compare_to_truth(table: pd.DataFrame, effects: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
@@ -1011,7 +1170,14 @@ def compare_to_truth(table: pd.DataFrame, effects: pd.DataFrame, alpha: float = 
     One row per planted campaign × transition: true ATT, naive and adjusted
     estimates with CIs, whether the adjusted CI covers the truth, the errors of
     both estimates, and the q-value.
+
+    With the truth of every pair (``truth["pair_effects"]``: columns level, unit,
+    transition, ...) instead: one row per row of ``table`` (campaign and channel), its
+    ``true_effect`` (``att_diff``; ``seq_att_diff`` for rows of the sequential design),
+    and ``false_discovery`` = significant while the truth is 0 (:func:`_compare_pairs`).
     """
+    if {"level", "unit"} <= set(effects.columns):
+        return _compare_pairs(table, effects, alpha)
     t = table[table["level"] == "campaign"]
     keep = [c for c in ("campaign_id", "campaign_name", "transition", "story", "att_diff", "is_zero_effect",
                         "is_confounded", "true_median_days_exposed_with", "true_median_days_exposed_without")
@@ -1026,4 +1192,29 @@ def compare_to_truth(table: pd.DataFrame, effects: pd.DataFrame, alpha: float = 
     m["adj_error"] = m["adj_diff"] - m["att_diff"]
     m["significant"] = m["q_value"] < alpha
     m["label"] = m["campaign_id"].astype(str) + "  " + m["transition"].astype(str)
+    return m
+
+
+def _compare_pairs(table: pd.DataFrame, pairs: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    """Every row of ``table`` beside its truth row of ``pairs`` (the generator's truth
+    for every tested pair), scored against the truth of the row's design."""
+    keys = ["level", "unit", "transition"]
+    cols = [c for c in ("story", "effect_source", "att_diff", "seq_att_diff", "is_zero_effect",
+                        "acts_before_landmark", "planted_at", "relation", "truth_note") if c in pairs.columns]
+    m = table.merge(pairs[keys + cols], on=keys, how="left")
+    seq = m["design"].eq("sequential").to_numpy() if "design" in m else np.zeros(len(m), bool)
+    truth = m["att_diff"].to_numpy(dtype=float)
+    if "seq_att_diff" in m:
+        truth = np.where(seq, m["seq_att_diff"].to_numpy(dtype=float), truth)
+    m["true_effect"] = truth
+    known = m["true_effect"].notna()  # NaN truth (stated in truth_note): coverage unknown, not False
+    m["adj_covers_truth"] = ((m["adj_diff_low"] <= m["true_effect"]) & (m["true_effect"] <= m["adj_diff_high"])
+                             ).astype("boolean").where(known)
+    m["naive_covers_truth"] = ((m["diff_low"] <= m["true_effect"]) & (m["true_effect"] <= m["diff_high"])
+                               ).astype("boolean").where(known)
+    m["naive_error"] = m["diff"] - m["true_effect"]
+    m["adj_error"] = m["adj_diff"] - m["true_effect"]
+    m["significant"] = m["q_value"] < alpha
+    m["false_discovery"] = m["significant"] & m["is_zero_effect"].astype("boolean").fillna(False).astype(bool)
+    m["label"] = m["unit"].astype(str) + "  " + m["transition"].astype(str)
     return m

@@ -17,8 +17,14 @@ per size and not timed: the hashing of the ids happens there). For each size:
 - abmkit, all position models (the 5 + W, J, inverse-J on opportunity_created and
   full-path on closed_won, MQA dates given);
 - abmkit Markov order 1 from the touch tables, order 1, 2, 3 on the path table (parsing
-  included), Shapley, write_paths, compare_models with 1000 bootstrap replicates vs
-  one run (n_boot=0);
+  included), Shapley (data-driven, journeys built), write_paths;
+- Markov order selection: abmkit ``markov_attribution(read_paths(table), order="auto")``
+  (5-fold held-out likelihood over orders 1..4, then the chosen model) vs
+  ChannelAttribution's ``auto_markov_model`` with the same ``max_order`` (4), round-robin
+  on the same path table; target at 10^7: abmkit <= 0.1x its time, < 2 GB peak;
+- compare_models (default models: 8 position models, Markov and the data-driven
+  Shapley, both re-estimated in every replicate) with 1000 bootstrap replicates vs one
+  run (n_boot=0); target at 10^7: ratio <= 10;
 - ChannelAttribution (GPL-3, bench-time peer only; requirements-peer.txt):
   heuristic_models and markov_model order 1, 2, 3 on the path table built once;
 - stability: the abmkit position runs again in 3 fresh subprocesses (new data, new
@@ -32,7 +38,8 @@ shared machine they see the same load. Then a table of ratios with their targets
 wall seconds, and the same with CPU seconds). Writes bench/results/bench_attribution.json.
 
 Usage: python bench/bench_attribution.py [--sizes 100000 1000000 10000000] [--repeats 3]
-       [--skip-peer] [--skip-polars] [--processes 3]
+       [--skip-peer] [--skip-polars] [--processes 3] [--only all|datadriven]
+(``--only datadriven``: just the order-selection and bootstrap-ratio rows.)
 """
 from __future__ import annotations
 
@@ -72,6 +79,12 @@ HALF_LIFE_DAYS = 7.0
 CHECK_RTOL = 1e-6
 STEP_FIVE = "position models (5) from touch tables"
 STEP_ALL = "position models (9) from touch tables"
+STEP_AUTO = "markov order='auto' on path table (select + fit)"
+STEP_CA_AUTO = "auto_markov_model"
+STEP_BOOT0 = "compare_models n_boot=0 (10 models)"
+STEP_BOOT = "compare_models n_boot=1000"
+#: the orders both tools compare in the order-selection row
+AUTO_MAX_ORDER = 4
 
 
 class Peak:
@@ -288,7 +301,8 @@ def child(n: int, repeats: int):
     print("CHILD " + json.dumps(out), flush=True)
 
 
-def run_size(n: int, peer, use_polars: bool, repeats: int, processes: int, rows: list, notes: dict, checks: dict):
+def run_size(n: int, peer, use_polars: bool, repeats: int, processes: int, rows: list, notes: dict, checks: dict,
+             only: str = "all"):
     ds, mqa = generate(n)
     size = len(ds.touchpoints)
 
@@ -309,6 +323,9 @@ def run_size(n: int, peer, use_polars: bool, repeats: int, processes: int, rows:
     del ds
     # the path table the peer reads (timed below, on its own row)
     table = write_paths(conversion_journeys(data, lookback_days=LOOKBACK_DAYS), sep=">")
+    if only == "datadriven":
+        data_driven_rows(data, table, peer, repeats, rec, notes, size)
+        return
 
     # position models: abmkit, polars and ChannelAttribution's heuristics run round-robin
     steps = {"five": lambda: position_five(data), "all": lambda: position_run(data)}
@@ -357,7 +374,7 @@ def run_size(n: int, peer, use_polars: bool, repeats: int, processes: int, rows:
     rec("abmkit", "markov o1 from touch tables", runs["ours"], "ca markov o1")
     ca_runs = {1: (res.get("ca"), runs.get("ca"))}
     _, runs = repeat(lambda: shapley_attribution(cj.paths()), repeats)
-    rec("abmkit", "shapley (exact, journeys built)", runs)
+    rec("abmkit", "shapley (data-driven, exact, journeys built)", runs)
     table_again, runs = repeat(lambda: write_paths(cj, sep=">"), repeats)
     rec("abmkit", "write_paths (path table build)", runs)
     assert table_again.equals(table)
@@ -374,15 +391,7 @@ def run_size(n: int, peer, use_polars: bool, repeats: int, processes: int, rows:
         rec("abmkit", f"markov o{order} on path table", runs["ours"], f"ca markov o{order}")
         if order > 1:
             ca_runs[order] = (res.get("ca"), runs.get("ca"))
-    # compare_models takes the journeys the resolved dataset memoises: build them untimed,
-    # as the old bench passed journeys=
-    journeys_for(data, DEFAULT_COMPARE_MODELS, lookback_days=LOOKBACK_DAYS)
-    _, runs = repeat(lambda: compare_models(data, n_boot=0, lookback_days=LOOKBACK_DAYS, progress=False), repeats)
-    rec("abmkit", "compare_models n_boot=0 (10 models)", runs)
-    one = stats([m.seconds for m in runs])[1]
-    _, runs = repeat(lambda: compare_models(data, n_boot=1000, lookback_days=LOOKBACK_DAYS, progress=False), repeats)
-    rec("abmkit", "compare_models n_boot=1000", runs, "abmkit compare n_boot=0",
-        ratio=round(stats([m.seconds for m in runs])[1] / one, 2))
+    data_driven_rows(data, table, peer, repeats, rec, notes, size)
     del data
     if peer is not None:
         for order in (1, 2, 3):
@@ -427,6 +436,33 @@ def run_size(n: int, peer, use_polars: bool, repeats: int, processes: int, rows:
                   flush=True)
 
 
+def data_driven_rows(data, table, peer, repeats: int, rec, notes: dict, size: int):
+    """The order-selection row (abmkit order='auto' vs ChannelAttribution auto_markov_model,
+    round-robin on the same path table) and the bootstrap rows (compare_models n_boot=1000
+    vs n_boot=0)."""
+    steps = {"ours": lambda: markov_attribution(read_paths(table, sep=">"), "auto")}
+    if peer is not None:
+        steps["ca"] = lambda: quiet(peer.auto_markov_model, table, "path", "total_conversions", "total_null",
+                                    var_value="total_conversion_value", max_order=AUTO_MAX_ORDER, sep=">",
+                                    verbose=False, flg_pro=False)
+    res, runs = interleaved(steps, repeats)
+    chosen = res["ours"].attrs.get("order")
+    rec("abmkit", STEP_AUTO, runs["ours"], "ca auto_markov_model", selected_order=chosen)
+    notes.setdefault(size, {})["order_selection"] = res["ours"].attrs.get("order_selection")
+    if "ca" in runs:
+        rec("ChannelAttribution", STEP_CA_AUTO, runs["ca"], max_order=AUTO_MAX_ORDER)
+    del res
+    # compare_models takes the journeys the resolved dataset memoises: build them untimed,
+    # as the old bench passed journeys=
+    journeys_for(data, DEFAULT_COMPARE_MODELS, lookback_days=LOOKBACK_DAYS)
+    _, runs = repeat(lambda: compare_models(data, n_boot=0, lookback_days=LOOKBACK_DAYS, progress=False), repeats)
+    rec("abmkit", STEP_BOOT0, runs)
+    one = stats([m.seconds for m in runs])[1]
+    _, runs = repeat(lambda: compare_models(data, n_boot=1000, lookback_days=LOOKBACK_DAYS, progress=False), repeats)
+    rec("abmkit", STEP_BOOT, runs, "abmkit compare n_boot=0",
+        ratio=round(stats([m.seconds for m in runs])[1] / one, 2))
+
+
 def ratio_rows(df: pd.DataFrame, sizes) -> pd.DataFrame:
     """abmkit / peer ratios with their targets (median seconds; CPU seconds alongside)."""
     def get(tool, step, size, col="median_s"):
@@ -435,18 +471,33 @@ def ratio_rows(df: pd.DataFrame, sizes) -> pd.DataFrame:
 
     out = []
 
-    def add(what, size, ours, theirs, target, ours_cpu=None, theirs_cpu=None, note=""):
+    def add(what, size, ours, theirs, target, ours_cpu=None, theirs_cpu=None, note="", peak_mb=None,
+            peak_target_mb=None):
         if ours is None or theirs is None or not theirs:
             return
         ratio = ours / theirs
         ok = None if target is None else ratio <= target
+        if ok is not None and peak_target_mb is not None and peak_mb is not None:
+            ok = ok and peak_mb < peak_target_mb
         out.append({"ratio": what, "size": size, "value": round(ratio, 3),
                     "cpu_value": round(ours_cpu / theirs_cpu, 3) if ours_cpu and theirs_cpu else None,
-                    "target": "" if target is None else f"<= {target}",
-                    "met": "" if ok is None else ("yes" if ok else "NO"), "note": note})
+                    "target": "" if target is None else f"<= {target}" + (
+                        f", peak < {peak_target_mb} MB" if peak_target_mb else ""),
+                    "met": "" if ok is None else ("yes" if ok else "NO"),
+                    "note": note + (f"peak {peak_mb:.0f} MB" if peak_mb is not None else "")})
 
     for n in sizes:
         size = int(n)
+        big = size >= 10**7
+        add("abmkit markov order='auto' / ChannelAttribution auto_markov_model", size,
+            get("abmkit", STEP_AUTO, size), get("ChannelAttribution", STEP_CA_AUTO, size), 0.1 if big else None,
+            get("abmkit", STEP_AUTO, size, "cpu_median_s"), get("ChannelAttribution", STEP_CA_AUTO, size, "cpu_median_s"),
+            note=f"max_order {AUTO_MAX_ORDER} both; target at 10^7; ", peak_mb=get("abmkit", STEP_AUTO, size, "peak_mb"),
+            peak_target_mb=2048 if big else None)
+        add("abmkit compare_models n_boot=1000 / n_boot=0", size, get("abmkit", STEP_BOOT, size),
+            get("abmkit", STEP_BOOT0, size), 10 if big else None, get("abmkit", STEP_BOOT, size, "cpu_median_s"),
+            get("abmkit", STEP_BOOT0, size, "cpu_median_s"), note="target at 10^7; ",
+            peak_mb=get("abmkit", STEP_BOOT, size, "peak_mb"))
         polars_steps = [s for s in ("5 position models, lazy in-memory engine", "5 position models, lazy streaming engine")
                         if get("polars", s, size) is not None]
         if polars_steps:
@@ -487,6 +538,8 @@ def main():
     ap.add_argument("--processes", type=int, default=3, help="fresh processes for the stability rows (0: none)")
     ap.add_argument("--skip-peer", action="store_true")
     ap.add_argument("--skip-polars", action="store_true")
+    ap.add_argument("--only", choices=("all", "datadriven"), default="all",
+                    help="datadriven: only the order-selection and bootstrap-ratio rows")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -511,11 +564,12 @@ def main():
     for n in args.sizes:
         print(f"== {n:,} touchpoints (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus)", flush=True)
         before = os.getloadavg()[0]
-        run_size(n, peer, use_polars, args.repeats, args.processes, rows, notes, checks)
+        run_size(n, peer, use_polars and args.only == "all", args.repeats, args.processes, rows, notes, checks,
+                 args.only)
         load[n] = {"load_avg_1min_before": round(before, 2), "load_avg_1min_after": round(os.getloadavg()[0], 2)}
     df = pd.DataFrame(rows)
     cols = ["tool", "step", "size", "runs", "min_s", "median_s", "max_s", "cpu_median_s", "peak_mb", "ratio",
-            "max_abs_removal_effect_diff"]
+            "max_abs_removal_effect_diff", "selected_order"]
     table = df.reindex(columns=cols)
     ratios = ratio_rows(df, args.sizes)
     with pd.option_context("display.width", 250, "display.max_columns", 20, "display.max_colwidth", 70):
@@ -536,7 +590,8 @@ def main():
             "data": notes, "load": load, "polars_check_max_rel_diff": {str(k): v for k, v in checks.items()},
             "contention": "the machine is shared (other jobs run in parallel); the tools run in the same "
                           "process one after the other, so ratios are side by side but not contention-free"}
-    (RESULTS / "bench_attribution.json").write_text(json.dumps(
+    out_name = "bench_attribution.json" if args.only == "all" else f"bench_attribution_{args.only}.json"
+    (RESULTS / out_name).write_text(json.dumps(
         {"meta": meta, "rows": df.to_dict("records"), "ratios": ratios.to_dict("records")}, indent=2, default=str))
     smallest = min(checks) if checks else None
     if smallest is not None and max(checks[smallest].values()) > CHECK_RTOL:

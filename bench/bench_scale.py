@@ -1,4 +1,4 @@
-"""Benchmark: attribution on Dask from a parquet folder, 10^7 and 10^8 touchpoints.
+"""Benchmark: the partitioned engine from a parquet folder, 10^7 and 10^8 touchpoints.
 
 For each size the bench
 1. generates a synthetic canonical dataset into ``--work/<size>/canonical/``
@@ -6,21 +6,26 @@ For each size the bench
    its own task, so generation never holds all rows in memory; accounts,
    contacts, campaigns, opportunities as single files);
 2. partitions it by account with :func:`abmkit.scale.partition_by_account`;
-3. runs :func:`abmkit.scale.channel_credits` with every position model that applies
-   to the ``opportunity_created`` milestone (full_path needs closed_won; custom
-   runs with channel weights) and Markov;
-4. with ``--n-boot N``: the same models again with N Poisson bootstrap replicates
+3. runs the kit's public analyses on the partitioned handle (the same calls as in
+   memory, :mod:`abmkit.engine`): ``attribution.compare_models`` with every position
+   model that applies to the ``opportunity_created`` milestone (full_path needs
+   closed_won; custom runs with channel weights) and Markov, no bootstrap;
+   ``progression.stage_history``; ``uplift.campaign_influence`` (channel rows, the
+   stage history given); ``kpis.kpi_table`` (every KPI, overall and by segment);
+4. with ``--n-boot N``: compare_models again with N Poisson bootstrap replicates
    (intervals in the same pass over the partitions),
 each timed step run ``--repeat`` times (default 3; the best run is reported, as
 ``timeit`` does, with the median and every run: on a shared machine the same
 work varies by +-20% between runs) after flushing dirty pages (``os.sync``),
 on a fresh ``LocalCluster`` (2 worker processes x 1 thread). It records wall time
 per step and the peak RSS of every worker process (``VmHWM`` from
-``/proc/<pid>/status``, read in each worker) and of the driver. Prints a table and
-writes ``bench/results/bench_scale.json``.
+``/proc/<pid>/status``, read in each worker) and of the driver (reset before each
+step). Prints a table and writes ``bench/results/bench_scale.json``.
 
-Targets (issue 8): 10^8 finishes on 2 cores / 24 GB with peak memory < 8 GB per
-worker, and time grows no worse than linearly from 10^7 to 10^8.
+Targets (issues 8, 22): peak memory < 8 GB per worker, time per step grows at most 11x
+for 10x the touches (best of 3), and the driver never holds the touch table: its peak
+per step stays below the in-memory size of the touch table (``touch_table_mb``,
+measured on one generated chunk and scaled), checked as ``driver_below_touch_table``.
 
 Usage: ``python bench/bench_scale.py [--sizes 10000000 100000000] [--work /work/bench_scale] [--n-boot 200]``
 """
@@ -32,13 +37,14 @@ import os
 import platform
 import resource
 import shutil
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from abmkit import scale
+from abmkit import attribution, kpis, progression, scale, uplift
 from abmkit.schema import CHANNELS
 
 MODELS = ["first_touch", "last_touch", "linear", "time_decay", "u_shaped", "w_shaped", "j_shaped", "inverse_j",
@@ -48,6 +54,8 @@ TOUCHES_PER_ACCOUNT = 200
 CONTACTS_PER_ACCOUNT = 6
 START = pd.Timestamp("2025-01-01", tz="UTC").value
 SPAN = 730 * 86_400 * 10**9
+#: the timed steps (each: best of --repeat runs)
+STEPS = ("partition", "attribution", "stage_history", "campaign_influence", "kpis")
 
 
 def _ids(prefix: str, idx: np.ndarray) -> np.ndarray:
@@ -161,12 +169,13 @@ def _phase(c, row: dict, name: str, fn, repeat: int, before=None):
     before each run (e.g. removing the previous run's output). Dirty pages are
     flushed before each run (``os.sync``), so a run never pays for an earlier step's
     disk writes. Returns the last run's result."""
-    runs, peaks, result = [], [], None
+    runs, peaks, driver, result = [], [], [], None
     for _ in range(repeat):
         if before is not None:
             before()
         os.sync()
         c.run(_reset_peak)
+        _reset_peak()
         w0, d0 = _workers_cpu(c), _cpu_s()
         t0 = time.perf_counter()
         result = fn()
@@ -174,13 +183,18 @@ def _phase(c, row: dict, name: str, fn, repeat: int, before=None):
         w1, d1 = _workers_cpu(c), _cpu_s()
         runs.append((wall, w1 - w0 + d1 - d0, d1 - d0))
         peaks.append(list(c.run(_peak_rss_mb).values()))
+        driver.append(_peak_rss_mb())
     best = min(runs)
+    row[f"{name}_driver_peak_mb"] = round(max(driver), 0)
     row[f"{name}_s"] = round(best[0], 1)
     row[f"{name}_s_median"] = round(float(np.median([r[0] for r in runs])), 1)
     row[f"{name}_s_runs"] = [round(r[0], 1) for r in runs]
     row[f"{name}_cpu_s"] = round(best[1], 1)
     row[f"{name}_driver_cpu_s"] = round(best[2], 1)
     row[f"{name}_worker_peak_mb"] = [round(max(v), 0) for v in zip(*peaks)]
+    # each step as it finishes (a long run cut short still reports what it measured)
+    print(json.dumps({"touchpoints": row.get("touchpoints"), "step": name,
+                      **{k: v for k, v in row.items() if k.startswith(name + "_")}}), file=sys.stderr, flush=True)
     return result
 
 
@@ -215,8 +229,18 @@ def run_size(n_touches: int, work: Path, chunk: int, per_partition: int, keep: b
             canonical, nparts, out, contact_accounts=ca, batch_rows=chunk), repeat,
             before=lambda: shutil.rmtree(out, ignore_errors=True))
         row["partitioned_gb"] = round(_dir_gb(out), 2)
-        res = _phase(c, row, "attribution", lambda: scale.channel_credits(
-            parts, MODELS, channel_weights=CHANNEL_WEIGHTS), repeat)
+        one = pd.read_parquet(next((canonical / "touchpoints").glob("*.parquet")))
+        row["touch_table_mb"] = round(one.memory_usage(deep=True).sum() / len(one) * n_touches / 2**20, 0)
+        del one
+        res = _phase(c, row, "attribution", lambda: attribution.compare_models(
+            parts, MODELS, n_boot=0, channel_weights=CHANNEL_WEIGHTS), repeat)
+        hist = _phase(c, row, "stage_history", lambda: progression.stage_history(parts), repeat)
+        infl = _phase(c, row, "campaign_influence", lambda: uplift.campaign_influence(
+            parts, by=("channel",), history=hist), repeat)
+        row["influence_rows"] = int(len(infl.table))
+        kp = _phase(c, row, "kpis", lambda: kpis.kpi_table(parts, quarter="2026Q2"), repeat)
+        row["kpis"] = int(kp.overall["value"].notna().sum())
+        row["kpi_segment_rows"] = int(len(kp.segments))
         # other processes on the machine (load above the 2 workers) inflate wall times
         row["load_avg_1min"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
         row["journey_touches"] = int(res.info["journey_touches"])
@@ -225,15 +249,16 @@ def run_size(n_touches: int, work: Path, chunk: int, per_partition: int, keep: b
         row["all_conserved"] = bool(res.conservation["ok"].all())
         if n_boot:
             # the same models with Poisson bootstrap intervals in the same pass
-            boot = _phase(c, row, "bootstrap", lambda: scale.channel_credits(
-                parts, MODELS, channel_weights=CHANNEL_WEIGHTS, n_boot=n_boot), repeat)
+            boot = _phase(c, row, "bootstrap", lambda: attribution.compare_models(
+                parts, MODELS, n_boot=n_boot, channel_weights=CHANNEL_WEIGHTS), repeat)
             row["n_boot"] = n_boot
-            row["bootstrap_intervals"] = int(boot.low.notna().sum().sum())
+            row["bootstrap_intervals"] = int(boot.intervals["low"].notna().sum())
     row["worker_peak_mb"] = [max(vals) for vals in zip(*(row[k] for k in (
-        "generate_worker_peak_mb", "partition_worker_peak_mb", "attribution_worker_peak_mb",
-        "bootstrap_worker_peak_mb") if k in row))]
-    row["driver_peak_mb"] = round(_peak_rss_mb(), 0)
-    row["total_s"] = round(row["partition_s"] + row["attribution_s"], 1)
+        "generate_worker_peak_mb", *(f"{s}_worker_peak_mb" for s in STEPS), "bootstrap_worker_peak_mb")
+        if k in row))]
+    row["driver_peak_mb"] = max(row[f"{s}_driver_peak_mb"] for s in STEPS)
+    row["driver_below_touch_table"] = bool(row["driver_peak_mb"] < row["touch_table_mb"])
+    row["total_s"] = round(sum(row[f"{s}_s"] for s in STEPS), 1)
     if not keep:
         shutil.rmtree(base, ignore_errors=True)
     return row
@@ -265,27 +290,28 @@ def main() -> None:
                         "note": "each timed phase runs `repeat` times: *_s = best run, *_s_median, "
                                 "*_s_runs = every run; *_worker_peak_mb = peak RSS (VmHWM, reset before each "
                                 "run) of each worker process, max over the phase's runs; worker_peak_mb = max "
-                                "over phases; times in seconds; total_s = partition_s + attribution_s "
-                                "(generation excluded); *_cpu_s = CPU seconds of workers + driver in the best "
+                                "over phases; times in seconds; total_s = sum of the steps' best runs "
+                                "(generation excluded); *_driver_peak_mb = the driver's peak RSS in a step; "
+                                "touch_table_mb = in-memory size of the touch table (scaled from one chunk); "
+                                "*_cpu_s = CPU seconds of workers + driver in the best "
                                 "run, *_driver_cpu_s the driver's part; "
                                 "load_avg_1min = machine load before partitioning and after attribution"},
                "rows": [rows[k] for k in sorted(rows)]}
         out.write_text(json.dumps(res, indent=1))
-    print(f"\n{'touches':>12} {'parts':>6} {'gen s':>7} {'part s':>7} {'attr s':>7} {'total s':>8} "
-          f"{'part peak MB/worker':>22} {'attr peak MB/worker':>22} {'driver MB':>9} {'boot s':>7}")
+    print(f"\n{'touches':>12} {'parts':>6} " + " ".join(f"{s[:10] + ' s':>12}" for s in STEPS)
+          + f" {'total s':>8} {'peak MB/worker':>16} {'driver MB':>9} {'touch MB':>9} {'boot s':>7}")
     for k in sorted(rows):
         r = rows[k]
-        print(f"{r['touchpoints']:>12,} {r['partitions']:>6} {r['generate_s']:>7} {r['partition_s']:>7} "
-              f"{r['attribution_s']:>7} {r['total_s']:>8} {str(r.get('partition_worker_peak_mb')):>22} "
-              f"{str(r.get('attribution_worker_peak_mb')):>22} {r['driver_peak_mb']:>9} "
-              f"{str(r.get('bootstrap_s', '-')):>7}")
+        print(f"{r['touchpoints']:>12,} {r['partitions']:>6} " + " ".join(f"{r.get(s + '_s', '-'):>12}" for s in STEPS)
+              + f" {r['total_s']:>8} {str(r.get('worker_peak_mb')):>16} {r['driver_peak_mb']:>9} "
+              f"{r.get('touch_table_mb', '-'):>9} {str(r.get('bootstrap_s', '-')):>7}")
     sizes = sorted(rows)
     for small_n, big_n in zip(sizes, sizes[1:]):
         a, b = rows[small_n], rows[big_n]
-        ratio = {k: round(b[k] / a[k], 2) for k in ("partition_s", "attribution_s", "bootstrap_s", "total_s")
-                 if a.get(k) and b.get(k)}
+        keys = [f"{s}_s" for s in STEPS] + ["bootstrap_s", "total_s"]
+        ratio = {k: round(b[k] / a[k], 2) for k in keys if a.get(k) and b.get(k)}
         median = {k: round(b[f"{k}_median"] / a[f"{k}_median"], 2)
-                  for k in ("partition_s", "attribution_s", "bootstrap_s") if a.get(f"{k}_median") and b.get(f"{k}_median")}
+                  for k in keys[:-1] if a.get(f"{k}_median") and b.get(f"{k}_median")}
         print(f"{big_n / small_n:g}x the touches: time x {ratio} (best runs); medians x {median}")
 
 

@@ -82,9 +82,9 @@ def test_check_reasons_missing_table_empty_column_nothing_in_period():
     assert cost.reason == "needs campaigns.cost: no campaign has a cost"
     assert check(ds, "upsell_rate").reason == "needs opportunities.opportunity_type: no opportunity has a type"
     # data in the period: only checked with a period
-    assert check(ds, "opportunity_conversion")
-    assert check(ds, "opportunity_conversion", "2026Q3")
-    empty = check(ds, "opportunity_conversion", "2024Q1")
+    assert check(ds, "win_rate")
+    assert check(ds, "win_rate", "2026Q3")
+    empty = check(ds, "win_rate", "2024Q1")
     assert empty.reason == "needs opportunities closed in the period: none in 2024Q1"
     assert check(ds, "attribution", Q3).reason == "needs touchpoints: none supplied"
     # every declaration names known tables, columns and data needs
@@ -118,10 +118,10 @@ def test_notice_says_what_why_and_what_to_supply():
 # --------------------------------------------------------------------------- KPIs
 def test_opportunities_only_sales_kpis_equal_hand_computation(opps_only):
     k = {name: kpis.KPI_FUNCTIONS[name](opps_only, quarter="2026Q3")
-         for name in ("opportunity_creation", "opportunity_conversion", "average_deal_size", "pipeline_velocity")}
+         for name in ("opportunity_creation", "win_rate", "average_deal_size", "pipeline_velocity")}
     assert k["opportunity_creation"].value == 2                       # o2, o4 created in Q3
-    assert k["opportunity_conversion"].value == pytest.approx(2 / 3)  # o1, o2 won of o1, o2, o3 closed
-    assert (k["opportunity_conversion"].numerator, k["opportunity_conversion"].denominator) == (2, 3)
+    assert k["win_rate"].value == pytest.approx(2 / 3)  # o1, o2 won of o1, o2, o3 closed
+    assert (k["win_rate"].numerator, k["win_rate"].denominator) == (2, 3)
     assert k["average_deal_size"].value == pytest.approx(200.0)      # (100 + 300) / 2
     assert k["pipeline_velocity"].value == pytest.approx((71 + 30 + 70) / 3)
     assert all(r.note == "" for r in k.values())
@@ -131,12 +131,12 @@ def test_opportunities_only_sales_kpis_equal_hand_computation(opps_only):
     assert pl["influenced_amount"].isna().all()     # needs touches: n/a, not 0
     # the table: sales KPIs as computed, every other KPI n/a with its reason
     o = kpis.kpi_table(opps_only, quarter="2026Q3", segments=()).overall.set_index("kpi")
-    assert o.loc["opportunity_conversion", "value"] == pytest.approx(2 / 3)
+    assert o.loc["win_rate", "value"] == pytest.approx(2 / 3)
     assert o.loc["average_deal_size", "value"] == pytest.approx(200.0)
     assert o.loc["pipeline_velocity", "value"] == pytest.approx(57.0)
     assert o.loc["opportunity_creation", "value"] == 2
     na = o[o["value"].isna()]
-    assert set(na.index) == set(kpis.KPI_FUNCTIONS) - {"opportunity_creation", "opportunity_conversion",
+    assert set(na.index) == set(kpis.KPI_FUNCTIONS) - {"opportunity_creation", "win_rate",
                                                         "average_deal_size", "pipeline_velocity"}
     assert na["note"].str.match(r"^n/a — needs \S").all(), na["note"]
     assert o.loc["market_reach", "note"] == "n/a — needs touchpoints: none supplied"
@@ -145,7 +145,7 @@ def test_opportunities_only_sales_kpis_equal_hand_computation(opps_only):
     h = kpis.headline_findings(kpis.kpi_table(opps_only, quarter="2026Q3", segments=()))
     assert h["kpis"]["market_reach"] is None
     assert h["not_applicable"]["market_reach"] == "needs touchpoints: none supplied"
-    assert "2 opportunities created" in h["headline"] and "conversion 67%" in h["headline"]
+    assert "2 opportunities created" in h["headline"] and "win rate 67%" in h["headline"]
 
 
 def test_kpi_values_never_zero_from_missing_data(touchless):
@@ -160,11 +160,11 @@ def test_kpi_values_never_zero_from_missing_data(touchless):
         na = frame[frame["value"].isna()]
         assert len(na) and na["note"].str.match(r"^n/a — \S").all(), na[["kpi", "note"]]
     # the sales KPIs still count
-    assert o.loc["opportunity_conversion", "value"] > 0 and o.loc["average_deal_size", "value"] > 0
+    assert o.loc["win_rate", "value"] > 0 and o.loc["average_deal_size", "value"] > 0
 
 
 def test_undefined_ratio_says_which_data_of_the_period_is_missing(opps_only):
-    r = kpis.opportunity_conversion(opps_only, quarter="2024Q1")
+    r = kpis.win_rate(opps_only, quarter="2024Q1")
     assert math.isnan(r.value) and r.note == "n/a — needs opportunities closed in the period: none in 2024Q1"
     assert kpis.average_deal_size(opps_only, quarter="2024Q1").note.startswith("n/a — needs opportunities won")
     assert kpis.opportunity_creation(opps_only, quarter="2024Q1").value == 0   # a count with its table: a true 0
@@ -207,7 +207,7 @@ def test_funnel_steps_without_touches_are_na_and_won_counts(opps_only, touchless
 
 
 def test_tiles_show_the_reason_under_na():
-    overall = pd.DataFrame({"kpi": ["market_reach", "opportunity_conversion"], "unit": ["ratio", "ratio"],
+    overall = pd.DataFrame({"kpi": ["market_reach", "win_rate"], "unit": ["ratio", "ratio"],
                             "value": [np.nan, 0.5], "previous": [np.nan, 0.4], "change": [np.nan, 0.1],
                             "population": ["target accounts", "all accounts"], "population_size": [3.0, 4.0],
                             "note": ["n/a — needs touchpoints: none supplied", ""]})
@@ -259,7 +259,7 @@ def test_without_contacts_people_based_analyses_are_na(small_sample):
     reason = "needs contacts: none supplied"
     assert progression.stage_history(data, as_of=Q3.end).not_applicable == reason
     assert engagement.mqa(data, as_of=Q3.end).not_applicable == reason
-    for name in ("mqa_accounts", "new_mqas", "win_rate", "buying_group_coverage"):
+    for name in ("mqa_accounts", "new_mqas", "mqa_to_win_rate", "buying_group_coverage"):
         r = kpis.KPI_FUNCTIONS[name](data, quarter="2026Q3")
         assert math.isnan(r.value) and r.note == f"n/a — {reason}", name
     r = kpis.audience_exposure_time(data, quarter="2026Q3")   # timed touches all belong to contacts
@@ -287,7 +287,7 @@ def test_load_reads_a_missing_table_as_empty(tmp_path):
     assert len(ds.accounts) == 4 and len(ds.opportunities) == 5 and len(ds.touchpoints) == 0
     assert list(ds.contacts.columns) == list(abmkit.schema.empty_table("contacts").columns)
     data = abmkit.prepare(ds)
-    assert kpis.opportunity_conversion(data, quarter="2026Q3").value == pytest.approx(2 / 3)
+    assert kpis.win_rate(data, quarter="2026Q3").value == pytest.approx(2 / 3)
 
 
 def test_clean_notes_tables_not_in_the_export(tmp_path):

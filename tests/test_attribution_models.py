@@ -195,9 +195,15 @@ def test_shapley_and_markov_touch_level():
     ds = make_dataset([("t1", "a1", 1, "email"), ("t2", "a1", 2, "email"), ("t3", "a1", 3, "webinar"),
                        ("t4", "a2", 1, "email"), ("t5", "a3", 1, "webinar"), ("t6", "a3", 2, "email")],
                       [("o1", "a1", 5, 1.0), ("o2", "a2", 5, 1.0)])
-    out = attribute(ds, "shapley")
+    out = attribute(ds, "shapley_split")
     assert credits_by_touch(out) == {"t1": 0.25, "t2": 0.25, "t3": 0.5, "t4": 1.0}
-    out = attribute(ds, "markov")
+    # data-driven Shapley: rates r({email}) = 1, r({email, webinar}) = 1/2 (a1 converts, a3 does not):
+    # o1's split phi_email = 1 + 1/4, phi_webinar = 1/4 -> 5/6 : 1/6, email's half per touch
+    out = attribute(ds, "shapley")
+    assert credits_by_touch(out) == pytest.approx({"t1": 5 / 12, "t2": 5 / 12, "t3": 1 / 6, "t4": 1.0})
+    with pytest.raises(ValueError, match="markov_per_conversion"):
+        attribute(ds, "markov")  # channel-level only: the error names the touch-level model
+    out = attribute(ds, "markov_per_conversion")
     # paths: email>email>webinar conv, email conv, webinar>email null. By hand: P(conv) = 2/3,
     # without email 1/6 (RE 3/4), without webinar 2/9 (RE 2/3); o1 splits 3/4 : 2/3, email's half per touch
     assert credits_by_touch(out) == pytest.approx({"t1": 9 / 34, "t2": 9 / 34, "t3": 8 / 17, "t4": 1.0})
@@ -215,7 +221,7 @@ def test_categorical_account_ids_give_the_same_credits():
     tp = ds.touchpoints.assign(account_id=ds.touchpoints["account_id"].astype("category"))
     cat = Dataset(accounts=ds.accounts, contacts=ds.contacts, touchpoints=tp, campaigns=ds.campaigns,
                   opportunities=ds.opportunities, revenue=ds.revenue)
-    for model in ("linear", "u_shaped", "markov"):
+    for model in ("linear", "u_shaped", "markov_per_conversion", "shapley"):
         a = attribute(ds, model)
         b = attribute(cat, model)
         pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))

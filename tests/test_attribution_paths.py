@@ -47,7 +47,8 @@ def test_path_attribution_exact_columns_and_values():
     assert got["first_touch", "a"] == 2 and got["first_touch", "b"] == 1 and got["first_touch", "c"] == 0
     assert got["last_touch", "a"] == 2
     assert got["linear", "a"] == pytest.approx(4 / 3) and got["linear", "b"] == pytest.approx(5 / 3)
-    assert got["shapley", "a"] == pytest.approx(1) and got["shapley", "b"] == pytest.approx(2)
+    # r({a,b}) = 1, r({b}) = 1/4: a > b > a splits phi_a = 1/2, phi_b = 1/4 + 1/2 -> 0.4 : 0.6 of 2
+    assert got["shapley", "a"] == pytest.approx(0.8) and got["shapley", "b"] == pytest.approx(2.2)
     assert got["markov"].sum() == pytest.approx(3)
     with pytest.raises(ValueError, match="time_decay"):
         path_attribution(t, ["time_decay"])
@@ -68,3 +69,87 @@ def test_write_paths_from_journeys_round_trips():
     joined = back.join(direct, rsuffix="_d")
     np.testing.assert_allclose(joined["conversions"], joined["conversions_d"], atol=1e-12)
     np.testing.assert_allclose(joined["conversion_value"], joined["conversion_value_d"], atol=1e-9)
+
+
+def test_read_paths_from_a_file_sniffs_the_delimiter_and_names_columns(tmp_path):
+    from abmkit.attribution import read_paths
+    f = tmp_path / "paths.csv"
+    f.write_text("channel_path;conv;lost;revenue\nemail > webinar;2;1;300\nemail;0;4;0\n", encoding="utf-8")
+    ps = read_paths(f, columns={"path": "channel_path", "total_conversions": "conv", "total_null": "lost",
+                                "total_conversion_value": "revenue"})
+    assert ps.channels == ["email", "webinar"] and ps.conversions.tolist() == [2, 0]
+    assert ps.null.tolist() == [1, 4] and ps.value.tolist() == [300, 0]
+    same = read_paths(pd.DataFrame({"channel_path": ["email > webinar", "email"], "conv": [2, 0], "lost": [1, 4]}),
+                      columns={"path": "channel_path", "total_conversions": "conv", "total_null": "lost"})
+    assert same.codes.tolist() == ps.codes.tolist()
+    with pytest.raises(ValueError, match="not path-table fields"):
+        read_paths(f, columns={"journey": "channel_path"})
+    with pytest.raises(ValueError, match="missing"):
+        read_paths(f)  # its own column names without a mapping: the error lists what was found
+
+
+def test_read_paths_file_stays_inside_the_data_folder(tmp_path):
+    from abmkit.attribution import read_paths
+    from abmkit.io.errors import InputError
+    inside = tmp_path / "data"
+    inside.mkdir()
+    (inside / "p.csv").write_text("path,total_conversions\na > b,1\n")
+    outside = tmp_path / "secret.csv"
+    outside.write_text("path,total_conversions\nx,1\n")
+    assert read_paths("p.csv", root=inside).n_paths == 1
+    with pytest.raises(InputError):
+        read_paths("../secret.csv", root=inside)
+    (inside / "link.csv").symlink_to(outside)
+    with pytest.raises(InputError):
+        read_paths("link.csv", root=inside)
+    with pytest.raises(InputError):
+        read_paths(outside, root=inside)
+
+
+def _loop_sessions(df):
+    """sessions_to_paths written with loops (the definition)."""
+    out = {}
+    for uid, g in df.sort_values(["user", "ts"], kind="stable").groupby("user", sort=True):
+        cur, val = [], 0.0
+        for _, r in g.iterrows():
+            cur.append(r["ch"])
+            if r["conv"]:
+                key = " > ".join(cur)
+                c = out.setdefault(key, [0.0, 0.0, 0.0])
+                c[0] += 1
+                c[1] += r["v"]
+                cur = []
+        if cur:
+            out.setdefault(" > ".join(cur), [0.0, 0.0, 0.0])[2] += 1
+    return {k: tuple(v) for k, v in out.items()}
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_sessions_to_paths_equals_a_loop(seed):
+    from abmkit.attribution import sessions_to_paths
+    rng = np.random.default_rng(seed)
+    n = 300
+    df = pd.DataFrame({"user": rng.choice([f"u{i}" for i in range(25)], n),
+                       "ts": rng.permutation(n).astype(float),
+                       "ch": rng.choice(["email", "search", "social", "direct"], n),
+                       "conv": rng.random(n) < 0.15, "v": rng.integers(1, 9, n).astype(float)})
+    got = sessions_to_paths(df.sample(frac=1, random_state=seed), journey="user", timestamp="ts", channel="ch",
+                            converted="conv", value="v")
+    assert {r.path: (r.total_conversions, r.total_conversion_value, r.total_null)
+            for r in got.itertuples()} == _loop_sessions(df)
+    per = sessions_to_paths(df, journey="user", timestamp="ts", channel="ch", converted="conv", by_journey=True)
+    assert per["converted"].sum() == df["conv"].sum()
+    assert (per.groupby("user")["journey_number"].apply(lambda s: list(s) == list(range(len(s))))).all()
+
+
+def test_sessions_to_paths_timestamps_flags_and_errors():
+    from abmkit.attribution import sessions_to_paths
+    s = pd.DataFrame({"account_id": ["a", "a", "a"], "timestamp": ["2026-01-03", "2026-01-01", "2026-01-02"],
+                      "channel": ["webinar", "email", "email"], "converted": ["yes", "no", "false"]})
+    got = sessions_to_paths(s)
+    assert got.to_dict("list") == {"path": ["email > email > webinar"], "total_conversions": [1.0],
+                                   "total_conversion_value": [0.0], "total_null": [0.0]}
+    with pytest.raises(ValueError, match="missing"):
+        sessions_to_paths(s, timestamp="when")
+    with pytest.raises(ValueError, match="without an id"):
+        sessions_to_paths(s.assign(channel=[None, "a", "b"]))

@@ -9,10 +9,10 @@ from attribution_helpers import BASE, with_mqa_dates
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from abmkit.attribution import ALL_MODELS, attribute, compare_models, journeys_for
+from abmkit.attribution import TOUCH_MODELS, attribute, compare_models, journeys_for
 from abmkit.schema import CHANNELS, Dataset
 
-MODELS = [m for m in ALL_MODELS if m != "full_path"]
+MODELS = [m for m in TOUCH_MODELS if m != "full_path"]
 
 
 def random_dataset(seed: int, n_acc: int = 8, n_touch: int = 60) -> tuple[Dataset, pd.DataFrame]:

@@ -199,7 +199,7 @@ def test_ledger_and_repairs_survive_a_save_roundtrip(tmp_path):
 @pytest.mark.parametrize("case", ["orphan_references", "touches_after_opportunity_closed", "leading_zero_ids"])
 def test_downstream_analyses_run_on_cleaned_hostile_exports(case):
     """What survives cleaning is valid input for every analysis: no crash downstream."""
-    from abmkit.attribution import ALL_MODELS, attribute
+    from abmkit.attribution import TOUCH_MODELS, attribute
     from abmkit.prepared import prepare
     from abmkit.progression import stage_history
     from abmkit.uplift import campaign_influence
@@ -210,7 +210,7 @@ def test_downstream_analyses_run_on_cleaned_hostile_exports(case):
     hist = stage_history(data)
     assert set(hist.table["account_id"]) <= set(ds.accounts["account_id"])
     for milestone in ("opportunity_created", "closed_won"):
-        models = [m for m in ALL_MODELS if m != "full_path" or milestone == "closed_won"]
+        models = [m for m in TOUCH_MODELS if m != "full_path" or milestone == "closed_won"]
         out = attribute(data, models, milestone=milestone)
         if len(out):
             sums = out.groupby(["model", "conversion_id"])["credit"].sum()

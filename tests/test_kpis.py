@@ -75,13 +75,15 @@ def test_other_formulas():
     assert kpis.customer_lifetime_value_from_counts(1_000, 0.25).value == 4_000
     assert kpis.cost_per_acquired_account_from_counts(90_000, 3).value == 30_000
     assert kpis.roi_from_counts(300_000, 100_000).value == 2.0
-    assert math.isnan(kpis.win_rate_from_counts(0, 0).value)  # no MQA accounts: undefined, not 0
+    assert math.isnan(kpis.win_rate_from_counts(0, 0).value)  # nothing closed: undefined, not 0
+    assert kpis.mqa_to_win_rate_from_counts(10, 50).value == 0.2
+    assert math.isnan(kpis.mqa_to_win_rate_from_counts(0, 0).value)  # empty cohort: undefined, not 0
 
 
 def test_every_kpi_has_formula_docstring():
     for name, fn in kpis.KPI_FUNCTIONS.items():
         assert fn.__doc__ and "=" in fn.__doc__, name
-    assert len(kpis.KPI_FUNCTIONS) == 21                       # 20 + new_mqas
+    assert len(kpis.KPI_FUNCTIONS) == 22  # 20 + new_mqas + NRR quarter on quarter (win_rate is won / closed opps; mqa_to_win_rate the cohort rate)
     assert "engaged_accounts" not in kpis.KPI_FUNCTIONS and {"mqa_accounts", "new_mqas"} <= set(kpis.KPI_FUNCTIONS)
     assert set(kpis.KPI_POPULATION) == set(kpis.KPI_FUNCTIONS)
 
@@ -199,15 +201,22 @@ def test_mqa_accounts_new_mqas_and_win_rate_by_hand(data, wide):
     n = _k("new_mqas", data)
     assert (n.value, n.numerator, n.denominator) == (1, 1, 3)
     assert _k("new_mqas", data, "2026Q2").value == 0
-    # win rate = MQA accounts at the end that won in the period / MQA accounts at the end = 0/0: undefined
-    wr = _k("win_rate", data)
-    assert (wr.numerator, wr.denominator) == (0, 0) and math.isnan(wr.value)
+    # MQA-to-win rate with the default one-year horizon: the Q3 2026 cohort became MQA in Q3 2025 -- none
+    wr = _k("mqa_to_win_rate", data)
+    assert math.isnan(wr.value) and wr.note.startswith("n/a — no target account became MQA in the cohort window")
+    # a 45-day horizon: the cohort became MQA in [2026-05-17, 2026-08-17): a1 (08-01), who won o1 on
+    # 09-10, within 45 days (by 09-15) -> 1 of 1; a 30-day horizon ([06-01, 08-31)): a1 has not won by 08-31
+    wr = kpis.mqa_to_win_rate(data, quarter="2026Q3", horizon_days=45)
+    assert (wr.numerator, wr.denominator, wr.value) == (1, 1, 1.0)
+    wr = kpis.mqa_to_win_rate(data, quarter="2026Q3", horizon_days=30)
+    assert (wr.numerator, wr.denominator, wr.value) == (0, 1, 0.0)
+    # a period ending after the data: the horizon is not observed yet -> n/a, never 0
+    wr = kpis.mqa_to_win_rate(data, quarter="2026Q4", horizon_days=45)
+    assert math.isnan(wr.value) and "not yet observed" in wr.note
     # 92-day window (2026-07-01, 2026-10-01]: c1's 07-02 click counts, a1 has 3 decision makers -> 1 of 3
     m = _k("mqa_accounts", wide)
     assert (m.value, m.denominator) == (1, 3)
     assert _k("new_mqas", wide).value == 1                   # a1 again first at 2026-08-01
-    wr = _k("win_rate", wide)
-    assert (wr.numerator, wr.denominator) == (1, 1)          # a1 is an MQA at the end and won o1 (2026-09-10)
     # Q2 end (2026-07-01), window (04-02, 07-01]: only c1's 04-10 click -> no MQA
     assert _k("mqa_accounts", wide, "2026Q2").value == 0
 
@@ -218,9 +227,9 @@ def test_pipeline_by_hand(data):
     pv = _k("pipeline_velocity", data)              # closed in Q3: o1 62 d, o3 61 d, o5 182 d
     assert pv.value == pytest.approx((62 + 61 + 182) / 3)
     assert _k("opportunity_creation", data).value == 3
-    oc = _k("opportunity_conversion", data)
-    assert (oc.numerator, oc.denominator) == (2, 3)
-    # win rate (MQA at the period end): test_mqa_accounts_new_mqas_and_win_rate_by_hand
+    wr = _k("win_rate", data)                                # won / closed in Q3: o1, o5 won; o3 lost
+    assert (wr.numerator, wr.denominator) == (2, 3)
+    # MQA-to-win rate (cohort): test_mqa_accounts_new_mqas_and_win_rate_by_hand
     ads = _k("average_deal_size", data)
     assert ads.value == 40_000                               # (50k + 30k) / 2
     dv = _k("deal_velocity", data)
@@ -243,9 +252,12 @@ def test_cost_and_roi_by_hand(data):
 def test_retention_and_growth_by_hand(data):
     ret = _k("retention_rate", data)
     assert (ret.numerator, ret.denominator) == (1, 2)         # a2 at 0 by September
-    nrr = _k("net_revenue_retention", data)
+    nrr = _k("net_revenue_retention_qoq", data)
     # start 1000 + 500 = 1500; a1 +500 expansion; a2 -500 churn -> 1500 / 1500
     assert (nrr.numerator, nrr.denominator, nrr.value) == (1500, 1500, 1.0)
+    # trailing 12 months: no revenue row a year before the period end -> n/a, never 100%
+    ttm = _k("net_revenue_retention", data)
+    assert math.isnan(ttm.value) and ttm.note.startswith("n/a — trailing NRR needs revenue 12 months back")
     ad = _k("product_adoption", data)
     assert (ad.numerator, ad.denominator) == (1, 1)
     up = _k("upsell_rate", data)
@@ -315,7 +327,7 @@ def test_kpi_table_on_sample(small_sample):
     q = kpis.last_complete_quarter(ds.touchpoints["occurred_at"])
     t = kpis.kpi_table(ds, quarter=q, segments=("tier",))
     o = t.overall.set_index("kpi")
-    for k in ("market_reach", "buying_group_coverage", "opportunity_conversion"):
+    for k in ("market_reach", "buying_group_coverage", "win_rate"):
         assert 0 <= o.loc[k, "value"] <= 1, k
     assert o.loc["account_engagement", "value"] > 0
     # segment numerators add up to the overall numerator for additive KPIs
@@ -350,11 +362,14 @@ def test_kpi_table_states_the_population_of_every_kpi(data):
     assert list(o.index) == list(kpis.KPI_FUNCTIONS)
     assert (o["population"] != "").all() and o["population_size"].notna().all()
     label = {"target": "target accounts", "all": "all accounts", "customers": "customers at period start",
-             "customers_end": "customers at period end"}
+             "customers_end": "customers at period end",
+             "customers_year_before": "customers 12 months before period end",
+             "mqa_cohort": "MQAs of 01 Jul 2025–30 Sep 2025, followed 365 d"}
     assert o["population"].to_dict() == {k: label[v] for k, v in kpis.KPI_POPULATION.items()}
     # targets a1-a3; all accounts a1-a4; customers on 2026-07-01: a1 (1000) and a2 (500, June row)
     # customers on 2026-10-01 (product adoption): a1 (1500 in Sep); a2's Sep row is 0
-    size = {"target": 3, "all": 4, "customers": 2, "customers_end": 1}
+    size = {"target": 3, "all": 4, "customers": 2, "customers_end": 1, "customers_year_before": 0,
+            "mqa_cohort": 0}
     assert o["population_size"].to_dict() == {k: size[v] for k, v in kpis.KPI_POPULATION.items()}
     h = kpis.kpi_history(data, quarter="2026Q3", n_periods=2, kpis=["mqa_accounts", "roi"])
     assert h[["population", "population_size"]].values.tolist() == [
@@ -400,6 +415,7 @@ def test_kpi_tiles_show_change_direction():
     import matplotlib.pyplot as plt
 
     from abmkit import plots
+    from abmkit.plots.style import GOOD
 
     overall = pd.DataFrame({
         "kpi": ["pipeline_velocity", "market_reach", "roi"], "unit": ["days", "ratio", "ratio"],
@@ -407,8 +423,18 @@ def test_kpi_tiles_show_change_direction():
         "change": [-20.0, 0.1, float("nan")]})
     fig = plots.kpi_tiles(overall, ncols=3)
     texts = {t.get_text(): t.get_color() for ax in fig.axes for t in ax.texts}
-    assert texts["100.0 d"] == "#111" and texts["▼ -20.0 d vs prev"] == "#1a7f37"   # faster is better
-    assert texts["60.0%"] and texts["▲ +10.0 pts vs prev"] == "#1a7f37"
+    assert texts["100.0 d"] == "#111" and texts["▼ -20.0 d vs prev"] == GOOD   # faster is better
+    assert texts["60.0%"] and texts["▲ +10.0 pts vs prev"] == GOOD
     assert "n/a" in texts and "prev n/a" in texts
+    plt.close(fig)
+    # an estimate shows its interval instead of a change; the tile names what it is
+    est = pd.DataFrame({"kpi": ["incremental_pipeline", "cohort_influenced_pipeline"], "unit": ["currency"] * 2,
+                        "value": [400_000.0, 2_000_000.0], "low": [100_000.0, float("nan")],
+                        "high": [700_000.0, float("nan")], "previous": [float("nan")] * 2,
+                        "change": [float("nan")] * 2})
+    fig = plots.kpi_tiles(est, ncols=2)
+    texts = [t.get_text().replace("\n", " ") for ax in fig.axes for t in ax.texts]   # long names wrap
+    assert "95% CI 100.0k to 700.0k" in texts and "counted (no interval)" in texts
+    assert "Incremental pipeline (caused, est.)" in texts and "Influenced pipeline, same accounts (touched before)" in texts
     plt.close(fig)
     assert plots.format_kpi(225_000, "currency") == "225.0k" and plots.format_kpi(1_060_000, "currency") == "1.06M"

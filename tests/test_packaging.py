@@ -3,7 +3,7 @@
 - every third-party top-level module imported anywhere in ``abmkit/**/*.py`` (module
   top or inside a function) is provided by ``[project] dependencies`` or an extra;
 - modules imported by the core library (everything outside ``abmkit/plots``,
-  ``abmkit/report.py`` and ``abmkit/scale.py``) are plain dependencies, not extras;
+  ``abmkit/report.py`` and ``abmkit/scale/``) are plain dependencies, not extras;
 - ``requires-python`` is >= 3.11 (the pins need it);
 - every pin of ``requirements.txt`` satisfies the range pyproject declares for it, and
   every requirement of the dependencies and of the plots/report/scale/lab extras is
@@ -29,7 +29,7 @@ PACKAGE = ROOT / "abmkit"
 DISTRIBUTION_OF = {"yaml": "pyyaml", "dateutil": "python-dateutil", "sklearn": "scikit-learn",
                    "PIL": "pillow", "bs4": "beautifulsoup4"}
 #: parts of the package that may rely on an extra (the rest must need plain dependencies only)
-OPTIONAL_PARTS = {"abmkit/plots": "plots", "abmkit/report.py": "report", "abmkit/scale.py": "scale",
+OPTIONAL_PARTS = {"abmkit/plots": "plots", "abmkit/report.py": "report", "abmkit/scale": "scale",
                   "abmkit/sources/sql.py": "sql"}
 #: extras whose requirements `make report` / `make lab` need, so requirements.txt pins them
 RUNTIME_EXTRAS = ("plots", "report", "scale", "lab", "sql")

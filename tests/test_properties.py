@@ -25,7 +25,7 @@ import pandas as pd
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from abmkit.attribution import ALL_MODELS, attribute
+from abmkit.attribution import TOUCH_MODELS, attribute
 from abmkit.clean import CleanError, RawFrame, clean_exports, clean_frames
 from abmkit.prepared import prepare
 from abmkit.progression import stage_history
@@ -205,7 +205,7 @@ def _check_credits(out: pd.DataFrame):
     np.testing.assert_allclose(sums.to_numpy(), 1.0, atol=1e-9)
 
 
-MODELS_OPP = [m for m in ALL_MODELS if m != "full_path"]
+MODELS_OPP = [m for m in TOUCH_MODELS if m != "full_path"]
 PARAMS = dict(half_life_days=5, channel_weights={"email": 2.0, "display": 0.5}, position_weights=(0.3, 0.4, 0.3))
 
 

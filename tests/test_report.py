@@ -142,9 +142,32 @@ def test_write_index_escapes_text(tmp_path):
                                       {"stem": "02_y", "title": "Y", "seconds": None}])
     text = p.read_text()
     assert "<script>" not in text and text.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 2
-    assert "2026-07-01 to 2026-09-30" in text and "2026-04-01 to 2026-06-30" in text
+    assert "<h1>Quarterly ABM report: Q3 2026</h1>" in text
+    assert "Q3 2026 (1 Jul to 30 Sep 2026)" in text and "Q2 2026 (1 Apr to 30 Jun 2026)" in text
     assert "abmkit 9.9" in text and "rows.touchpoints" in text and "1.5 s" in text
-    assert 'href="01_x.html"' in text and "not available" in text and "Start with the summary" not in text
+    assert 'href="01_x.html"' in text and "not available" in text
+    # no summary saved: said so at the top, not an empty box; raw keys only in the appendix
+    assert text.index("Executive summary") < text.index("<h2>Pages</h2>") < text.index("Appendix: raw findings")
+    assert "n/a: the KPI page (notebook 05) saved no summary" in text
+    assert text.index("rows.touchpoints") > text.index("Appendix: raw findings")
+    assert "previous period (Q2 2026): no report published" in text and 'href="../index.html"' in text
+
+
+def test_index_shows_the_saved_summary_first_and_links_the_previous_period(tmp_path):
+    from abmkit.outputs import save_findings
+
+    four_weeks = resolve_period(start="2026-03-01", end="2026-03-29")
+    records = [{"kind": "key_numbers", "title": "Key numbers", "text": "reach 50.0% " + XSS},
+               {"kind": "campaigns", "title": "Campaigns", "text": "Spring Webinar (-22.6 pts)"}]
+    save_findings({"executive_summary": records}, tmp_path, "05_kpis")
+    (tmp_path / "05_kpis.html").write_text("x")
+    text = report.write_index(tmp_path, period=four_weeks, run_date="r", version="v", quality={},
+                              notebooks=[{"stem": "05_kpis", "title": "KPIs", "seconds": 1.0}],
+                              published={four_weeks.previous.label}).read_text()
+    assert "<h1>ABM report: 1 Mar to 28 Mar 2026 (28 days)</h1>" in text and "Quarterly" not in text
+    assert text.index("Spring Webinar (-22.6 pts)") < text.index("<h2>Pages</h2>")
+    assert "reach 50.0% &lt;script&gt;" in text and "<script>" not in text
+    assert 'href="../2026-02-01_2026-03-01/index.html"' in text and "previous period: February 2026" in text
 
 
 def test_sanitize_and_redact(tmp_path):
@@ -198,7 +221,7 @@ def test_full_run_second_period_failure_and_only(standins, tmp_path, capsys):
     index = (q3 / "index.html").read_text()
     for part in ("01_clean.html", "02_plot.ipynb", "tables/rows.csv", "findings/02_plot.json"):
         assert f'href="{part}"' in index
-    assert "3 rows clean, 0 rejected &lt;b&gt;ok&lt;/b&gt;" in index and "2026-07-01 to 2026-09-30" in index
+    assert "3 rows clean, 0 rejected &lt;b&gt;ok&lt;/b&gt;" in index and "Q3 2026 (1 Jul to 30 Sep 2026)" in index
     manifest = json.loads((q3 / "run.json").read_text())
     assert set(manifest["seconds"]) == {"01_clean", "02_plot", "03_noparams"}
     assert manifest["privacy_redactions"] == []
@@ -262,6 +285,12 @@ def test_notebook_05_on_small_sample(resolved_sample_dir, tmp_path):
 
     out = tmp_path / "report"
     save_findings({"headline": "92% of contacts mapped", "mapped_share": 0.92}, out, "02_account_mapping")
+    # what notebook 04 found: one campaign that helped, one that held accounts back (both must reach the summary)
+    effects = [{"campaign": "Spring Gift Box", "transition": "qualified->sales_ready", "adj_diff": 0.31,
+                "q_value": 1e-6},
+               {"campaign": "Cold Call Blitz", "transition": "aware->engaged", "adj_diff": -0.226, "q_value": 0.03}]
+    save_findings({"tests": 40, "alpha": 0.05, "significant_campaign_effects": effects}, out,
+                  "04_campaign_influence_on_progression")
     nb = REPO / "notebooks" / "05_quarterly_abm_report.ipynb"
     pm.execute_notebook(str(nb), str(out / nb.name), kernel_name="python3", progress_bar=False, cwd=str(nb.parent),
                         parameters={"data_dir": str(resolved_sample_dir), "quarter": "2026Q2",
@@ -269,7 +298,7 @@ def test_notebook_05_on_small_sample(resolved_sample_dir, tmp_path):
     table = pd.read_csv(out / "tables" / "kpis.csv").set_index("kpi")
     expected = kpis.kpi_table(load_resolved(resolved_sample_dir), quarter="2026Q2", segments=()).overall
     expected = expected.set_index("kpi")
-    for k in ("market_reach", "mqa_accounts", "new_mqas", "influenced_pipeline", "win_rate"):
+    for k in ("market_reach", "mqa_accounts", "new_mqas", "influenced_pipeline", "win_rate", "mqa_to_win_rate"):
         assert table.loc[k, "value"] == pytest.approx(expected.loc[k, "value"], nan_ok=True), k
     for name in ("kpi_segments", "kpi_history", "account_funnel", "pipeline_by_period"):
         assert (out / "tables" / f"{name}.csv").exists(), name
@@ -277,10 +306,23 @@ def test_notebook_05_on_small_sample(resolved_sample_dir, tmp_path):
     assert f["period"] == "2026Q2" and f["previous_period"] == "2026Q1"
     assert f["kpis"]["market_reach"] == pytest.approx(expected.loc["market_reach", "value"])
     html = report.export_html(out / nb.name, out / "05.html").read_text()
-    # 05 no longer reads 01-04's findings (so it can run beside 03 and 04): index.html lists them
-    assert "92% of contacts mapped" not in html
-    # tiles (3), trends, funnel, pipeline, segments (3)
-    assert len(re.findall(r'<img[^>]+src="data:image/png;base64,', html)) == 9
+    # the executive summary, at the top: both campaign effects, and the KPI table's numbers
+    top = html[:html.index("1. KPIs at a glance")]
+    assert "Executive summary" in top and "Q2 2026 (1 Apr to 30 Jun 2026)" in top
+    assert "Spring Gift Box" in top and "+31.0 pts" in top and "very strong evidence" in top
+    assert "Cold Call Blitz" in top and "-22.6 pts" in top and "held accounts back" in top
+    assert "Review Cold Call Blitz with its owner" in html            # section 5: the action it leads to
+    from abmkit.formatting import format_value
+
+    for k in ("market_reach", "mqa_accounts", "influenced_pipeline"):
+        if pd.notna(table.loc[k, "value"]):
+            assert format_value(table.loc[k, "value"], table.loc[k, "unit"]) in top, k
+    assert [r["kind"] for r in f["executive_summary"]][:2] == ["key_numbers", "campaigns"]
+    assert "Quarterly ABM report" not in html                      # the title fits any cadence
+    # the raw findings of 01-04 only in the appendix, after the report's sections
+    assert "92% of contacts mapped" not in top and html.index("Appendix: raw findings") > html.index("5. Actions")
+    # tiles (3), trends, funnel, pipeline, segments (3), and any chart added since
+    assert len(re.findall(r'<img[^>]+src="data:image/png;base64,', html)) >= 9
     assert "kpis.kpi_table" not in html                             # code-free
 
 
@@ -330,15 +372,21 @@ def test_full_pipeline_on_small_sample(small_sample_dir, small_sample, tmp_path)
     for p in q3.glob("*.html"):
         if p.name != "index.html":
             assert f'href="{p.name}"' in index
+    # the summary opens the index; the list of periods links this one
+    assert index.index("Executive summary") < index.index("<h2>Pages</h2>") and "Key numbers." in index
+    periods = (out / "index.html").read_text()
+    assert "Quarterly ABM report: Q3 2026" in periods and 'href="2026Q3/index.html"' in periods
 
 
 # ------------------------------------------------------------------ parallel runner (dependency order)
 def test_notebook_dependencies_follow_the_table():
     nbs = [Path(f"{n}_x.ipynb") for n in ("01", "02", "03", "04", "05")]
     deps = report.notebook_dependencies(nbs)
-    assert deps == {"01_x": (), "02_x": ("01_x",), "03_x": ("02_x",), "04_x": ("02_x",), "05_x": ("02_x",)}
-    # --only 03,05: 02 ran in the last full run, so nothing to wait for
-    assert report.notebook_dependencies([nbs[2], nbs[4]]) == {"03_x": (), "05_x": ()}
+    # 05 opens with the summary of 01-04's findings: it waits for 03 and 04
+    assert deps == {"01_x": (), "02_x": ("01_x",), "03_x": ("02_x",), "04_x": ("02_x",),
+                    "05_x": ("02_x", "03_x", "04_x")}
+    # --only 03,05: 02 and 04 ran in the last full run, so 05 waits only for 03
+    assert report.notebook_dependencies([nbs[2], nbs[4]]) == {"03_x": (), "05_x": ("03_x",)}
     # a notebook missing from the table waits for everything before it, and everything after waits for it
     d = report.notebook_dependencies([Path("00_setup.ipynb"), *nbs, Path("06_extra.ipynb")])
     assert d["00_setup"] == () and d["01_x"] == ("00_setup",) and d["03_x"] == ("00_setup", "02_x")

@@ -37,7 +37,7 @@ VARIANTS = {
     "opportunities_only": (("touchpoints", "contacts", "campaigns", "revenue"), ()),
 }
 #: the sales KPIs that must work with accounts and opportunities alone (Build 8)
-SALES_KPIS = ("opportunity_creation", "opportunity_conversion", "average_deal_size", "pipeline_velocity")
+SALES_KPIS = ("opportunity_creation", "win_rate", "average_deal_size", "pipeline_velocity")
 
 
 def make_variant(sample_dir: Path, dest: Path, tables=(), fields=()) -> Path:

@@ -78,7 +78,7 @@ def _library_outputs(sample_dir: Path, out: Path, seed: int, *, only_compare: bo
         save_table(r.to_frame(), out, "quality")
         save_table(r.rejects.drop(columns=["raw_values"]), out, "rejects")
         save_table(mapping, out, "mapping")
-        save_table(attribute(data, ["linear", "time_decay", "markov", "shapley"]), out, "credits")
+        save_table(attribute(data, ["linear", "time_decay", "markov_per_conversion", "shapley"]), out, "credits")
         save_table(stage_history(data).table, out, "stages")
     return _files(out, ("tables/*.csv",))
 
@@ -93,4 +93,4 @@ def test_library_csv_outputs_are_byte_identical_and_seed_matters(small_sample_di
     assert c["tables/shares.csv"] == a["tables/shares.csv"]
     assert c["tables/intervals.csv"] != a["tables/intervals.csv"]
     credits = pd.read_csv(tmp_path / "a" / "tables" / "credits.csv")
-    assert len(credits) > 0 and set(credits["model"]) == {"linear", "time_decay", "markov", "shapley"}
+    assert len(credits) > 0 and set(credits["model"]) == {"linear", "time_decay", "markov_per_conversion", "shapley"}

@@ -22,7 +22,8 @@ from abmkit.schema import Dataset
 RESULT_MODULES = ("abmkit.schema", "abmkit.prepared", "abmkit.engagement", "abmkit.journeys", "abmkit.kpis",
                   "abmkit.mapping", "abmkit.progression", "abmkit.uplift", "abmkit.attribution.compare",
                   "abmkit.attribution.paths", "abmkit.scale", "abmkit.sample", "abmkit.clean.core",
-                  "abmkit.clean.sanity", "abmkit.applicability")
+                  "abmkit.clean.sanity", "abmkit.applicability", "abmkit.incremental_value", "abmkit.drilldown",
+                  "abmkit.training")
 
 
 def tiny_dataset() -> Dataset:
@@ -180,7 +181,64 @@ def build_applicability():
     return check(tiny_dataset(), "cost_per_acquired_account", "2026Q1")   # no campaigns: n/a
 
 
+def build_incremental_value():
+    from abmkit.incremental_value import IncrementalValue
+    table = pd.DataFrame({"campaign_id": ["CMP003"], "n_treated": [100], "adj_diff": [0.3], "counted": [True]})
+    return IncrementalValue(table=table, extra_accounts=30.0, extra_low=10.0, extra_high=50.0,
+                            value_per_account=20_000.0, pipeline=600_000.0, pipeline_low=200_000.0,
+                            pipeline_high=1_000_000.0, cohort_start=pd.Timestamp("2025-01-01", tz="UTC"),
+                            cohort_end=pd.Timestamp("2026-06-30", tz="UTC"))
+
+
+
+def build_incremental_result():
+    from abmkit.attribution.incremental import IncrementalResult
+    channels = pd.DataFrame({"channel": ["event", "display"], "estimable": [True, False],
+                             "why_not": [None, "every at-risk day was exposed to it"],
+                             "incremental_conversions": [12.0, np.nan], "low": [8.0, np.nan], "high": [16.0, np.nan]})
+    return IncrementalResult(channels=channels, replicates=np.zeros((0, 1)), n_boot=0, seed=0,
+                             info={"from_stage": "sales_ready", "accounts_at_risk": 10})
+
+
+def build_truth_comparison():
+    from abmkit.attribution.truth import compare_to_truth
+
+    class _Comparison:
+        shares = pd.DataFrame({"linear": [0.6, 0.4]}, index=pd.Index(["event", "display"], name="channel"))
+        intervals = pd.DataFrame({"channel": ["event", "display"], "model": "linear", "low": [0.5, 0.3],
+                                  "high": [0.7, 0.5]})
+    return compare_to_truth(_Comparison(), pd.DataFrame({"channel": ["event", "display"],
+                                                         "expected_conversions_lost": [5.0, 0.0]}))
+
+
+def build_pages():
+    from abmkit.drilldown import Pages
+    return Pages(pages=pd.DataFrame({"title": ["MQA accounts and whom to call"], "path": ["drilldown/accounts.html"]}),
+                 tables=pd.DataFrame(), headline_text="2 accounts became MQA in 2026Q3")
+
+
+def build_check():
+    from abmkit.training import check
+    return check("02.new_mqas", None)
+
+
+def build_executive_summary():
+    from abmkit.period import resolve_period
+    from abmkit.summary import executive_summary
+    kpi = pd.DataFrame({"kpi": ["market_reach"], "unit": ["ratio"], "value": [0.62], "previous": [0.55],
+                        "change": [0.07], "population": ["target accounts"], "population_size": [800]})
+    return executive_summary(kpi, period=resolve_period(quarter="2026Q3"))
+
+
+def build_order_selection():
+    from abmkit.attribution import read_paths, select_order
+    t = pd.DataFrame({"path": ["a > b", "b > a", "a"], "total_conversions": [30, 0, 5], "total_null": [0, 30, 20]})
+    return select_order(read_paths(t), max_order=2, folds=3)
+
+
 BUILDERS = {
+    "Pages": build_pages,
+    "Check": build_check,
     "Dataset": build_dataset,
     "ResolvedDataset": build_resolved_dataset,
     "SampleData": build_sample_data,
@@ -199,6 +257,11 @@ BUILDERS = {
     "CleanResult": build_clean_result,
     "SanityReport": build_sanity_report,
     "Applicability": build_applicability,
+    "IncrementalValue": build_incremental_value,
+    "IncrementalResult": build_incremental_result,
+    "TruthComparison": build_truth_comparison,
+    "ExecutiveSummary": build_executive_summary,
+    "OrderSelection": build_order_selection,
 }
 
 

@@ -320,8 +320,15 @@ def test_zero_effect_campaigns_have_identical_potential_outcomes(small_sample):
     np.testing.assert_array_equal(z["t0_days"].to_numpy(), z["t1_days"].to_numpy())
     assert (eff.loc[eff["is_zero_effect"], ["att_diff", "ate_diff"]] == 0).all().all()
     # monotone planted effects: a campaign never hurts an account
+    pre = eff.loc[eff["acts_before_landmark"], "campaign_id"]
     p = po[~po["campaign_id"].isin(zero) & po["at_risk"] & po["is_studied"]]
-    assert (p["y1"].astype(int) >= p["y0"].astype(int)).all()
+    assert (p.loc[~p["campaign_id"].isin(pre), "y1"].astype(int) >= p.loc[~p["campaign_id"].isin(pre), "y0"]
+            .astype(int)).all()
+    # a campaign acting before the landmark may move an account out of the landmark window
+    # (it progresses before L): monotone in the time to progress, not in the window outcome
+    q = p[p["campaign_id"].isin(pre)]
+    assert len(q) and (q["t1_days"].fillna(np.inf) <= q["t0_days"].fillna(np.inf)).all()
+    assert ((q["y1"].astype(int) < q["y0"].astype(int)) & ~q["exposed"]).any()
 
 
 def test_background_campaigns_are_recorded_with_zero_effect(small_sample):

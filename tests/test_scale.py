@@ -11,12 +11,13 @@ import pandas as pd
 import pytest
 
 from abmkit import attribution, kpis, progression, scale, uplift
+from abmkit.scale import kernels
 from abmkit.journeys import account_touches
 from abmkit.mapping import map_contacts
 from abmkit.prepared import prepare
 
 MODELS = ["first_touch", "last_touch", "linear", "time_decay", "u_shaped", "w_shaped", "j_shaped", "inverse_j",
-          "hubspot_u_shaped", "marketo_u_shaped", "markov", "shapley"]
+          "hubspot_u_shaped", "marketo_u_shaped", "markov", "shapley", "shapley_split", "markov_per_conversion"]
 CUSTOM = {"channel_weights": {"email": 2.0, "webinar": 3.0}, "position_weights": (0.3, 0.4, 0.3)}
 RTOL = 1e-9
 
@@ -80,7 +81,7 @@ def test_partition_keeps_every_row_and_whole_accounts(ds, parts):
 
 
 def test_channel_credits_equal_pandas_every_model(data, parts):
-    got = scale.channel_credits(parts, MODELS + ["custom"], **CUSTOM)
+    got = kernels.channel_credits(parts, MODELS + ["custom"], **CUSTOM)
     ref = attribution.compare_models(data, MODELS + ["custom"], n_boot=0, **CUSTOM)
     m = ref.credits.merge(got.credits, on=["channel", "model"], suffixes=("_pd", "_dask"), how="outer")
     assert len(m) == len(ref.credits) == len(got.credits)
@@ -98,7 +99,7 @@ def test_channel_credits_equal_pandas_every_model(data, parts):
 
 def test_closed_won_full_path_equal_pandas(data, parts):
     models = ["full_path", "w_shaped", "markov", "shapley"]
-    got = scale.channel_credits(parts, models, milestone="closed_won", lookback_days=180)
+    got = kernels.channel_credits(parts, models, milestone="closed_won", lookback_days=180)
     ref = attribution.compare_models(data, models, n_boot=0, milestone="closed_won", lookback_days=180)
     m = ref.credits.merge(got.credits, on=["channel", "model"], suffixes=("_pd", "_dask"))
     for col in ("conversions", "pipeline", "revenue"):
@@ -106,8 +107,8 @@ def test_closed_won_full_path_equal_pandas(data, parts):
 
 
 def test_touch_level_attribute_equal_pandas(data, parts):
-    models = ["linear", "time_decay", "w_shaped", "markov", "shapley"]
-    got = scale.attribute(parts, models).compute()
+    models = ["linear", "time_decay", "w_shaped", "markov_per_conversion", "shapley"]
+    got = attribution.attribute(parts, models).compute()
     ref = attribution.attribute(data, models)
     key = ["model", "conversion_id", "touchpoint_id"]
     m = ref.merge(got, on=key, suffixes=("_pd", "_dask"), how="outer", indicator=True)
@@ -119,7 +120,7 @@ def test_touch_level_attribute_equal_pandas(data, parts):
 def test_stage_history_equal_pandas(ds, mapping, parts):
     key = ["account_id", "stage"]
     for as_of in (None, "2026-06-30"):
-        got = scale.stage_history(parts, as_of=as_of)
+        got = progression.stage_history(parts, as_of=as_of)
         ref = progression.stage_history(prepare(ds, mapping=mapping, as_of=as_of))
         assert isinstance(got, progression.StageHistory)
         pd.testing.assert_frame_equal(got.table.sort_values(key, ignore_index=True),
@@ -131,7 +132,7 @@ def test_stage_history_equal_pandas(ds, mapping, parts):
 
 def test_campaign_influence_counts_equal_pandas(data, parts):
     trans = ["aware->engaged", "qualified->sales_ready"]
-    got = scale.campaign_influence_counts(parts, transitions=trans)
+    got = kernels.campaign_influence_counts(parts, transitions=trans)
     ref = uplift.campaign_influence(data, covariates=None, cox=False, transitions=trans).table
     key = ["level", "unit", "transition"]
     m = ref.merge(got, on=key, suffixes=("_pd", "_dask"), how="outer", indicator=True)
@@ -171,7 +172,7 @@ def test_influence_counts_keep_at_risk_accounts_of_partitions_without_units(ds, 
     ref = uplift.campaign_influence(big_data, covariates=None, cox=False, transitions=trans, by="channel").table
     per_account = tt.sort_values("account_id")
     ddf = dd.from_pandas(per_account, npartitions=1)
-    got = scale.campaign_influence_counts(ddf, transitions=trans, by=("channel",), dataset=big,
+    got = kernels.campaign_influence_counts(ddf, transitions=trans, by=("channel",), dataset=big,
                                           contact_accounts=mapping)
     m = ref.merge(got, on=["level", "unit", "transition"], suffixes=("_pd", "_dask"))
     assert len(m) == len(ref) > 0
@@ -185,19 +186,19 @@ def test_influence_counts_keep_at_risk_accounts_of_partitions_without_units(ds, 
 
 
 def test_kpi_aggregates_equal_pandas(data, parts):
-    got = scale.kpi_aggregates(parts, quarter="2026Q2")
+    got = kernels.kpi_aggregates(parts, quarter="2026Q2")
     ref = kpis.kpi_table(data, quarter="2026Q2", segments=()).overall
     m = ref.merge(got, on="kpi", suffixes=("_pd", "_dask"))
-    assert len(m) == len(scale.ADDITIVE_KPIS)
+    assert len(m) == len(kernels.ADDITIVE_KPIS)
     for col in ("value", "numerator", "denominator", "population_size", "previous", "change", "change_pct"):
         _close(m[f"{col}_dask"], m[f"{col}_pd"], col)
     for col in ("group", "unit", "population"):
         assert m[f"{col}_dask"].tolist() == m[f"{col}_pd"].tolist(), col
     mqa = m.set_index("kpi")
     assert mqa.loc["mqa_accounts", "value_dask"] > 0 and mqa.loc["mqa_accounts", "population_dask"] == "target accounts"
-    assert "engaged_accounts" not in scale.ADDITIVE_KPIS and "new_mqas" in scale.ADDITIVE_KPIS
+    assert "engaged_accounts" not in kernels.ADDITIVE_KPIS and "new_mqas" in kernels.ADDITIVE_KPIS
     with pytest.raises(ValueError, match="not additive"):
-        scale.kpi_aggregates(parts, quarter="2026Q2", kpis=["roi"])
+        kernels.kpi_aggregates(parts, quarter="2026Q2", kpis=["roi"])
 
 
 def test_dask_dataframe_source_equal_pandas(ds, mapping, data, cluster):
@@ -206,21 +207,21 @@ def test_dask_dataframe_source_equal_pandas(ds, mapping, data, cluster):
     tp = ds.touchpoints.assign(_acc=account_touches(data)["account_id"].fillna("~"))
     tp = tp.sort_values("_acc", kind="stable").drop(columns="_acc").reset_index(drop=True)
     ddf = dd.from_pandas(tp, npartitions=1)
-    got = scale.channel_credits(ddf, ["linear", "markov"], dataset=ds, contact_accounts=mapping)
+    got = kernels.channel_credits(ddf, ["linear", "markov"], dataset=ds, contact_accounts=mapping)
     ref = attribution.compare_models(data, ["linear", "markov"], n_boot=0)
     m = ref.credits.merge(got.credits, on=["channel", "model"], suffixes=("_pd", "_dask"))
     _close(m["conversions_dask"], m["conversions_pd"], "conversions")
     # partitions that split an account are refused with a clear message
     bad = dd.from_pandas(ds.touchpoints.sample(frac=1.0, random_state=0), npartitions=3)
     with pytest.raises(ValueError, match="not partitioned by account"):
-        scale.channel_credits(bad, "linear", dataset=ds, contact_accounts=mapping)
+        kernels.channel_credits(bad, "linear", dataset=ds, contact_accounts=mapping)
 
 
 def test_folder_source_is_partitioned_on_the_fly(small_sample_dir, cluster):
     import abmkit
     canonical = small_sample_dir / "canonical"
     ds = abmkit.load(canonical)
-    got = scale.channel_credits(str(canonical), ["first_touch", "shapley"])
+    got = kernels.channel_credits(str(canonical), ["first_touch", "shapley"])
     ref = attribution.compare_models(ds, ["first_touch", "shapley"], n_boot=0)
     m = ref.credits.merge(got.credits, on=["channel", "model"], suffixes=("_pd", "_dask"))
     _close(m["conversions_dask"], m["conversions_pd"], "conversions")
@@ -235,9 +236,9 @@ def test_markov_counts_roundtrip():
     halves = [read_paths(t.iloc[:2]), read_paths(t.iloc[2:])]
     for order in (1, 2):
         ref = removal_effects(build_chain(whole, order))
-        counts = pd.concat([scale.markov_counts(build_chain(h, order)) for h in halves], ignore_index=True)
+        counts = pd.concat([kernels.markov_counts(build_chain(h, order)) for h in halves], ignore_index=True)
         # the halves name channels differently (a,b,c vs a,b,c: same here), so codes agree
-        got = removal_effects(scale.chain_from_counts(counts, len(whole.channels), order))
+        got = removal_effects(kernels.chain_from_counts(counts, len(whole.channels), order))
         for r, g in zip(ref, got):
             np.testing.assert_allclose(g, r, rtol=1e-12)
 
@@ -252,33 +253,34 @@ def test_bad_inputs(ds, tmp_path):
     with pytest.raises(FileNotFoundError, match="abmkit_partitions.json"):
         scale.PartitionedDataset.open(tmp_path)
     with pytest.raises(ValueError, match="unknown model"):
-        scale.channel_credits(ds, "nope")
+        kernels.channel_credits(ds, "nope")
 
 
 def test_campaign_sensitivity_and_example_equal_pandas(ds, data, parts):
-    models = ["linear", "markov"]
-    got = attribution.campaign_table(scale.campaign_credits(parts, models), ds.campaigns)
+    models = ["linear", "markov_per_conversion"]
+    got = attribution.campaign_table(attribution.attribute(parts, models), ds.campaigns)
     ref = attribution.campaign_table(attribution.attribute(data, models), ds.campaigns)
     m = ref.merge(got, on="campaign_id", suffixes=("_pd", "_dask"))
     assert len(m) == len(ref) == len(got)
     for model in models:
         _close(m[f"{model}_dask"], m[f"{model}_pd"], model)
-    sweep = scale.sensitivity(parts, "time_decay", "half_life_days", [3, 30])
+    sweep = attribution.sensitivity(parts, "time_decay", "half_life_days", [3, 30])
     sref = attribution.sensitivity(data, "time_decay", "half_life_days", [3, 30])
     ms = sref.merge(sweep, on=["value", "channel"], suffixes=("_pd", "_dask"))
     assert len(ms) == len(sref) == len(sweep)
     _close(ms["share_dask"], ms["share_pd"], "share")
-    ex = scale.journey_credits(parts)
-    cj = attribution.journeys_for(data, ["first_touch", "linear", "time_decay", "w_shaped", "markov"])
+    ex = attribution.journey_credits(attribution.journeys_for(
+        parts, ["first_touch", "linear", "time_decay", "w_shaped", "markov_per_conversion"]))
+    cj = attribution.journeys_for(data, ["first_touch", "linear", "time_decay", "w_shaped", "markov_per_conversion"])
     exref = attribution.journey_credits(cj)
     assert list(ex["touchpoint_id"]) == list(exref["touchpoint_id"])
-    for model in ("linear", "w_shaped", "markov"):
+    for model in ("linear", "w_shaped", "markov_per_conversion"):
         _close(ex[model], exref[model], model)
 
 
 def test_compare_models_equal_pandas_without_bootstrap(data, parts):
     models = ["first_touch", "linear", "w_shaped", "markov", "shapley"]
-    got = scale.compare_models(parts, models, n_boot=0)
+    got = attribution.compare_models(parts, models, n_boot=0)
     ref = attribution.compare_models(data, models, n_boot=0)
     pd.testing.assert_index_equal(got.shares.index, ref.shares.index)
     _close(got.shares.to_numpy(), ref.shares.to_numpy(), "shares")
@@ -299,7 +301,7 @@ def test_compare_models_bootstrap_equals_pandas_poisson(ds, mapping, data, parts
     bootstrap, whatever the number of partitions."""
     models = ["first_touch", "linear", "time_decay", "markov", "shapley"]
     ref = attribution.compare_models(data, models, n_boot=150, seed=5, bootstrap="poisson")
-    got = scale.compare_models(parts, models, n_boot=150, seed=5)
+    got = attribution.compare_models(parts, models, n_boot=150, seed=5)
     assert got.n_boot == 150 and got.info["bootstrap"] == "poisson"
     m = ref.intervals.merge(got.intervals, on=["channel", "model"], suffixes=("_pd", "_dask"))
     assert len(m) == len(ref.intervals) and m["low_pd"].notna().all()
@@ -307,13 +309,13 @@ def test_compare_models_bootstrap_equals_pandas_poisson(ds, mapping, data, parts
         _close(m[f"{col}_dask"], m[f"{col}_pd"], col)
     assert (m["high_pd"] - m["low_pd"] > 0).mean() > 0.5  # real intervals, not points
     other = scale.partition_by_account(ds, 2, tmp_path / "two", contact_accounts=mapping)
-    again = scale.compare_models(other, models, n_boot=150, seed=5)
+    again = attribution.compare_models(other, models, n_boot=150, seed=5)
     _close(again.intervals["low"], got.intervals["low"], "low, 2 partitions")
-    assert not scale.compare_models(parts, models, n_boot=150, seed=6).intervals["low"].equals(got.intervals["low"])
+    assert not attribution.compare_models(parts, models, n_boot=150, seed=6).intervals["low"].equals(got.intervals["low"])
 
 
 def test_campaign_influence_full_table_equal_pandas(data, parts):
-    got = scale.campaign_influence(parts).table
+    got = uplift.campaign_influence(parts).table
     ref = uplift.campaign_influence(data).table
     key = ["level", "unit", "transition"]
     m = ref.merge(got, on=key, suffixes=("_pd", "_dask"), how="outer", indicator=True)
@@ -329,19 +331,19 @@ def test_campaign_influence_full_table_equal_pandas(data, parts):
 
 def test_transition_baseline_exact_when_it_fits_and_sampled_otherwise(data, parts):
     ref = progression.transition_baseline(data, progression.stage_history(data))
-    got = scale.transition_baseline(parts)
+    got = progression.transition_baseline(parts)
     assert got.sample["exact"]
     pd.testing.assert_frame_equal(got.summary_table, ref.summary_table)
     pd.testing.assert_frame_equal(got.channel_mix.sort_values(["transition", "channel"], ignore_index=True),
                                   ref.channel_mix.sort_values(["transition", "channel"], ignore_index=True))
-    part = scale.transition_baseline(parts, max_touches=1)
+    part = kernels._transition_baseline(parts, max_touches=1)
     assert part.sample["partitions_used"] == 1 and not part.sample["exact"]
     assert part.summary_table["accounts"].sum() < ref.summary_table["accounts"].sum()
 
 
 def test_campaign_influence_with_given_history_as_notebook_04(ds, mapping, parts):
-    hist = scale.stage_history(parts, as_of="2026-09-30")
-    got = scale.campaign_influence(parts, history=hist, transitions=["aware->engaged"]).table
+    hist = progression.stage_history(parts, as_of="2026-09-30")
+    got = uplift.campaign_influence(parts, history=hist, transitions=["aware->engaged"]).table
     report = prepare(ds, mapping=mapping, as_of="2026-09-30")  # a report's resolved dataset
     ref = uplift.campaign_influence(report, transitions=["aware->engaged"],
                                     history=progression.stage_history(report)).table
@@ -354,12 +356,15 @@ def test_campaign_influence_with_given_history_as_notebook_04(ds, mapping, parts
 
 @pytest.mark.slow
 @pytest.mark.parametrize("stem, tables", [
+    ("02_lead_to_account_mapping", ["mapping_quality_summary", "mqas_of_period", "engagement_leaderboard"]),
     ("03_attribution_model_comparison", ["attribution_campaigns", "attribution_sensitivity_half_life",
                                          "attribution_conservation"]),
     ("04_campaign_influence_on_progression", ["campaign_influence", "transition_baseline", "dual_funnel",
                                               "stage_distribution"]),
+    ("05_quarterly_abm_report", ["kpis", "kpi_segments", "account_funnel"]),
 ])
 def test_notebook_engine_dask_saves_the_pandas_tables(stem, tables, small_sample_dir, tmp_path):
+    import json
     import shutil
     from pathlib import Path
 
@@ -367,6 +372,11 @@ def test_notebook_engine_dask_saves_the_pandas_tables(stem, tables, small_sample
     nb = Path(__file__).parent.parent / "notebooks" / f"{stem}.ipynb"
     if "engine" not in pm.inspect_notebook(str(nb)):
         pytest.skip(f"{nb.name} does not declare engine")
+    # one line opens the data for either engine; no other cell names the engine
+    code = "".join("".join(c["source"]) for c in json.loads(nb.read_text("utf-8"))["cells"])
+    lines = [ln.strip() for ln in code.splitlines() if "engine" in ln and not ln.startswith("engine =")]
+    assert len(lines) == 1 and lines[0].startswith("data = abmkit.open_dataset(data_dir, engine=engine, "
+                                                   "scheduler=scheduler"), lines
     import abmkit
     from abmkit.period import resolve_period
     data = tmp_path / "canonical"
@@ -412,16 +422,16 @@ def test_data_end_is_the_whole_data_last_observation(ds, mapping, tmp_path, clus
         parts = scale.partition_by_account(d, 3, tmp_path / f"p{len(d.opportunities)}", contact_accounts=mapping)
         ref = prepare(d, mapping=mapping)
         assert ref.data_end == want
-        got = scale.stage_history(parts)
+        got = progression.stage_history(parts)
         assert got.data_end == ref.data_end
         assert got.touches_without_account == progression.stage_history(ref).touches_without_account
         as_of = last + pd.Timedelta(days=1)  # a report period that ends before those
-        assert scale.stage_history(parts, as_of=as_of).data_end == prepare(d, mapping=mapping, as_of=as_of).data_end
+        assert progression.stage_history(parts, as_of=as_of).data_end == prepare(d, mapping=mapping, as_of=as_of).data_end
     # a Dask DataFrame source: the touches without account are in no partition either
     tt = account_touches(prepare(big, mapping=mapping))
     ddf = dd.from_pandas(big.touchpoints.iloc[tt.assign(_a=tt["account_id"].fillna("~")).sort_values(
         "_a", kind="stable").index], npartitions=1)
-    got = scale.stage_history(ddf, dataset=big, contact_accounts=mapping)
+    got = kernels._stage_history(ddf, dataset=big, contact_accounts=mapping)
     assert got.data_end == prepare(big, mapping=mapping).data_end == last + pd.Timedelta(days=2)
 
 
@@ -440,10 +450,10 @@ def test_kpis_of_a_partition_without_target_accounts(ds, mapping, tmp_path, clus
     flags = [(len(a), int(a["is_target"].fillna(False).astype(bool).sum()))
              for a in (parts.load(i)[0].accounts for i in range(16))]
     assert any(n > 0 and t == 0 for n, t in flags) and any(t > 0 for _, t in flags), flags
-    got = scale.kpi_aggregates(parts, quarter="2026Q2")
+    got = kernels.kpi_aggregates(parts, quarter="2026Q2")
     ref = kpis.kpi_table(prepare(sub, mapping=mapping), quarter="2026Q2", segments=()).overall
     m = ref.merge(got, on="kpi", suffixes=("_pd", "_dask"))
-    assert len(m) == len(scale.ADDITIVE_KPIS)
+    assert len(m) == len(kernels.ADDITIVE_KPIS)
     for col in ("value", "numerator", "denominator", "population_size", "previous"):
         _close(m[f"{col}_dask"], m[f"{col}_pd"], col)
     assert m["population_dask"].tolist() == m["population_pd"].tolist()
@@ -526,7 +536,7 @@ def test_arrow_partitioning_equals_pandas_partitioning(ds, mapping, tmp_path, cl
     # several chunks per task: each partition gets one file per task, plus one for the odd schema
     arrow = scale.partition_by_account(folder, 4, tmp_path / "arrow", contact_accounts=mapping, batch_rows=9000)
     files = sorted(p.name for p in (tmp_path / "arrow" / "touchpoints" / "part-00000").glob("*.parquet"))
-    chunks = scale._row_group_chunks(folder, 9000)
+    chunks = scale.partition._row_group_chunks(folder, 9000)
     odd = sum(f.endswith("f2.parquet") for f, _, _ in chunks)
     assert len(chunks) > 3 and odd >= 1
     assert files[0] == "batch-00000-000.parquet" and len(files) == 1 + odd, files
@@ -561,7 +571,7 @@ def _assert_same_account_tables(a: scale.PartitionedDataset, b: scale.Partitione
     assert {k: v for k, v in a.manifest.items() if k != "source"} == \
         {k: v for k, v in b.manifest.items() if k != "source"}
     for i in range(a.npartitions):
-        for t in scale._ACCOUNT_TABLES:
+        for t in scale.partition._ACCOUNT_TABLES:
             key = list(TABLES[t].key)
             pd.testing.assert_frame_equal(_sorted(a._read(t, i), key), _sorted(b._read(t, i), key), obj=f"{t}[{i}]")
         pd.testing.assert_frame_equal(_sorted(a.load(i)[1], ["contact_id"]), _sorted(b.load(i)[1], ["contact_id"]))
@@ -586,8 +596,8 @@ def test_account_tables_read_in_arrow_equal_the_pandas_checks(ds, mapping, tmp_p
     con = pd.read_parquet(folder / "contacts.parquet")
     con.loc[con.index[:4], "crm_account_id"] = ""
     con.to_parquet(folder / "contacts.parquet", index=False)
-    assert scale._arrow_table(folder / "contacts.parquet", "contacts") is not None
-    assert scale._arrow_table(folder / "accounts.parquet", "accounts") is None
+    assert scale.partition._arrow_table(folder / "contacts.parquet", "contacts") is not None
+    assert scale.partition._arrow_table(folder / "accounts.parquet", "accounts") is None
     twice = mapping.iloc[:5].assign(account_id=[None, "other-1", "other-2", "other-3", "other-4"])
     ca = pd.concat([twice.iloc[:1], mapping, twice.iloc[1:]], ignore_index=True)
     via_folder = scale.partition_by_account(folder, 3, tmp_path / "a", contact_accounts=ca)
@@ -601,7 +611,7 @@ def test_account_tables_read_in_arrow_equal_the_pandas_checks(ds, mapping, tmp_p
 
 
 def test_resolver_finds_exact_ids_only(mapping):
-    from abmkit.scale import _IdTable, _Resolver
+    from abmkit.scale.partition import _IdTable, _Resolver
     lookup = mapping.dropna(subset=["account_id"]).drop_duplicates("contact_id")[["contact_id", "account_id"]]
     known = pd.Index(lookup["account_id"].unique())
     r = _Resolver.build(lookup, known.append(known[:3]), 5)  # accounts repeated: one entry each
@@ -629,10 +639,10 @@ def test_empty_ids_become_missing_in_sliced_string_chunks():
     values = np.array(["FOO", "BAR", "HELLO", "", "WORLD"], dtype=object)[rng.integers(0, 5, 188_138)]
     data = pa.array(values, pa.string())
     chunked = pa.chunked_array([data[:131_072], data[131_072:]])
-    out = scale._null_empty(chunked)
+    out = scale.partition._null_empty(chunked)
     out.validate(full=True)
     assert out.to_pylist() == [None if v == "" else v for v in values]
-    assert scale._null_empty(pa.chunked_array([data[5:9]])).to_pylist() == [v or None for v in values[5:9]]
+    assert scale.partition._null_empty(pa.chunked_array([data[5:9]])).to_pylist() == [v or None for v in values[5:9]]
 
 
 def test_write_by_partition_keeps_input_order_across_shuffle_blocks(tmp_path, monkeypatch):
@@ -642,7 +652,7 @@ def test_write_by_partition_keeps_input_order_across_shuffle_blocks(tmp_path, mo
     plain, the taxonomy columns as dictionaries."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-    monkeypatch.setattr(scale, "_SHUFFLE_BLOCK", 64)
+    monkeypatch.setattr(scale.partition, "_SHUFFLE_BLOCK", 64)
     rng = np.random.default_rng(3)
     n, nparts = 1000, 7
 
@@ -655,10 +665,10 @@ def test_write_by_partition_keeps_input_order_across_shuffle_blocks(tmp_path, mo
         return table, part, keep
 
     (t1, p1, k1), (t2, p2, k2) = batch(0), batch(n)
-    scale._write_by_partition(t1, p1, k1, nparts, tmp_path / "one", "b.parquet")
+    scale.partition._write_by_partition(t1, p1, k1, nparts, tmp_path / "one", "b.parquet")
     writers: dict = {}
-    scale._write_by_partition(t1, p1, k1, nparts, tmp_path / "two", "b.parquet", writers)
-    scale._write_by_partition(t2, p2, k2, nparts, tmp_path / "two", "c.parquet", writers)
+    scale.partition._write_by_partition(t1, p1, k1, nparts, tmp_path / "two", "b.parquet", writers)
+    scale.partition._write_by_partition(t2, p2, k2, nparts, tmp_path / "two", "c.parquet", writers)
     for w in writers.values():
         w.close()
     assert sorted(p.name for p in (tmp_path / "one").iterdir()) == [f"part-{p:05d}" for p in (0, 1, 2, 4, 6)]
@@ -675,3 +685,183 @@ def test_write_by_partition_keeps_input_order_across_shuffle_blocks(tmp_path, mo
         enc = {meta.column(i).path_in_schema: meta.column(i).encodings for i in range(meta.num_columns)}
         assert not any("DICTIONARY" in e for e in enc["account_id"]), enc
         assert any("DICTIONARY" in e for e in enc["channel"]), enc
+
+
+# --------------------------------------------------------------------------- one signature per analysis
+@pytest.fixture(scope="module")
+def opened(small_sample_dir, tmp_path_factory, cluster):
+    """notebook 02's resolved dataset of a copy of the sample, opened for both engines
+    (the dask handle runs on the module's 2-worker cluster)."""
+    import shutil
+
+    import abmkit
+    from abmkit.period import resolve_period
+    folder = tmp_path_factory.mktemp("opened") / "canonical"
+    shutil.copytree(small_sample_dir / "canonical", folder)
+    abmkit.prepare(abmkit.load(folder), as_of=resolve_period(quarter="2026Q3").end).save(folder)
+    return abmkit.open_dataset(folder, engine="pandas"), abmkit.open_dataset(folder, engine="dask", npartitions=3)
+
+
+def test_open_dataset_gives_a_handle_every_analysis_takes(opened):
+    from abmkit.engine import is_partitioned
+    from abmkit.prepared import ResolvedDataset
+    mem, parts = opened
+    assert isinstance(mem, ResolvedDataset) and not is_partitioned(mem)
+    assert isinstance(parts, scale.PartitionedDataset) and is_partitioned(parts) and parts.npartitions == 3
+    assert parts.data_end == mem.data_end and parts.mqa_rule == mem.mqa_rule
+    with pytest.raises(ValueError, match="engine"):
+        import abmkit
+        abmkit.open_dataset(parts.options["data_dir"], engine="spark")
+
+
+def test_public_analyses_equal_in_memory_and_partitioned(opened):
+    """Same call, same numbers (1e-9): compare_models with bootstrap intervals (fixed
+    seed), stage history, campaign influence with channel rows, KPIs, mapping."""
+    from abmkit import mapping as mp
+    mem, parts = opened
+    models = ["first_touch", "linear", "w_shaped", "markov", "shapley"]
+    ref = attribution.compare_models(mem, models, n_boot=40, seed=3, bootstrap="poisson")
+    got = attribution.compare_models(parts, models, n_boot=40, seed=3, bootstrap="poisson")
+    m = ref.intervals.merge(got.intervals, on=["channel", "model"], suffixes=("_pd", "_dask"))
+    assert len(m) == len(ref.intervals) > 0 and m["low_pd"].notna().all()
+    for col in ("share", "low", "high"):
+        _close(m[f"{col}_dask"], m[f"{col}_pd"], col)
+    assert (m["high_pd"] > m["low_pd"]).mean() > 0.5
+
+    h_ref, h_got = progression.stage_history(mem), progression.stage_history(parts)
+    key = ["account_id", "stage"]
+    pd.testing.assert_frame_equal(h_got.table.sort_values(key, ignore_index=True),
+                                  h_ref.table.sort_values(key, ignore_index=True))
+    assert h_got.data_end == h_ref.data_end and h_got.touches_without_account == h_ref.touches_without_account
+
+    i_ref = uplift.campaign_influence(mem, by=("channel",), history=h_ref, min_group_size=5).table
+    i_got = uplift.campaign_influence(parts, by=("channel",), history=h_got, min_group_size=5).table
+    assert (i_ref["level"] == "channel").all() and len(i_ref) > 0
+    k = ["level", "unit", "transition"]
+    mi = i_ref.merge(i_got, on=k, suffixes=("_pd", "_dask"), how="outer", indicator=True)
+    assert (mi["_merge"] == "both").all()
+    for col in ("n_at_risk", "n_treated", "n_control"):
+        assert (mi[f"{col}_dask"] == mi[f"{col}_pd"]).all(), col
+    for col in ("diff", "p_value", "q_value", "adj_diff", "hazard_ratio"):
+        a, b = mi[f"{col}_dask"].astype(float), mi[f"{col}_pd"].astype(float)
+        assert (a.isna() == b.isna()).all(), col
+        _close(a[a.notna()], b[b.notna()], col)
+
+    c_ref = attribution.campaign_table(attribution.attribute(mem, ["linear", "shapley"]), mem.campaigns)
+    c_got = attribution.campaign_table(attribution.attribute(parts, ["linear", "shapley"]), parts.campaigns)
+    assert list(c_got.columns) == list(c_ref.columns)
+    mc = c_ref.merge(c_got, on="campaign_id", suffixes=("_pd", "_dask"))
+    assert len(mc) == len(c_ref) == len(c_got)
+    for model in ("linear", "shapley"):
+        _close(mc[f"{model}_dask"], mc[f"{model}_pd"], model)
+
+    t_ref, t_got = kpis.kpi_table(mem, quarter="2026Q3"), kpis.kpi_table(parts, quarter="2026Q3")
+    for a, b in ((t_got.overall, t_ref.overall), (t_got.segments, t_ref.segments)):
+        assert a.shape == b.shape and list(a["kpi"]) == list(b["kpi"])
+        _close(a["value"], b["value"], "kpi value")
+        assert a["note"].tolist() == b["note"].tolist()
+
+    r_ref = mp.mapping_report(mem.contact_accounts, mem.contacts)
+    r_got = mp.mapping_report(parts.contact_accounts, parts.contacts)
+    pd.testing.assert_frame_equal(r_got.summary, r_ref.summary)
+
+
+def test_progress_is_quiet_off_a_terminal(parts, capsys):
+    """No progress bar in captured output (not a terminal); forced on, one bar per pass."""
+    progression.stage_history(parts)
+    assert "stage history" not in capsys.readouterr().err
+    from abmkit.scale.kernels import _map, _part_touch_count
+    _map(parts, _part_touch_count, _progress=("counting", True))
+    assert "counting" in capsys.readouterr().err
+
+
+def _same_kpi_frames(got: pd.DataFrame, ref: pd.DataFrame, what: str):
+    assert list(got.columns) == list(ref.columns), what
+    assert len(got) == len(ref) > 0, what
+    for col in got.columns:
+        a, b = got[col], ref[col]
+        if col in ("value", "numerator", "denominator", "previous", "change", "change_pct", "population_size"):
+            a, b = a.astype(float).to_numpy(), b.astype(float).to_numpy()
+            assert (np.isnan(a) == np.isnan(b)).all(), (what, col, got.loc[np.isnan(a) != np.isnan(b), "kpi"].tolist())
+            _close(a[~np.isnan(a)], b[~np.isnan(b)], f"{what} {col}")
+        else:
+            assert a.tolist() == b.tolist(), (what, col, [(x, y) for x, y in zip(a, b) if x != y][:3])
+
+
+@pytest.mark.parametrize("quarter", ["2026Q3", "2026Q1"])
+def test_kpi_table_and_history_partitioned_equal_in_memory(opened, quarter):
+    """kpis.kpi_table and kpis.kpi_history on the partitioned handle: every KPI (the
+    touch KPIs summed over partitions, the others on the account tables), value,
+    numerator, denominator, population and n/a note, overall and per segment."""
+    mem, parts = opened
+    t_ref, t_got = kpis.kpi_table(mem, quarter=quarter), kpis.kpi_table(parts, quarter=quarter)
+    _same_kpi_frames(t_got.overall, t_ref.overall, "overall")
+    _same_kpi_frames(t_got.segments, t_ref.segments, "segments")
+    assert t_ref.overall["value"].notna().sum() >= 10
+    h_ref = kpis.kpi_history(mem, quarter=quarter, n_periods=3)
+    h_got = kpis.kpi_history(parts, quarter=quarter, n_periods=3)
+    _same_kpi_frames(h_got, h_ref, "history")
+
+
+def test_open_dataset_resolves_without_the_touch_table_as_prepare_does(small_sample_dir, tmp_path, cluster,
+                                                                      monkeypatch):
+    """notebook 02's step on the dask engine: mapping on the account tables, MQA dates
+    and data end on the partitions; ``resolved/`` equals the pandas path's (other MQA
+    rule than the default, so the rule must reach every partition), the touch table is
+    never read whole, and KPIs on the handle use that rule."""
+    import json
+    import shutil
+
+    import abmkit
+    from abmkit.prepared import MappingSettings, MQARule
+    from abmkit.scale import partition as sp
+    kw = dict(mapping=MappingSettings(fuzzy_threshold=85), mqa=MQARule(min_decision_makers=2, window_days=60),
+              as_of="2026-10-01")
+    folders = {}
+    for engine in ("pandas", "dask"):
+        folders[engine] = tmp_path / engine / "canonical"
+        shutil.copytree(small_sample_dir / "canonical", folders[engine])
+    mem = abmkit.open_dataset(folders["pandas"], engine="pandas", **kw)
+    read_whole = []
+    monkeypatch.setattr(sp.PartitionedDataset, "in_memory", lambda self: read_whole.append(1))
+    parts = abmkit.open_dataset(folders["dask"], engine="dask", npartitions=3, **kw)
+    a, b = (f / "resolved" for f in (folders["pandas"], folders["dask"]))
+    ma, mb = (json.loads((x / "resolved.json").read_text()) for x in (a, b))
+    assert ma == mb
+    pd.testing.assert_frame_equal(pd.read_parquet(b / "contact_accounts.parquet"),
+                                  pd.read_parquet(a / "contact_accounts.parquet"))
+    da, db = (pd.read_parquet(x / "mqa_dates.parquet").sort_values("account_id", ignore_index=True) for x in (a, b))
+    assert len(da) > 0
+    pd.testing.assert_frame_equal(db, da)
+    assert parts.mqa_rule == mem.mqa_rule == kw["mqa"] and parts.data_end == mem.data_end
+    assert list(parts.target_account_ids()) == list(mem.target_account_ids())
+    t_ref, t_got = kpis.kpi_table(mem, quarter="2026Q3"), kpis.kpi_table(parts, quarter="2026Q3")
+    _same_kpi_frames(t_got.overall, t_ref.overall, "overall")
+    assert not read_whole
+    # the pandas path opens what the dask path saved
+    assert abmkit.open_dataset(folders["dask"]).mqa_rule == kw["mqa"]
+
+
+def test_funnel_and_pipeline_by_period_partitioned_equal_in_memory(opened):
+    """kpis.account_funnel and kpis.pipeline_by_period on the partitioned handle: the
+    partitions' counts and sums, shares recomputed."""
+    from abmkit.period import resolve_period
+    mem, parts = opened
+    for q in ("2026Q3", "2026Q2"):
+        p = resolve_period(quarter=q)
+        f_ref, f_got = kpis.account_funnel(mem, period=p), kpis.account_funnel(parts, period=p)
+        assert list(f_got.columns) == list(f_ref.columns)
+        assert f_got["accounts"].tolist() == f_ref["accounts"].tolist() and f_ref["accounts"].iloc[-2] > 0
+        for col in ("share_of_population", "share_of_previous_step"):
+            _close(f_got[col], f_ref[col], col)
+        assert f_got[["step", "population", "note"]].equals(f_ref[["step", "population", "note"]])
+        pl_ref = kpis.pipeline_by_period(mem, quarter=q, n_periods=3)
+        pl_got = kpis.pipeline_by_period(parts, quarter=q, n_periods=3)
+        assert list(pl_got.columns) == list(pl_ref.columns) and len(pl_got) == len(pl_ref) == 3
+        assert pl_ref["influenced_amount"].sum() > 0
+        for col in pl_ref.columns:
+            if pl_ref[col].dtype.kind in "fi":
+                _close(pl_got[col], pl_ref[col], col)
+                assert pl_got[col].dtype == pl_ref[col].dtype, col
+            else:
+                assert pl_got[col].tolist() == pl_ref[col].tolist(), col

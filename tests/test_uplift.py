@@ -10,7 +10,8 @@ from scipy import stats
 from statsmodels.stats import proportion as smp
 
 from abmkit.prepared import prepare
-from abmkit.uplift import campaign_influence, cox_breslow, logit_fit, two_group
+from abmkit.uplift import (campaign_influence, cox_breslow, log_adjusted_ratio_p_value, logit_fit,
+                           newcombe_p_value, two_group)
 
 
 def frame(n1, e1, n0, e0, **cols):
@@ -32,7 +33,11 @@ def test_two_group_equals_statsmodels(n1, e1, n0, e0):
     assert (r.diff_low, r.diff_high) == (lo, hi)
     assert (r.ratio_low, r.ratio_high) == (rlo, rhi)
     assert r.ratio == (e1 / n1) / (e0 / n0)
-    assert r.p_value == p
+    # the p-value is the inverted Newcombe CI: at level 1 - p the CI has 0 on its edge
+    # (the bound between the estimate and 0); close to the Agresti-Caffo test's p
+    edge = smp.confint_proportions_2indep(e1, n1, e0, n0, compare="diff", alpha=r.p_value)[0 if lo > -hi else 1]
+    assert abs(edge) < 1e-9
+    assert abs(np.log10(r.p_value) - np.log10(p)) < 0.5
     # 99% intervals follow alpha
     r99 = two_group(frame(n1, e1, n0, e0), "t", "y", alpha=0.01)
     assert (r99.diff_low, r99.diff_high) == smp.confint_proportions_2indep(e1, n1, e0, n0, compare="diff", alpha=0.01)
@@ -73,7 +78,11 @@ def test_adjusted_standardisation_att_by_hand():
     eps = 1e-6
     g = np.array([(f(fit.params + eps * e) - f(fit.params - eps * e)) / (2 * eps) for e in np.eye(5)])
     se = np.sqrt(g @ fit.cov_params() @ g)
-    z = stats.norm.isf(0.025)
+    # Student-t reference with the smallest 2x2 cell as degrees of freedom
+    e1, e0 = int(y[t == 1].sum()), int(y[t == 0].sum())
+    df = min(e1, (t == 1).sum() - e1, e0, (t == 0).sum() - e0)
+    assert r.adj_df == df and r.adj_se == pytest.approx(se, rel=1e-5)
+    z = stats.t.isf(0.025, df)
     assert r.adj_diff_low == pytest.approx(att - z * se, rel=1e-5)
     assert r.adj_diff_high == pytest.approx(att + z * se, rel=1e-5)
     assert not r.flag and r.estimand == "ATT" and r.adj_method == "standardization"
@@ -111,7 +120,7 @@ def test_levels_missing_values_and_errors():
     (frame(0, 0, 40, 5), None, "no treated units"),
     (frame(40, 5, 0, 0), None, "no control units"),
     (frame(40, 0, 40, 0, s=np.arange(80.0)), ["s"], "outcome all zero"),
-    (frame(40, 10, 40, 5, k=["x"] * 80), ["k"], "covariate 'k' has one level"),
+    (frame(40, 10, 40, 5, k=["x"] * 80), ["k"], "no usable covariate"),
     (frame(40, 40, 40, 5, s=np.arange(80.0)), ["s"], "perfect separation"),
     (frame(5, 2, 40, 5), None, "small group"),
     (frame(40, 5, 40, 0), None, "no events among controls"),
@@ -123,6 +132,31 @@ def test_bad_input_gives_flagged_row(df, covs, reason):
     # whatever is NaN is explained by the reason
     if np.isnan(row.adj_diff):
         assert row.flag_reason
+
+
+def test_constant_covariate_is_dropped_with_a_note_not_a_flag(default_sample, influence):
+    """A covariate with one level carries nothing to adjust for: the adjusted
+    difference is the one without it, the result says so in a note, the row is not
+    flagged. In campaign_influence, ICP fit is constant among the at-risk accounts of
+    qualified->sales_ready (the qualified rule requires it): one note in the table's
+    definition, no row flagged for it."""
+    rng = np.random.default_rng(3)
+    df = frame(60, 20, 80, 15, size=rng.normal(size=140), k=["x"] * 140)
+    r = two_group(df, "t", "y", covariates=["size", "k"])
+    r0 = two_group(df, "t", "y", covariates=["size"])
+    assert not r.flag and r.flag_reason == ""
+    assert r.notes == ["covariate 'k' has one level (dropped)"] and "note: covariate 'k'" in r.headline
+    assert (r.adj_diff, r.adj_diff_low, r.adj_diff_high) == (r0.adj_diff, r0.adj_diff_low, r0.adj_diff_high)
+    t = influence.table
+    assert not t["flag_reason"].str.contains("one level").any()
+    note = influence.params["adjustment_note"]
+    assert "'icp_fit' has one level" in note and "qualified->sales_ready" in note
+    ds = default_sample.dataset
+    assert ds.accounts["icp_fit"].nunique() == 2  # constant only within that cohort
+    # rows flagged only for a reason of their own
+    ok = t[(t.level == "campaign") & (t.n_treated >= 20) & (t.n_control >= 20)
+           & (t.transition == "qualified->sales_ready")]
+    assert len(ok) and not ok["flag"].any()
 
 
 def test_perfect_separation_by_covariate_in_ipw_is_flagged():
@@ -177,7 +211,10 @@ def test_planted_effects_recovered(default_sample, influence):
     assert (m["n_treated"] == m["n_exposed_at_risk"]).all()
     z95, z99 = stats.norm.isf(0.025), stats.norm.isf(0.005)
     se = (m["adj_diff_high"] - m["adj_diff_low"]) / (2 * z95)
-    effect = m[~m["is_zero_effect"].astype(bool)]
+    # a campaign acting before the landmark biases the landmark estimate by design
+    # (scored against its truth in tests/test_sequential.py and bench/calibration_landmark.py)
+    pre = m["acts_before_landmark"].astype(bool) if "acts_before_landmark" in m else False
+    effect = m[~m["is_zero_effect"].astype(bool) & ~pre]
     assert len(effect) >= 3
     for r, s_ in zip(effect.itertuples(), se[effect.index]):
         assert r.adj_diff - z99 * s_ <= r.att_diff <= r.adj_diff + z99 * s_, r.campaign_id
@@ -257,6 +294,9 @@ def test_notebook_04_executes_on_small_sample(small_sample_dir, resolved_sample_
     findings = load_findings(out_dir, "04_campaign_influence_on_progression")
     assert findings["accounts"] == 300 and findings["estimand"].startswith("ATT")
     assert findings["truth_adj_coverage"] >= 0.7
+    # section 8 scores every tested pair (knock-on pairs included) against truth/pair_effects
+    assert findings["truth_pairs"]["tested"] > 0
+    assert 0 <= findings["truth_pairs"]["false_discoveries"] <= findings["truth_pairs"]["significant"]
     for name in ("campaign_influence", "progression_velocity", "transition_baseline", "dual_funnel",
                  "stage_distribution"):
         assert (out_dir / "tables" / f"{name}.csv").exists(), name
@@ -279,3 +319,165 @@ def test_sorted_km_median_equals_km_median():
         o = np.argsort(days, kind="stable")
         med2, note2 = _km_median_sorted(days[o], event[o])
         assert (med == med2 or (np.isnan(med) and np.isnan(med2))) and note == note2
+
+
+# --------------------------------------------------------------------------- coherent tests
+def test_p_value_agrees_with_the_ci_near_the_boundary():
+    """8/40 vs 2/40: the Newcombe 95% CI excludes 0 (low = +0.0008) while the
+    Agresti-Caffo test says p = 0.056; the reported p-value is the CI's own, so the
+    row is significant by both. Mirrored table: the same with the upper bound."""
+    assert smp.test_proportions_2indep(8, 40, 2, 40, compare="diff").pvalue > 0.05  # the old disagreement
+    for n1, e1, n0, e0 in ((40, 8, 40, 2), (40, 2, 40, 8)):
+        r = two_group(frame(n1, e1, n0, e0), "t", "y")
+        assert (r.diff_low > 0) or (r.diff_high < 0)
+        assert 0.045 < r.p_value < 0.05
+        lo, hi = smp.confint_proportions_2indep(e1, n1, e0, n0, compare="diff", alpha=r.p_value)
+        assert min(abs(lo), abs(hi)) < 1e-12
+    # just inside: 7/40 vs 2/40 has a CI containing 0 and p >= 0.05 by both
+    r = two_group(frame(40, 7, 40, 2), "t", "y")
+    assert r.diff_low < 0 < r.diff_high and r.p_value >= 0.05
+    assert newcombe_p_value(5, 10, 5, 10) == 1.0 and np.isnan(newcombe_p_value(0, 0, 3, 10))
+
+
+def test_significance_by_ci_equals_significance_by_p_on_random_tables():
+    rng = np.random.default_rng(19)
+    disagree_ac = 0
+    for i in range(3000):
+        n1, n0 = rng.integers(3, 400, 2)
+        p1, p0 = rng.random(2)
+        e1, e0 = rng.binomial(n1, p1), rng.binomial(n0, p0)
+        alpha = (0.01, 0.05, 0.1)[i % 3]
+        lo, hi = smp.confint_proportions_2indep(e1, n1, e0, n0, compare="diff", alpha=alpha)
+        p = newcombe_p_value(e1, n1, e0, n0)
+        assert (lo > 0 or hi < 0) == (p < alpha), (e1, n1, e0, n0, alpha, lo, hi, p)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            disagree_ac += (lo > 0 or hi < 0) != (smp.test_proportions_2indep(e1, n1, e0, n0).pvalue < alpha)
+    assert disagree_ac > 0  # the Agresti-Caffo test does disagree on some of these tables
+    # the ratio's CI (log-adjusted) is a different interval: it gets its own p-value
+    disagree_diff_p = 0
+    for i in range(1500):
+        n1, n0 = rng.integers(5, 400, 2)
+        p0 = 0.02 + 0.6 * rng.random()
+        e1, e0 = rng.binomial(n1, min(1, p0 * (1 + 0.4 * rng.random()))), rng.binomial(n0, p0)
+        alpha = (0.01, 0.05, 0.1)[i % 3]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lo, hi = smp.confint_proportions_2indep(e1, n1, e0, n0, compare="ratio", alpha=alpha)
+        excl = lo > 1 or hi < 1
+        assert excl == (log_adjusted_ratio_p_value(e1, n1, e0, n0) < alpha), (e1, n1, e0, n0, alpha)
+        disagree_diff_p += excl != (newcombe_p_value(e1, n1, e0, n0) < alpha)
+    assert disagree_diff_p > 0  # why the ratio needs its own p-value
+    # through two_group (its own alpha)
+    for i in range(150):
+        n1, n0 = rng.integers(10, 120, 2)
+        e1, e0 = rng.binomial(n1, 0.3), rng.binomial(n0, 0.3 + 0.15 * rng.random())
+        alpha = (0.01, 0.05, 0.1)[i % 3]
+        r = two_group(frame(n1, e1, n0, e0), "t", "y", alpha=alpha)
+        assert ((r.diff_low > 0) or (r.diff_high < 0)) == (r.p_value < alpha)
+        assert ((r.ratio_low > 1) or (r.ratio_high < 1)) == (r.ratio_p_value < alpha)
+        summ = r.summary.set_index("statistic")
+        assert summ.loc["ratio", "p_value"] == r.ratio_p_value and summ.loc["diff", "p_value"] == r.p_value
+
+
+# --------------------------------------------------------------------------- landmark Cox
+def _landmark_cox_by_hand(res, dataset, level, unit, a, b, exposure_days=30, outcome_days=90, round_days=False):
+    """The hazard ratio of one row from its definition, with statsmodels PHReg: accounts
+    still in stage a at the landmark L = entry + exposure_days (window inside the
+    data), time from L in days, event = entering b by min(data end, L + outcome_days),
+    exposure = a touch of the unit in [entry, L), the default covariates."""
+    from statsmodels.duration.hazard_regression import PHReg
+
+    from abmkit.journeys import account_touches
+    from abmkit.progression import stage_wide
+    from abmkit.uplift import DEFAULT_COVARIATES, _design, covariate_frame
+    end = pd.Timestamp(res.params["data_end"])
+    acc = dataset.accounts.reset_index(drop=True)
+    wide = stage_wide(res.history).reindex(acc["account_id"].to_numpy())
+    E, N = wide[a].reset_index(drop=True), wide[b].reset_index(drop=True)
+    L = E + pd.Timedelta(days=exposure_days)
+    cap = np.minimum(L + pd.Timedelta(days=outcome_days), end)
+    keep = E.notna() & (L <= end) & (N.isna() | (N > L))
+    stop = N.where(N.notna() & (N < cap), cap)
+    days = (stop - L) / pd.Timedelta(days=1)
+    event = N.notna() & (N <= cap)
+    keep &= days > 0
+    tt = account_touches(dataset)
+    col = "campaign_id" if level == "campaign" else "channel"
+    tu = tt[(tt[col].astype(object) == unit) & tt["account_id"].notna()]
+    pos = pd.Series(np.arange(len(acc)), index=acc["account_id"].to_numpy())
+    row = pos.reindex(tu["account_id"].astype(object).to_numpy()).to_numpy()
+    ok = ~np.isnan(row)
+    row = row[ok].astype(int)
+    from abmkit.timeutil import to_ns_or_inf
+    t = to_ns_or_inf(tu["occurred_at"])[ok]
+    e_ns, l_ns = to_ns_or_inf(E)[row], to_ns_or_inf(L)[row]
+    inside = (t >= e_ns) & (t < l_ns) & (t <= end.value)
+    exposed = np.zeros(len(acc), bool)
+    exposed[row[inside]] = True
+    cov = covariate_frame(acc, DEFAULT_COVARIATES, skip_missing=True)[0]
+    k = keep.to_numpy()
+    X = _design(cov[k])[0]
+    time_ = days.to_numpy()[k]
+    if round_days:
+        time_ = np.ceil(time_)
+    ev, ex = event.to_numpy()[k], exposed[k]
+    fit = PHReg(time_, np.column_stack([ex, X]), status=ev.astype(int), ties="breslow").fit()
+    # degrees of freedom of the t reference: the fewer events of the two exposure groups
+    return float(np.exp(fit.params[0])), float(fit.bse[0]), int(min((ev & ex).sum(), (ev & ~ex).sum()))
+
+
+@pytest.mark.parametrize("level,unit,a,b", [("campaign", "CMP002", "engaged", "qualified"),
+                                             ("channel", "email", "aware", "engaged")])
+def test_hazard_ratio_is_the_landmark_cox_in_exact_time(default_sample, influence, level, unit, a, b):
+    s = default_sample
+    ds = prepare(s.dataset, mapping=s.truth["contact_accounts"].rename(columns={"true_account_id": "account_id"}))
+    t = influence.table
+    r = t[(t.level == level) & (t.unit == unit) & (t.transition == f"{a}->{b}")].iloc[0]
+    hr, se, df = _landmark_cox_by_hand(influence, ds, level, unit, a, b)
+    assert r.hazard_ratio == pytest.approx(hr, rel=1e-6)
+    z = stats.t.isf(0.025, df)
+    assert r.hr_low == pytest.approx(hr * np.exp(-z * se), rel=1e-5)
+    assert r.hr_high == pytest.approx(hr * np.exp(z * se), rel=1e-5)
+    assert r.hr_p_value == pytest.approx(2 * stats.t.sf(abs(np.log(hr) / se), df), rel=1e-4)
+    # whole-day times tie accounts and move the ratio: exact times matter
+    hr_days = _landmark_cox_by_hand(influence, ds, level, unit, a, b, round_days=True)[0]
+    assert abs(hr_days - hr) > 1e-4
+
+
+def test_channel_rows_without_effect_are_not_significant_by_their_hazard_ratio(default_sample, influence):
+    """Always-on channels mark activity: with exposure counted from stage entry, 12 of
+    43 no-effect channel rows of this sample had a Cox p < 0.05 (issue 19). From the
+    landmark, hazard ratios of no-effect channels centre on 1."""
+    pe = default_sample.truth["pair_effects"]  # the generator's truth for every unit x transition
+    truth = pe[pe.level == "channel"].set_index(["unit", "transition"])["is_zero_effect"]
+    t = influence.table
+    # sales_ready->customer runs through the sample's opportunity process, whose
+    # conversion-caused touches (calls, visits before an opportunity opens) fall inside
+    # the exposure window: a known limit (docs/progression_and_uplift.md), not tested here
+    ch = t[(t.level == "channel") & t.hr_p_value.notna() & (t.transition != "sales_ready->customer")]
+    is_zero = truth.reindex(pd.MultiIndex.from_arrays([ch.unit, ch.transition])).to_numpy()
+    assert pd.notna(is_zero).all()  # every tested channel row has a truth row
+    zero = ch[is_zero.astype(bool)]
+    assert len(zero) >= 25
+    assert (zero.hr_p_value < 0.05).mean() <= 0.12, zero[zero.hr_p_value < 0.05][["unit", "transition"]]
+    assert 0.93 <= np.exp(np.log(zero.hazard_ratio).mean()) <= 1.07
+    # the strongest planted channel keeps its signal (direct mail: about +45 points)
+    row = ch[(ch.unit == "direct_mail") & (ch.transition == "qualified->sales_ready")].iloc[0]
+    assert row.hr_low > 1.5 and not truth[("direct_mail", "qualified->sales_ready")]
+
+
+def test_adjusted_test_uses_the_smallest_cell_as_degrees_of_freedom():
+    """Few events in a group: the adjusted CI and p-value use Student t with the
+    smallest 2x2 cell as degrees of freedom (3 events among the treated here), and
+    they agree with each other; with large cells this is the normal reference."""
+    rng = np.random.default_rng(4)
+    size = rng.normal(size=230)
+    df_ = frame(30, 3, 200, 60, size=size)
+    r = two_group(df_, "t", "y", covariates=["size"])
+    assert r.adj_df == 3
+    t3 = stats.t.isf(0.025, 3)
+    assert (r.adj_diff_high - r.adj_diff_low) / 2 == pytest.approx(t3 * r.adj_se, rel=1e-12)
+    assert r.adj_p_value == pytest.approx(2 * stats.t.sf(abs(r.adj_diff / r.adj_se), 3), rel=1e-12)
+    # coherent: p < alpha exactly when the CI excludes 0, at several alphas
+    for a in (0.01, 0.05, 0.1, 0.3, 0.5):
+        ra = two_group(df_, "t", "y", covariates=["size"], alpha=a)
+        assert ((ra.adj_diff_low > 0) or (ra.adj_diff_high < 0)) == (ra.adj_p_value < a)

@@ -8,11 +8,15 @@
   aggregated path table (``path``, total_conversions, total_conversion_value,
   total_null) in and out.
 
-Models: first_touch, last_touch, linear, time_decay (``half_life_days``), u_shaped,
+Rule models: first_touch, last_touch, linear, time_decay (``half_life_days``), u_shaped,
 w_shaped, full_path (closed_won only), j_shaped, inverse_j, custom
 (``position_weights``, ``milestone_weights``, ``channel_weights``,
-``touch_type_weights``), the vendor presets hubspot_u_shaped and marketo_u_shaped,
-markov (``order``) and shapley. See docs/attribution.md.
+``touch_type_weights``), the vendor presets hubspot_u_shaped and marketo_u_shaped, and
+shapley_split (each conversion split equally over its distinct channels).
+Data-driven models (estimated from converting and non-converting journeys): markov
+(channel level: removal effects normalised over all conversions; ``order`` 1, 2, ...
+or ``"auto"``), markov_per_conversion (touch level: each conversion split by removal
+effects) and shapley (conversion-rate game). See docs/attribution.md.
 
 Example
 -------
@@ -29,21 +33,27 @@ import pandas as pd
 from ..journeys import ConversionJourneys, conversion_journeys, conversions
 from ..prepared import resolve
 from .compare import ComparisonResult, compare_models, comparison_findings, comparison_from_credits, sensitivity
-from .engine import (ALL_MODELS, DATA_DRIVEN_MODELS, DEFAULT_COMPARE_MODELS, MODEL_PARAMS, aggregate_credits,
-                     check_model_params,
+from .engine import (ALL_MODELS, CHANNEL_LEVEL_MODELS, DATA_DRIVEN_MODELS, DEFAULT_COMPARE_MODELS,
+                     MARKOV_TOUCH_ERROR, MODEL_PARAMS, RULE_MODELS, TOUCH_MODELS, aggregate_credits,
+                     check_model_params, model_kind,
                      attribute_journeys, campaign_table, channel_credits_from, credit_matrix, journey_credits,
                      touch_credits)
-from .markov import markov_attribution, transition_matrix
-from .paths import PATH_MODELS, PathSet, aggregate_paths, read_paths, write_paths
+from .markov import OrderSelection, markov_attribution, select_order, transition_matrix
+from .paths import PATH_MODELS, PathSet, aggregate_paths, read_paths, sessions_to_paths, write_paths
 from .positions import POSITION_MODELS, SHAPES, bathtub, simple_position_credits
-from .shapley import shapley_attribution
+from .shapley import shapley_attribution, shapley_split_attribution
+from .incremental import IncrementalResult, incremental_attribution
+from .truth import TruthComparison, compare_to_truth, read_channel_truth
 
 __all__ = ["attribute", "compare_models", "comparison_findings", "comparison_from_credits", "sensitivity", "ComparisonResult", "read_paths", "write_paths",
-           "path_attribution", "PathSet", "aggregate_paths", "markov_attribution", "transition_matrix",
-           "shapley_attribution", "conversion_journeys", "conversions", "ConversionJourneys",
+           "path_attribution", "PathSet", "aggregate_paths", "sessions_to_paths", "markov_attribution",
+           "transition_matrix", "select_order", "OrderSelection", "shapley_attribution", "shapley_split_attribution",
+           "conversion_journeys", "conversions", "ConversionJourneys", "model_kind", "RULE_MODELS", "TOUCH_MODELS",
+           "CHANNEL_LEVEL_MODELS",
            "aggregate_credits", "campaign_table", "journey_credits", "channel_credits_from", "credit_matrix", "touch_credits", "attribute_journeys",
            "journeys_for", "ALL_MODELS", "POSITION_MODELS", "DATA_DRIVEN_MODELS", "DEFAULT_COMPARE_MODELS",
-           "PATH_MODELS", "MQA_MODELS"]
+           "PATH_MODELS", "MQA_MODELS", "incremental_attribution", "IncrementalResult", "compare_to_truth",
+           "read_channel_truth", "TruthComparison"]
 
 #: models that use the MQA touch
 MQA_MODELS = ("w_shaped", "full_path", "hubspot_u_shaped", "marketo_u_shaped")
@@ -67,6 +77,10 @@ def journeys_for(data, models=("linear",), *, milestone: str = "opportunity_crea
     models : str or sequence of str
     milestone, lookback_days, start, end : see :func:`attribute`.
     """
+    from ..engine import is_partitioned, run
+    if is_partitioned(data):  # a partitioned dataset: the same analysis on its partitions (docs/scale.md)
+        return run("journeys_for", data, models, milestone=milestone, lookback_days=lookback_days, start=start,
+                   end=end, **params)
     check_model_params(params)
     data = resolve(data)
     models = [models] if isinstance(models, str) else list(models)
@@ -93,7 +107,9 @@ def attribute(data, model, *, milestone: str = "opportunity_created", lookback_d
         :func:`abmkit.prepare` output: touches on their accounts, the MQA dates of its
         one MQA rule (a plain Dataset is prepared with the default settings).
     model : str or sequence of str
-        one of :data:`ALL_MODELS` (several → rows of every model, journeys built once).
+        one of :data:`TOUCH_MODELS` (several → rows of every model, journeys built once).
+        ``"markov"`` is channel-level only and raises a ValueError naming
+        ``"markov_per_conversion"`` (the touch-level split by removal effects).
     milestone : {"opportunity_created", "closed_won"}
     lookback_days : float
         journey window before the milestone (default 365).
@@ -126,10 +142,16 @@ def attribute(data, model, *, milestone: str = "opportunity_created", lookback_d
     >>> attribute(ds, "u_shaped")[["touchpoint_id", "credit", "pipeline_credit"]].values.tolist()
     [['t1', 0.5, 500.0], ['t2', 0.5, 500.0]]
     """
+    from ..engine import is_partitioned, run
+    if is_partitioned(data):  # a partitioned dataset: the same analysis on its partitions (docs/scale.md)
+        return run("attribute", data, model, milestone=milestone, lookback_days=lookback_days, start=start,
+                   end=end, **params)
     models = [model] if isinstance(model, str) else list(model)
     unknown = [m for m in models if m not in ALL_MODELS]
     if unknown:
-        raise ValueError(f"unknown model(s) {unknown}; models are {list(ALL_MODELS)}")
+        raise ValueError(f"unknown model(s) {unknown}; models are {list(TOUCH_MODELS)}")
+    if any(m in CHANNEL_LEVEL_MODELS for m in models):
+        raise ValueError(MARKOV_TOUCH_ERROR)
     cj = journeys_for(data, models, milestone=milestone, lookback_days=lookback_days, start=start, end=end,
                       **params)
     frames = [attribute_journeys(cj, m, **params) for m in models]
@@ -143,7 +165,7 @@ def _path_position_credits(ps: PathSet, model: str) -> np.ndarray:
     return simple_position_credits(pos, n, model)
 
 
-def path_attribution(paths, models=("first_touch", "last_touch", "linear", "markov", "shapley"), order: int = 1,
+def path_attribution(paths, models=("first_touch", "last_touch", "linear", "markov", "shapley"), order=1,
                      *, sep: str = " > ", seed: int = 0) -> pd.DataFrame:
     """Attribute an aggregated path table (or :class:`PathSet`).
 
@@ -154,8 +176,8 @@ def path_attribution(paths, models=("first_touch", "last_touch", "linear", "mark
     models : sequence of str
         any of :data:`PATH_MODELS` (rule models that need timestamps or milestones
         cannot run on a path table).
-    order : int
-        Markov order.
+    order : int or "auto"
+        Markov order (``"auto"``: chosen by :func:`select_order` on held-out paths).
 
     Returns
     -------
@@ -176,14 +198,27 @@ def path_attribution(paths, models=("first_touch", "last_touch", "linear", "mark
         raise ValueError(f"model(s) {bad} cannot run on a path table (no timestamps or milestones); "
                          f"path models are {list(PATH_MODELS)}")
     k = len(ps.channels)
+    if order == "auto" and any(m in ("markov", "markov_per_conversion") for m in models):
+        order = select_order(ps, seed=seed).order
     frames = []
     for m in models:
         if m == "markov":
             r = markov_attribution(ps, order)
             conv, val = r["conversions"].to_numpy(), r["conversion_value"].to_numpy()
-        elif m == "shapley":
-            r = shapley_attribution(ps, seed=seed)
+        elif m in ("shapley", "shapley_split"):
+            r = (shapley_attribution if m == "shapley" else shapley_split_attribution)(ps, seed=seed)
             conv, val = r["conversions"].to_numpy(), r["conversion_value"].to_numpy()
+        elif m == "markov_per_conversion":
+            re = markov_attribution(ps, order)["removal_effect"].to_numpy()
+            pidx = ps.path_index
+            # each path's conversions split over its channels by removal effect, equal over repeats
+            n_same = np.bincount(pidx * k + ps.codes, minlength=ps.n_paths * k)[pidx * k + ps.codes]
+            w = re[ps.codes] / n_same
+            tot = np.bincount(pidx, w, ps.n_paths)
+            eq = 1.0 / ps.lengths[pidx]
+            w = np.where(tot[pidx] > 0, np.divide(w, tot[pidx], out=np.zeros_like(w), where=tot[pidx] > 0), eq)
+            conv = np.bincount(ps.codes, w * ps.conversions[pidx], k)
+            val = np.bincount(ps.codes, w * ps.value[pidx], k)
         else:
             w = _path_position_credits(ps, m)
             pidx = ps.path_index

@@ -1,12 +1,14 @@
 """Compare attribution models: shares, bootstrap intervals, rank correlation,
 disagreement, conservation, sensitivity sweeps (see docs/attribution.md).
 
-Speed comes from computing every model once: each model gives an account ×
+Speed comes from computing every model once: each rule model gives an account ×
 channel credit matrix; a bootstrap replicate is a vector of multinomial account
 counts (accounts resampled with replacement, seeded), so a replicate's channel
-credits are one matrix product. Markov is re-estimated in every replicate (its
-removal effects depend on the sample) from re-weighted transition counts, again
-without rebuilding journeys.
+credits are one matrix product. Data-driven models are re-estimated in every
+replicate (their estimates depend on the sample) from re-weighted sufficient
+statistics, without rebuilding journeys: Markov from transition counts (one dense
+product for all replicates of a batch, then small batched solves), Shapley from the
+conversions and journeys of each channel set (:data:`REFITS` registers them).
 
 Example
 -------
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from tqdm import tqdm
 
 from ..results import Result
@@ -58,6 +61,11 @@ class ComparisonResult(Result):
     n_boot: int
     seed: int
     info: dict = field(default_factory=dict)
+    #: the Markov order comparison when ``order="auto"`` (:class:`~abmkit.attribution.markov.OrderSelection`)
+    order_selection: object = None
+    #: the fitted incremental model when ``"incremental"`` is among the models
+    #: (:class:`~abmkit.attribution.incremental.IncrementalResult`: conversions lost per channel)
+    incremental: object = None
 
     def to_frame(self) -> pd.DataFrame:
         """Long table: channel, model, share, low, high, conversions, pipeline, revenue."""
@@ -66,7 +74,7 @@ class ComparisonResult(Result):
     _summary_title = "Attribution model comparison"
 
     def _summary_metadata(self) -> dict:
-        keys = ("milestone", "lookback_days", "conversions", "no_touch", "bootstrap")
+        keys = ("milestone", "lookback_days", "conversions", "no_touch", "bootstrap", "markov_order")
         return {**{k: self.info[k] for k in keys if k in self.info}, "n_boot": self.n_boot, "seed": self.seed}
 
     @property
@@ -108,7 +116,7 @@ def poisson_weights(account_ids, seed: int, first: int, count: int) -> np.ndarra
     first + count - 1``. Each weight is a function of (seed, replicate, account id)
     alone, so it is the same whatever the order of the accounts and however they are
     split over partitions: replicate sums computed per partition and added up equal
-    the whole-data replicate (what :func:`abmkit.scale.compare_models` relies on).
+    the whole-data replicate (what compare_models on a partitioned dataset relies on).
 
     Example
     -------
@@ -126,7 +134,9 @@ def poisson_weights(account_ids, seed: int, first: int, count: int) -> np.ndarra
     return np.searchsorted(_POISSON1_CDF, u, side="right").astype(np.float64)
 
 
-def _markov_credits(cj, order: int):
+def _markov_credits(cj, order):
+    from .markov import resolve_order
+    order = resolve_order(cj.paths(), order)
     k = len(cj.channels)
     conv = cj.conversions[cj.conversions["n_touches"] > 0]
     out = {}
@@ -140,10 +150,92 @@ def _markov_credits(cj, order: int):
 
 
 @dataclass
+class Refit:
+    """How a data-driven model is re-estimated in every bootstrap replicate.
+
+    ``stats(w)``: the linear statistics the model needs from a batch of replicate
+    weights ``w`` (b x accounts) → (b x d) (e.g. re-weighted counts);
+    ``finish(stats, ctx)``: the (n_boot x d) statistics of all replicates → (n_boot x
+    channels) channel credits (any positive scale: intervals are on shares). ``ctx``
+    holds what several models share (``ctx["markov_effects"]``: the Markov removal
+    effects of every replicate, when a Markov model is asked for)."""
+    stats: object
+    finish: object
+    #: what identifies each statistic across partitions (model-specific), or None
+    keys: object = None
+    #: the (accounts x d) matrix whose weighted sums ``stats`` computes, when it has one:
+    #: lets big data draw the replicate sums from their bootstrap mean and covariance
+    incidence: object = None
+    #: makes drawn sums valid statistics (e.g. counts >= 0); default: clip at 0
+    clip: object = None
+    #: the statistics are correlated with Markov's transition counts (drawn jointly with
+    #: them by ``replicate_sums="normal"``); else they are drawn exactly from classes of
+    #: accounts with identical rows (:func:`_row_classes`) when there are few classes
+    with_markov: bool = False
+
+
+def _group_sparse(groups: np.ndarray, cols: np.ndarray, vals: np.ndarray, n_groups: int, n_cols: int):
+    return sp.csr_matrix((vals, (groups, cols)), shape=(n_groups, n_cols)).tocsc()
+
+
+def _shapley_refit(cj, path_group: np.ndarray, n_groups: int, params) -> Refit:
+    """Per replicate: conversions and journeys of every channel set (account-weighted),
+    hence the set conversion rates, hence the Shapley credits (all replicates at once,
+    :func:`~abmkit.attribution.shapley.credits_from_set_counts`). ``keys``: the channel
+    set (bit mask) of each statistic, so partitions' statistics can be aligned and added."""
+    from .shapley import channel_masks, credits_from_set_counts
+    paths = cj.paths()
+    uniq, inv = np.unique(channel_masks(paths), return_inverse=True)
+    u, k = len(uniq), len(cj.channels)
+    converting = np.bincount(inv, (paths.conversions > 0) | (paths.value > 0), u) > 0
+    cols = np.concatenate([inv, inv + u])
+    vals = np.concatenate([paths.conversions, paths.conversions + paths.null])
+    inc = _group_sparse(np.concatenate([path_group, path_group]), cols, vals, n_groups, 2 * u)
+
+    def finish(stats, ctx):
+        return credits_from_set_counts(uniq, stats[:, :u], stats[:, u:], k, converting)
+
+    def clip(stats):
+        # drawn sums: journeys >= 0 and 0 <= conversions <= journeys, so rates stay in [0, 1]
+        journeys = np.maximum(stats[:, u:], 0.0)
+        return np.hstack([np.clip(stats[:, :u], 0.0, journeys), journeys])
+    return Refit(lambda w: np.asarray((inc.T @ w.T).T), finish, keys=(uniq, converting), incidence=inc, clip=clip)
+
+
+def _markov_split_refit(cj, conv_group: np.ndarray, n_groups: int, params) -> Refit:
+    """Per replicate: conversions of every converting channel set; the removal effects
+    of that replicate (``ctx``) split each set's conversions over its channels."""
+    from .engine import conversion_channel_sets
+    masks = conversion_channel_sets(cj)[cj.conversions["n_touches"].to_numpy() > 0]
+    uniq, inv = np.unique(masks, return_inverse=True)
+    k = len(cj.channels)
+    member = ((uniq[:, None] >> np.arange(k)) & 1).astype(float)
+    inc = _group_sparse(conv_group, inv, np.ones(len(inv)), n_groups, len(uniq))
+
+    def finish(stats, ctx):
+        re = ctx["markov_effects"]                       # n_boot x k
+        wgt = re[:, None, :] * member[None]              # n_boot x sets x k
+        tot = wgt.sum(axis=2, keepdims=True)
+        share = np.divide(wgt, tot, out=np.broadcast_to(member / member.sum(axis=1, keepdims=True),
+                                                        wgt.shape).copy(), where=tot > 0)
+        return np.einsum("bs,bsk->bk", stats, share)
+    return Refit(lambda w: np.asarray((inc.T @ w.T).T), finish, incidence=inc, with_markov=True)
+
+
+#: data-driven models other than ``markov`` that compare_models re-estimates in every
+#: bootstrap replicate: name -> factory(cj, path_group, n_groups, params) -> Refit, where
+#: path_group is the bootstrap unit (account) of every path of ``cj.paths()`` (converting
+#: journeys first, then non-converting). Register a new data-driven model here.
+REFITS = {"shapley": _shapley_refit}
+#: Markov variants need the removal effects of every replicate (shared, solved once)
+_MARKOV_MODELS = ("markov", "markov_per_conversion")
+
+
+@dataclass
 class _Replicable:
-    """What a bootstrap replicate needs of one set of journeys: per model the
-    group (account) x channel credit matrix (rule models) or the chain with its
-    group incidence (Markov)."""
+    """What a bootstrap replicate needs of one set of journeys: per rule model the
+    group (account) x channel credit matrix, the Markov chain with its group incidence,
+    and the :class:`Refit` of every other data-driven model."""
     credits: pd.DataFrame
     conservation: list
     acc_mats: dict
@@ -153,16 +245,30 @@ class _Replicable:
     group_accounts: np.ndarray
     channels: list
     seen: np.ndarray
+    refits: dict = field(default_factory=dict)
+    #: (mean, factor, rng, layout) when Markov's replicate transition counts — and, jointly
+    #: with them, the refit models' statistics — are drawn from their bootstrap mean and
+    #: covariance instead of re-weighting every account (big data); ``layout``: (name,
+    #: first column, end column) of each model's block ("markov" or a refit model)
+    markov_normal: object = None
+    #: the same for the stacked credit sums of the rule models
+    rule_normal: object = None
+    #: per refit model (class rows, class sizes, rng): its replicate sums drawn exactly as
+    #: multinomial counts of account classes (``replicate_sums="normal"``, few classes)
+    refit_classes: dict = field(default_factory=dict)
 
     def replicates(self, n_boot: int, models, draw, on_batch=None) -> dict:
         """Every replicate's sums, in batches that keep the weight matrix under ~2e7
         entries: per rule model the (n_boot x channels) credit sums, for Markov the
-        (n_boot x transition types) re-weighted transition counts. ``draw(first, b)``
-        gives the (b x groups) weights of replicates ``first .. first + b - 1``;
-        ``on_batch(b)`` is called after each batch (a progress bar)."""
+        (n_boot x transition types) re-weighted transition counts, per refit model its
+        (n_boot x d) statistics. ``draw(first, b)`` gives the (b x groups) weights of
+        replicates ``first .. first + b - 1``; ``on_batch(b)`` is called after each
+        batch (a progress bar)."""
         k = len(self.channels)
         rule = [m for m in models if m in self.acc_mats]
         out = {m: np.zeros((n_boot, k)) for m in rule}
+        drawn_rule = [m for m in self.rule_normal[3] if m in rule] if self.rule_normal is not None else []
+        rule = [] if self.rule_normal is not None else rule
         if self.markov_chain is not None:
             out["markov"] = np.zeros((n_boot, len(self.incidence[0])))
         if not self.n_groups:
@@ -172,40 +278,166 @@ class _Replicable:
             # only the rows that do (their weights are still drawn over every account)
             rows = np.flatnonzero(np.any([self.acc_mats[m].any(axis=1) for m in rule], axis=0))
             stacked = np.hstack([self.acc_mats[m][rows] for m in rule])
+        drawn = {name for name, _, _ in self.markov_normal[3]} if self.markov_normal is not None else set()
+        drawn |= set(self.refit_classes)
+        refits = {m: rf for m, rf in self.refits.items() if m not in drawn}
+        mk = None
+        if self.markov_chain is not None and "markov" not in drawn:
+            mk = self.incidence[1]
+            if isinstance(mk, np.ndarray):
+                # integer counts times integer weights: every partial sum is an integer, exact
+                # in float32 while below 2^24 — half the memory traffic of float64, same sums
+                wmax = 64.0  # multinomial / Poisson(1) counts never come near this
+                if np.all(mk == np.round(mk)) and mk.sum(axis=0).max() * wmax < 2.0 ** 24:
+                    mk = mk.astype(np.float32)
         step = max(1, min(n_boot, int(2e7 // self.n_groups)))
-        for first in range(0, n_boot, step):
+        # nothing re-weighted account by account: no weights to draw
+        for first in (range(0, n_boot, step) if rule or mk is not None or refits else ()):
             b = min(step, n_boot - first)
             w = draw(first, b)
             if rule:
                 prod = w[:, rows] @ stacked
                 for j, m in enumerate(rule):
                     out[m][first:first + b] = prod[:, j * k:(j + 1) * k]
-            if self.markov_chain is not None:
-                out["markov"][first:first + b] = np.asarray((self.incidence[1].T @ w.T).T)
+            if mk is not None:
+                if isinstance(mk, np.ndarray):
+                    wk = w.astype(mk.dtype) if mk.dtype == np.float32 and w.max(initial=0) <= 64 else w
+                    out["markov"][first:first + b] = (wk @ mk) if wk.dtype == mk.dtype else w @ mk.astype(float)
+                else:
+                    out["markov"][first:first + b] = np.asarray((mk.T @ w.T).T)
+            for m, rf in refits.items():
+                s = rf.stats(w)
+                if m not in out:
+                    out[m] = np.zeros((n_boot, s.shape[1]))
+                out[m][first:first + b] = s
             if on_batch is not None:
                 on_batch(b)
+        if self.markov_normal is not None:
+            mean, factor, rng, layout = self.markov_normal
+            sums = mean + rng.standard_normal((n_boot, factor.shape[1])) @ factor.T
+            for name, a, b in layout:
+                clip = self.refits[name].clip if name in self.refits else None
+                out[name] = clip(sums[:, a:b]) if clip is not None else np.maximum(sums[:, a:b], 0.0)
+        for name, (rows_c, sizes, rng) in self.refit_classes.items():
+            if name in self.refits:
+                g = int(sizes.sum())
+                counts = rng.multinomial(g, sizes / g, size=n_boot).astype(float)
+                out[name] = np.asarray((rows_c.T @ counts.T).T)
+        if drawn_rule:
+            mean, factor, rng, names = self.rule_normal
+            sums = mean + rng.standard_normal((n_boot, factor.shape[1])) @ factor.T
+            for m in drawn_rule:
+                j = names.index(m)
+                out[m] = np.maximum(sums[:, j * k:(j + 1) * k], 0.0)
         return out
 
 
-def replicable(cj, models, n_boot: int, params, *, markov_credits: bool = True) -> _Replicable:
+#: accounts on which the covariance of the replicate sums is estimated (a seeded sample
+#: when there are more; the mean is always exact)
+NORMAL_COV_ACCOUNTS = 20_000
+
+
+def _rows(block, idx=None) -> np.ndarray:
+    """Rows ``idx`` (all when None) of a dense or sparse matrix, as a dense float array."""
+    if isinstance(block, np.ndarray):
+        return np.asarray(block if idx is None else block[idx], float)
+    b = block.tocsr() if idx is not None else block
+    return np.asarray((b if idx is None else b[idx]).todense(), float)
+
+
+def _normal_counts(inc, seed: int, n_groups: int | None = None, stream: int = 0x6D61726B):
+    """Mean and covariance factor of the multinomial-bootstrap sum of the accounts' rows
+    X (accounts × statistics): mean = the column totals T, covariance = G Σ, Σ the
+    covariance of the rows over the G accounts (accounts without a row count as zero
+    rows when ``n_groups`` > rows) — the first two moments of Σ_g w_g X_g when w is a
+    multinomial(G, 1/G) draw. Σ is computed on all rows up to
+    :data:`NORMAL_COV_ACCOUNTS`, else on a seeded sample of that many accounts. ``inc``
+    may be a list of matrices with the same rows (their columns side by side: one joint
+    draw)."""
+    blocks = list(inc) if isinstance(inc, (list, tuple)) else [inc]
+    rows = blocks[0].shape[0]
+    g = max(int(n_groups or rows), 1)
+    rng = np.random.default_rng([int(seed), stream])
+    total = np.concatenate([b.sum(axis=0) if isinstance(b, np.ndarray) else np.asarray(b.sum(axis=0)).ravel()
+                            for b in blocks])
+    if g > NORMAL_COV_ACCOUNTS:
+        pick = rng.choice(g, NORMAL_COV_ACCOUNTS, replace=False)
+        pick = np.sort(pick[pick < rows])  # sampled accounts beyond the stored rows are zero rows
+        sub = np.hstack([_rows(b, pick) for b in blocks])
+        n_s = NORMAL_COV_ACCOUNTS
+    else:
+        sub, n_s = np.hstack([_rows(b) for b in blocks]), g
+    mean_s = sub.sum(axis=0) / n_s
+    cov = g * (sub.T @ sub / n_s - np.outer(mean_s, mean_s))
+    val, vec = np.linalg.eigh((cov + cov.T) / 2)
+    factor = vec * np.sqrt(np.clip(val, 0, None))
+    return total, factor, rng
+
+
+def _row_classes(inc, max_classes: int):
+    """Accounts whose rows of ``inc`` (accounts × statistics, whole counts) are identical,
+    as classes: (class rows C × d, class sizes), or None (not whole counts, or more than
+    ``max_classes`` classes). The multinomial bootstrap's weighted sum Σ_g w_g X_g equals
+    Σ_c (Σ_{g in c} w_g) R_c, and the class totals Σ_{g in c} w_g of a multinomial(G, 1/G)
+    draw are multinomial(G, |c|/G): drawing C class counts gives exactly the replicate
+    sums of re-weighting all G accounts. Rows are grouped by a 64-bit hash of (column,
+    count) pairs, then checked equal to their class row (a collision falls back: None)."""
+    m = sp.csr_matrix(inc)
+    if not np.all(m.data == np.round(m.data)) or (m.data < 0).any():
+        return None
+    h = np.random.default_rng(0x636C).integers(1, 2**63, size=m.shape[1], dtype=np.uint64)
+    contrib = m.data.astype(np.uint64) * h[m.indices]          # wraps modulo 2^64: a hash
+    nonempty = np.diff(m.indptr) > 0
+    key = np.zeros(m.shape[0], np.uint64)
+    if nonempty.any():
+        key[nonempty] = np.add.reduceat(contrib, m.indptr[:-1][nonempty])
+    uniq, cls, sizes = np.unique(key, return_inverse=True, return_counts=True)
+    if len(uniq) > max_classes:
+        return None
+    first = np.zeros(len(uniq), np.int64)
+    first[cls[::-1]] = np.arange(m.shape[0])[::-1]              # first account of each class
+    rows_c = m[first]
+    if (m - rows_c[cls]).count_nonzero():
+        return None
+    return rows_c.tocsc(), sizes.astype(float)
+
+
+#: most account classes for which a refit's replicate sums are drawn class by class
+NORMAL_MAX_CLASSES = 20_000
+#: most statistics drawn jointly (Markov transition types + refit statistics): beyond,
+#: the refit models are re-weighted account by account (the covariance grows as d^2)
+NORMAL_MAX_STATS = 2_000
+
+
+#: accounts × transition types above which compare_models draws Markov's replicate counts
+#: from their bootstrap mean and covariance (``replicate_sums="auto"``)
+NORMAL_MIN_ACCOUNTS = 100_000
+
+
+def replicable(cj, models, n_boot: int, params, *, markov_credits: bool = True, replicate_sums="resample",
+               seed: int = 0) -> _Replicable:
     """Per model the channel credits of ``cj`` and what a bootstrap replicate needs
     (:class:`_Replicable`); :func:`compare_models` and :mod:`abmkit.scale` share it.
 
     ``markov_credits=False``: leave Markov's credits out (a partition's chain alone
     does not give them; :mod:`abmkit.scale` solves the summed chain) but still build
-    its chain and incidence for the bootstrap."""
+    its chain and incidence for the bootstrap. ``replicate_sums`` ("resample", "normal"
+    or "auto", see :func:`compare_models`): draw the rule models' replicate credit sums
+    and Markov's replicate transition counts from their bootstrap mean and covariance
+    (seeded by ``seed``) instead of re-weighting the accounts."""
     k = len(cj.channels)
     conv = cj.conversions
     conv_rows, conv_group, nc_group, n_groups, group_accounts = _account_groups(cj)
     pipe = conv["pipeline_amount"].to_numpy()
     rev = conv["revenue_amount"].to_numpy()
-    credit_rows, acc_mats, markov_chain, incidence = [], {}, None, None
+    credit_rows, acc_mats, markov_chain, incidence, refits = [], {}, None, None, {}
     conservation = []
+    path_group = np.concatenate([conv_group, nc_group])
+    if n_boot and any(m in _MARKOV_MODELS for m in models):
+        markov_chain = build_chain(cj.paths(), params.get("order", 1))
+        incidence = batch_incidence(markov_chain, path_group, n_groups)
     for m in models:
         if m == "markov":
-            if n_boot:
-                markov_chain = build_chain(cj.paths(), params.get("order", 1))
-                incidence = batch_incidence(markov_chain, np.concatenate([conv_group, nc_group]), n_groups)
             if not markov_credits:
                 continue
             mc = _markov_credits(cj, params.get("order", 1))
@@ -216,10 +448,14 @@ def replicable(cj, models, n_boot: int, params, *, markov_credits: bool = True) 
             c_conv = mat.sum(axis=0)
             c_pipe = (mat * pipe[conv_rows, None]).sum(axis=0)
             c_rev = (mat * rev[conv_rows, None]).sum(axis=0)
-            if n_boot:
-                g = np.zeros((n_groups, k))
-                np.add.at(g, conv_group, mat)
-                acc_mats[m] = g
+            if n_boot and m in REFITS:
+                refits[m] = REFITS[m](cj, path_group, n_groups, params)
+            elif n_boot and m == "markov_per_conversion":
+                refits[m] = _markov_split_refit(cj, conv_group, n_groups, params)
+            elif n_boot:
+                # account x channel credit sums (one bincount per channel, not np.add.at)
+                acc_mats[m] = np.column_stack([np.bincount(conv_group, mat[:, j], n_groups) for j in range(k)]) \
+                    if k else np.zeros((n_groups, 0))
         credit_rows.append(pd.DataFrame({"channel": cj.channels, "model": m, "conversions": c_conv,
                                          "pipeline": c_pipe, "revenue": c_rev}))
         given = (float(len(conv_rows)), float(pipe[conv_rows].sum()), float(rev[conv_rows].sum()))
@@ -229,8 +465,54 @@ def replicable(cj, models, n_boot: int, params, *, markov_credits: bool = True) 
                              "revenue_given": given[2], "revenue_credited": got[2],
                              "ok": bool(np.allclose(given, got, rtol=1e-9, atol=1e-6))})
     seen = np.bincount(cj.channel, minlength=k) > 0
+    normal = rule_normal = None
+    classes = {}
+    g_all = n_groups if len(conv_rows) else 0
+    if n_boot and g_all and (replicate_sums == "normal" or (replicate_sums == "auto" and g_all >= NORMAL_MIN_ACCOUNTS)):
+        # a refit whose accounts fall in few classes of identical rows (Shapley: accounts
+        # with the same channel sets and counts) is drawn exactly, class by class; Markov's
+        # transition counts and the other refits' statistics (correlated with Markov's) in
+        # one joint normal draw; refits without an incidence matrix, or beyond
+        # NORMAL_MAX_STATS statistics, stay re-weighted
+        for m, rf in refits.items():
+            if rf.incidence is not None and not rf.with_markov:
+                got = _row_classes(rf.incidence, NORMAL_MAX_CLASSES)
+                if got is not None:
+                    classes[m] = (*got, np.random.default_rng([int(seed), 0x636C61, len(classes)]))
+        blocks, layout, at = [], [], 0
+        for name, mat in ([("markov", incidence[1])] if incidence is not None else []) + \
+                [(m, rf.incidence) for m, rf in refits.items() if rf.incidence is not None and m not in classes]:
+            if name != "markov" and at + mat.shape[1] > NORMAL_MAX_STATS:
+                continue
+            blocks.append(mat)
+            layout.append((name, at, at + mat.shape[1]))
+            at += mat.shape[1]
+        if blocks:
+            normal = (*_normal_counts(blocks, seed, n_groups), layout)
+        rule = [m for m in models if m in acc_mats]
+        if rule:
+            # only accounts with a conversion have rule credits: the others are zero rows
+            rows = np.flatnonzero(np.any([acc_mats[m].any(axis=1) for m in rule], axis=0))
+            stacked = np.hstack([acc_mats[m][rows] for m in rule])
+            rule_normal = (*_normal_counts(np.ascontiguousarray(stacked), seed, n_groups, stream=0x72756C65), rule)
     return _Replicable(pd.concat(credit_rows, ignore_index=True), conservation, acc_mats, markov_chain, incidence,
-                       n_groups if len(conv_rows) else 0, group_accounts, list(cj.channels), seen)
+                       n_groups if len(conv_rows) else 0, group_accounts, list(cj.channels), seen, refits, normal,
+                       rule_normal, classes)
+
+
+
+def finish_replicates(rep: _Replicable, reps: dict) -> dict:
+    """Channel credits (n_boot x channels) of every model from :meth:`_Replicable.replicates`
+    sums: Markov removal effects solved per replicate, refit models finished."""
+    ctx = {}
+    reps = dict(reps)
+    if rep.markov_chain is not None and "markov" in reps:
+        ctx["markov_effects"] = markov_replicates(rep.markov_chain, rep.incidence[0], reps["markov"])
+        reps["markov"] = ctx["markov_effects"]
+    for m, rf in rep.refits.items():
+        if m in reps:
+            reps[m] = rf.finish(reps[m], ctx)
+    return reps
 
 
 _replicable = replicable  # the former private name (tests/test_attribution_properties.py)
@@ -263,7 +545,8 @@ def markov_replicates(chain, types: np.ndarray, tw: np.ndarray) -> np.ndarray:
 def compare_models(data, models=DEFAULT_COMPARE_MODELS, n_boot: int = 1000, seed: int = 0, *,
                    milestone: str = "opportunity_created", lookback_days: float = 365,
                    start=None, end=None, alpha: float = 0.05,
-                   progress: bool | None = None, bootstrap: str = "multinomial", **params) -> ComparisonResult:
+                   progress: bool | None = None, bootstrap: str = "multinomial", replicate_sums: str = "auto",
+                   **params) -> ComparisonResult:
     """Run several models on the same journeys and compare them.
 
     Parameters
@@ -282,17 +565,38 @@ def compare_models(data, models=DEFAULT_COMPARE_MODELS, n_boot: int = 1000, seed
         replacement (the classic bootstrap). ``poisson``: every account weighted by an
         independent Poisson(1) count that depends only on (seed, replicate, account
         id) (:func:`poisson_weights`): the same replicates however the data is split,
-        which is what :func:`abmkit.scale.compare_models` computes partition by
+        which is what compare_models on a partitioned dataset computes partition by
         partition. Both estimate the same sampling distribution.
     alpha : float
         intervals are the (alpha/2, 1 − alpha/2) percentiles.
+    replicate_sums : {"auto", "resample", "normal"}
+        how replicates get the account sums that are linear in the bootstrap weights —
+        the rule models' channel credits, Markov's transition counts, the data-driven
+        Shapley's conversions and journeys per channel set, ``markov_per_conversion``'s
+        conversions per channel set (multinomial bootstrap only). ``resample``:
+        re-weight every account (exact, costs accounts × statistics per replicate).
+        ``normal``: draw the replicate sums from a normal distribution with their
+        bootstrap mean (exact) and covariance (from up to :data:`NORMAL_COV_ACCOUNTS`
+        accounts), then compute each replicate's shares, Markov chain and Shapley game
+        exactly: the sum over many accounts is close to normal. Shapley's statistics are
+        drawn exactly instead, as multinomial counts of the classes of accounts with
+        identical rows (up to :data:`NORMAL_MAX_CLASSES` classes); the per-conversion
+        Markov statistics jointly with Markov's counts (up to :data:`NORMAL_MAX_STATS`
+        statistics; beyond, re-weighted); the rule models' sums apart. ``auto``: ``normal`` from :data:`NORMAL_MIN_ACCOUNTS`
+        (100,000) accounts, else ``resample``. ``info["replicate_sums"]`` says which
+        was used.
     **params
-        model parameters (half_life_days, order for markov, custom weights).
+        model parameters (half_life_days, order for markov — an int or ``"auto"``, chosen
+        by held-out likelihood, the comparison in ``.order_selection`` —, custom weights).
 
     Returns
     -------
     ComparisonResult
     """
+    from ..engine import is_partitioned, run
+    if is_partitioned(data):  # a partitioned dataset: the same analysis on its partitions (docs/scale.md)
+        return run("compare_models", data, models, n_boot, seed, milestone=milestone, lookback_days=lookback_days,
+                   start=start, end=end, alpha=alpha, progress=progress, bootstrap=bootstrap, **params)
     from . import journeys_for
     from ..applicability import check, mark
     from ..period import resolve_period
@@ -306,7 +610,18 @@ def compare_models(data, models=DEFAULT_COMPARE_MODELS, n_boot: int = 1000, seed
     # n/a without touches or opportunities, or without a conversion in the period
     app = check(data, "attribution_closed_won" if milestone == "closed_won" else "attribution",
                 resolve_period(start=start, end=end) if start is not None and end is not None else None)
-    rep = replicable(cj, models, n_boot, params)
+    selection = None
+    if params.get("order") == "auto" and any(m in _MARKOV_MODELS for m in models):
+        from .markov import select_order
+        selection = select_order(cj.paths(), seed=seed)
+        params = {**params, "order": selection.order}
+    # incremental is fitted on the accounts' stage histories, not on journeys (.incremental)
+    path_models = [m for m in models if m != "incremental"]
+    if replicate_sums not in ("auto", "resample", "normal"):
+        raise ValueError(f"replicate_sums must be 'auto', 'resample' or 'normal', not {replicate_sums!r}")
+    # the Poisson bootstrap stays exact: abmkit.scale reproduces it partition by partition
+    rep = replicable(cj, path_models, n_boot, params, seed=seed,
+                     replicate_sums=replicate_sums if bootstrap == "multinomial" else "resample")
     keep_ch = [c for i, c in enumerate(cj.channels) if rep.seen[i]]
     low = high = None
     if n_boot and rep.n_groups:
@@ -326,16 +641,30 @@ def compare_models(data, models=DEFAULT_COMPARE_MODELS, n_boot: int = 1000, seed
         # disable=None: tqdm stays quiet when not on a terminal
         bar = tqdm(total=n_boot, desc="bootstrap", disable=(not progress) if progress is not None else None,
                    leave=False)
-        reps = rep.replicates(n_boot, models, draw, bar.update)
+        reps = rep.replicates(n_boot, path_models, draw, bar.update)
         bar.close()
-        if "markov" in reps:
-            reps["markov"] = markov_replicates(rep.markov_chain, rep.incidence[0], reps["markov"])
-        low, high = percentile_bounds(reps, models, list(cj.channels), keep_ch, alpha)
+        reps = finish_replicates(rep, reps)
+        low, high = percentile_bounds(reps, path_models, list(cj.channels), keep_ch, alpha)
     conv = cj.conversions
     no_touch = conv[conv["n_touches"] == 0][["conversion_id", "account_id", "converted_at", "amount"]]
     info = {**cj.info, "bootstrap": bootstrap if n_boot else None}
-    return mark(comparison_from_credits(rep.credits, models, pd.DataFrame(rep.conservation), no_touch, info, keep_ch,
-                                        low=low, high=high, n_boot=n_boot, seed=seed), app)
+    if n_boot:
+        info["replicate_sums"] = "normal" if (rep.markov_normal is not None or rep.rule_normal is not None) \
+            else "resample"
+    if any(m in _MARKOV_MODELS for m in models):
+        info["markov_order"] = params.get("order", 1)
+    credits, conservation = rep.credits, pd.DataFrame(rep.conservation)
+    if "incremental" in models:
+        from .incremental import add_to_comparison
+        credits, conservation, low, high, inc = add_to_comparison(
+            data, cj, credits, conservation, low, high, keep_ch, n_boot=n_boot, seed=seed, alpha=alpha,
+            bootstrap=bootstrap)
+        info["incremental"] = inc.info
+    res = comparison_from_credits(credits, models, conservation, no_touch, info, keep_ch,
+                                  low=low, high=high, n_boot=n_boot, seed=seed)
+    res.order_selection = selection
+    res.incremental = inc if "incremental" in models else None
+    return mark(res, app)
 
 
 def comparison_from_credits(credits: pd.DataFrame, models, conservation: pd.DataFrame, no_touch: pd.DataFrame,
@@ -343,7 +672,7 @@ def comparison_from_credits(credits: pd.DataFrame, models, conservation: pd.Data
                             high: pd.DataFrame | None = None, n_boot: int = 0, seed: int = 0) -> ComparisonResult:
     """The comparison tables (shares, intervals, rank correlation, disagreement) from
     channel credits already summed (``credits``: channel, model, conversions, pipeline,
-    revenue), e.g. over account partitions by :func:`abmkit.scale.compare_models`.
+    revenue), e.g. over account partitions (compare_models on a partitioned dataset).
 
     ``channels``: the rows of the share tables (channels seen in converting journeys);
     ``low``/``high``: bootstrap bounds (channel × model), NaN when not given.
@@ -402,6 +731,10 @@ def sensitivity(data, model: str, param: str, values, *, milestone: str = "oppor
     -------
     >>> sensitivity(ds, "time_decay", "half_life_days", [7, 30, 90])   # doctest: +SKIP
     """
+    from ..engine import is_partitioned, run
+    if is_partitioned(data):  # a partitioned dataset: the same analysis on its partitions (docs/scale.md)
+        return run("sensitivity", data, model, param, values, milestone=milestone, lookback_days=lookback_days,
+                   start=start, end=end, **params)
     from . import journeys_for
     base = dict(milestone=milestone, lookback_days=lookback_days)
     cj = None

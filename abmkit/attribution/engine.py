@@ -1,18 +1,23 @@
 """From journeys to credits: one dispatcher for every model, and the aggregations
 (touch level, channel, campaign, account, conversion × channel matrix).
 
-Data-driven models at touch level:
+Set and data-driven models at touch level:
 
-- ``shapley``: with ``v(S)`` = conversions of journeys whose channels ⊆ S, each
-  conversion's Shapley split is exactly 1/|channels of its journey| per channel
-  (a unanimity game), then equal over that channel's touches. Channel sums equal the
-  exact Shapley values of the whole data set.
-- ``markov``: each conversion's credit is split over the channels of its journey in
-  proportion to their removal effects (equal over that channel's touches). Channel
-  sums therefore differ from the path-level Markov credit of
-  :func:`abmkit.attribution.markov.markov_attribution` (removal effects normalised
-  once over all conversions, the ChannelAttribution convention), which
-  :func:`compare_models` and :func:`path_attribution` report.
+- ``shapley`` (data-driven): each conversion's credit is split over the channels of
+  its journey by the Shapley values of the conversion-rate game
+  (:mod:`abmkit.attribution.shapley`), then equally over that channel's touches.
+  Channel sums equal :func:`~abmkit.attribution.shapley.shapley_attribution`.
+- ``shapley_split`` (a rule): each conversion split equally over its distinct
+  channels (the Shapley value of the conversions-count game), then equally over
+  that channel's touches.
+- ``markov_per_conversion``: each conversion's credit is split over the channels of
+  its journey in proportion to their Markov removal effects (equal over that
+  channel's touches).
+- ``markov`` is a channel-level model only: removal effects normalised once over all
+  conversions (the ChannelAttribution convention;
+  :func:`abmkit.attribution.markov.markov_attribution`), reported by
+  :func:`compare_models` and :func:`path_attribution`. It has no touch-level split,
+  so :func:`touch_credits` refuses it and names ``markov_per_conversion``.
 """
 from __future__ import annotations
 
@@ -23,11 +28,37 @@ from ..schema import CHANNEL_DTYPE
 from .markov import build_chain, removal_effects
 from .positions import POSITION_MODELS, normalise, position_credits
 
-DATA_DRIVEN_MODELS = ("markov", "shapley")
-ALL_MODELS = POSITION_MODELS + DATA_DRIVEN_MODELS
+#: models estimated from converting and non-converting journeys (re-estimated in every
+#: bootstrap replicate by :func:`compare_models`)
+DATA_DRIVEN_MODELS = ("markov", "markov_per_conversion", "shapley")
+#: fixed rules on the set of channels of a journey (like the position models, no estimation)
+SET_RULE_MODELS = ("shapley_split",)
+#: rule-based models: position rules and set rules
+RULE_MODELS = POSITION_MODELS + SET_RULE_MODELS
+#: models with channel totals only (no per-conversion split, no touch-level credits)
+CHANNEL_LEVEL_MODELS = ("markov",)
+ALL_MODELS = RULE_MODELS + DATA_DRIVEN_MODELS
+#: models with touch-level credits (:func:`abmkit.attribution.attribute`)
+TOUCH_MODELS = tuple(m for m in ALL_MODELS if m not in CHANNEL_LEVEL_MODELS)
 #: models compare_models runs by default (full_path needs closed_won; custom needs weights)
 DEFAULT_COMPARE_MODELS = ("first_touch", "last_touch", "linear", "time_decay", "u_shaped", "w_shaped",
                           "j_shaped", "inverse_j", "markov", "shapley")
+#: why ``markov`` has no touch-level credits, and what to use instead
+MARKOV_TOUCH_ERROR = ("'markov' is the channel-level Markov model (removal effects normalised once over all "
+                      "conversions): it has channel totals, not touch-level credits. Use compare_models(...) or "
+                      "path_attribution(...) for it, or model 'markov_per_conversion' for touch-level credits "
+                      "(each conversion split over its channels by their removal effects; its channel sums differ "
+                      "from 'markov').")
+
+
+def model_kind(model: str) -> str:
+    """``"data-driven"`` or ``"rule"`` (what a table or chart should say about a model).
+
+    >>> model_kind("shapley"), model_kind("shapley_split"), model_kind("u_shaped")
+    ('data-driven', 'rule', 'rule')
+    """
+    # incremental (abmkit.attribution.incremental) is fitted on stage histories, not journeys
+    return "data-driven" if model in DATA_DRIVEN_MODELS or model == "incremental" else "rule"
 
 
 def _channel_counts(cj) -> np.ndarray:
@@ -35,15 +66,25 @@ def _channel_counts(cj) -> np.ndarray:
     return np.bincount(cj.conversion_channel_cells, minlength=len(cj.conversions) * k).reshape(len(cj.conversions), k)
 
 
+def conversion_channel_sets(cj) -> np.ndarray:
+    """Bit mask of the distinct channels of every conversion's journey (rows of
+    ``cj.conversions``; 0 without touches)."""
+    counts = _channel_counts(cj)
+    return ((counts > 0).astype(np.int64) << np.arange(counts.shape[1], dtype=np.int64)).sum(axis=1)
+
+
 def markov_channel_effects(cj, order: int = 1) -> np.ndarray:
-    """Removal effect of every channel (taxonomy order) from the journeys' paths."""
-    chain = build_chain(cj.paths(), order, keep_paths=False)
+    """Removal effect of every channel (taxonomy order) from the journeys' paths
+    (``order="auto"``: chosen by :func:`~abmkit.attribution.markov.select_order`)."""
+    from .markov import resolve_order
+    paths = cj.paths()
+    chain = build_chain(paths, resolve_order(paths, order), keep_paths=False)
     return removal_effects(chain)[0]
 
 
 #: keyword parameters the models understand (anything else is a mistake: refused)
 MODEL_PARAMS = frozenset({"half_life_days", "order", "position_weights", "milestone_weights", "channel_weights",
-                          "touch_type_weights", "removal_effects"})
+                          "touch_type_weights", "removal_effects", "shapley_rates"})
 #: keywords of the old API, with what replaces them
 _MOVED = {"contact_accounts": "pass abmkit.prepare(dataset, mapping=...) instead: the mapping lives on the dataset",
           "mqa_dates": "the MQA dates come from the resolved dataset's MQA rule "
@@ -60,7 +101,7 @@ def check_model_params(params: dict) -> None:
     >>> check_model_params({"half_life": 14})
     Traceback (most recent call last):
     ...
-    TypeError: unknown attribution parameter(s) ['half_life']; known: channel_weights, half_life_days, milestone_weights, order, position_weights, removal_effects, touch_type_weights
+    TypeError: unknown attribution parameter(s) ['half_life']; known: channel_weights, half_life_days, milestone_weights, order, position_weights, removal_effects, shapley_rates, touch_type_weights
     """
     unknown = sorted(set(params) - MODEL_PARAMS)
     if not unknown:
@@ -74,13 +115,21 @@ def touch_credits(cj, model: str, **params) -> np.ndarray:
     """Credit of every journey touch of ``cj`` under ``model`` (sums to 1 per conversion)."""
     if model in POSITION_MODELS:
         return position_credits(cj, model, **params)
-    if model not in DATA_DRIVEN_MODELS:
+    if model in CHANNEL_LEVEL_MODELS:
+        raise ValueError(MARKOV_TOUCH_ERROR)
+    if model not in ALL_MODELS:
         raise ValueError(f"unknown model {model!r}; models are {ALL_MODELS}")
     counts = _channel_counts(cj)
     per_touch_count = counts[cj.conv, cj.channel]
-    if model == "shapley":
+    if model == "shapley_split":
         distinct = (counts > 0).sum(axis=1)
         return 1.0 / (distinct[cj.conv] * per_touch_count)
+    if model == "shapley":
+        from .shapley import conversion_shares
+        rates = params.get("shapley_rates")
+        shares = conversion_shares(conversion_channel_sets(cj), len(cj.channels), None if rates is not None
+                                   else cj.paths(), rates=rates)
+        return shares[cj.conv, cj.channel] / per_touch_count
     re = params.get("removal_effects")
     if re is None:
         re = markov_channel_effects(cj, params.get("order", 1))
@@ -164,6 +213,9 @@ def campaign_table(credits: pd.DataFrame, campaigns: pd.DataFrame | None = None,
     >>> campaign_table(df).to_dict("records")
     [{'campaign_id': '(no campaign)', 'linear': 5.0}, {'campaign_id': 'k1', 'linear': 5.0}]
     """
+    from ..engine import campaign_sums, is_lazy_frame
+    if is_lazy_frame(credits):  # attribute() of a partitioned dataset: summed on its partitions first
+        credits = campaign_sums(credits, value)
     df = credits.assign(campaign_id=credits["campaign_id"].fillna("(no campaign)"))
     wide = df.pivot_table(index="campaign_id", columns="model", values=value, aggfunc="sum", fill_value=0.0,
                           observed=True)
@@ -179,7 +231,8 @@ def campaign_table(credits: pd.DataFrame, campaigns: pd.DataFrame | None = None,
     return out
 
 
-def journey_credits(cj, conversion_id=None, models=("first_touch", "linear", "time_decay", "w_shaped", "markov"),
+def journey_credits(cj, conversion_id=None, models=("first_touch", "linear", "time_decay", "w_shaped",
+                                                "markov_per_conversion"),
                     **params) -> pd.DataFrame:
     """One conversion's journey with every model's credit per touch, for a timeline.
 
@@ -189,6 +242,9 @@ def journey_credits(cj, conversion_id=None, models=("first_touch", "linear", "ti
     :meth:`ConversionJourneys.to_frame`, the conversion's converted_at, then one
     credit column per model.
     """
+    from ..engine import is_partitioned, run
+    if is_partitioned(cj):  # a partitioned dataset: the same analysis on its partitions (docs/scale.md)
+        return run("journey_credits", cj, conversion_id, models, **params)
     check_model_params(params)
     conv = cj.conversions
     with_touch = conv[conv["n_touches"] > 0]

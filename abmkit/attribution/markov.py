@@ -34,9 +34,11 @@ import pandas as pd
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from ..results import Result
 from .paths import PathSet
 
 _DENSE_LIMIT = 400  # states; below this dense LAPACK solves beat sparse factorisation
+_DENSE_CELLS = 3e7  # order selection: (folds x contexts x outcomes) counted densely up to this size
 
 
 @dataclass
@@ -69,6 +71,8 @@ def build_chain(paths: PathSet, order: int = 1, *, keep_paths: bool = True) -> C
     ``keep_paths=False`` sums identical transitions right away (one ``bincount``) and
     drops the per-path rows: enough for :func:`removal_effects` without weights, and much
     lighter on big path sets. The bootstrap needs ``keep_paths=True``."""
+    if order == "auto":
+        raise ValueError("order='auto' is resolved by select_order() before the chain is built")
     if order < 1:
         raise ValueError(f"order must be >= 1, got {order}")
     k_ch = len(paths.channels)
@@ -267,12 +271,30 @@ def removal_effects(chain: Chain, path_weights: np.ndarray | None = None) -> tup
     return re[:, 0], re[:, 1], float(base[0]), float(base[1])
 
 
+#: (groups x transition types) incidence held as a dense array up to this many cells
+_DENSE_INCIDENCE = 5e7
+
+
 def batch_incidence(chain: Chain, path_group: np.ndarray, n_groups: int):
-    """(group x transition type) counts, built once for :func:`removal_effects_batch`."""
+    """(group x transition type) counts, built once for :func:`removal_effects_batch`:
+    ``(types, matrix)``; the matrix is a dense array when it is small enough (one BLAS
+    product per batch of bootstrap replicates, and built with one ``bincount``), else
+    sparse (CSC)."""
     n = chain.n_states + 1
-    pair = chain.src * (n + 2) + chain.dst
-    types, tix = np.unique(pair, return_inverse=True)
-    inc = sp.csr_matrix((chain.weight, (path_group[chain.path], tix)), shape=(n_groups, len(types)))
+    pair = chain.src.astype(np.int64) * (n + 2) + chain.dst
+    if (n + 1) * (n + 2) <= 5e7:  # few possible pairs: presence table, no sort
+        seen = np.zeros((n + 1) * (n + 2), bool)
+        seen[pair] = True
+        types = np.flatnonzero(seen)
+        tix = (np.cumsum(seen) - 1)[pair]
+    else:
+        types, tix = np.unique(pair, return_inverse=True)
+    groups = path_group[chain.path]
+    if n_groups * len(types) <= _DENSE_INCIDENCE:
+        inc = np.bincount(groups.astype(np.int64) * len(types) + tix, chain.weight,
+                          n_groups * len(types)).reshape(n_groups, len(types))
+        return types, inc
+    inc = sp.csr_matrix((chain.weight, (groups, tix)), shape=(n_groups, len(types)))
     return types, inc.tocsc()
 
 
@@ -338,8 +360,10 @@ def removal_effects_from_types(chain: Chain, types: np.ndarray, tw: np.ndarray) 
     return res
 
 
-def markov_attribution(paths: PathSet, order: int = 1) -> pd.DataFrame:
-    """Channel credits of the order-``order`` Markov model.
+def markov_attribution(paths: PathSet, order=1, *, seed: int = 0) -> pd.DataFrame:
+    """Channel credits of the order-``order`` Markov model (``order="auto"``: chosen by
+    :func:`select_order` on held-out accounts, seeded; the chosen order is in the
+    frame's ``attrs["order"]`` and the comparison in ``attrs["order_selection"]``).
 
     Returns
     -------
@@ -348,13 +372,21 @@ def markov_attribution(paths: PathSet, order: int = 1) -> pd.DataFrame:
         one row per channel of ``paths``; conversions sum to the total conversions and
         conversion_value to the total value.
     """
-    chain = build_chain(paths, order, keep_paths=False)
+    selection = None
+    if order == "auto":
+        selection = select_order(paths, seed=seed)
+        order = selection.order
+    chain = build_chain(paths, int(order), keep_paths=False)
     re_c, re_v, _, _ = removal_effects(chain)
     total_c, total_v = float(paths.conversions.sum()), float(paths.value.sum())
     conv = re_c / re_c.sum() * total_c if re_c.sum() > 0 else np.zeros_like(re_c)
     val = re_v / re_v.sum() * total_v if re_v.sum() > 0 else np.zeros_like(re_v)
-    return pd.DataFrame({"channel": list(paths.channels), "removal_effect": re_c,
-                         "removal_effect_value": re_v, "conversions": conv, "conversion_value": val})
+    out = pd.DataFrame({"channel": list(paths.channels), "removal_effect": re_c,
+                        "removal_effect_value": re_v, "conversions": conv, "conversion_value": val})
+    out.attrs["order"] = int(order)
+    if selection is not None:
+        out.attrs["order_selection"] = selection.table.to_dict("records")
+    return out
 
 
 def transition_matrix(paths: PathSet, order: int = 1) -> pd.DataFrame:
@@ -416,3 +448,246 @@ def chain_from_counts(counts: pd.DataFrame, n_channels: int, order: int = 1) -> 
         rem //= base
     return Chain(states, members, index(src), index(dst), counts["weight"].to_numpy(float),
                  counts["value"].to_numpy(float), np.arange(len(counts)), order, n_channels)
+
+
+# --------------------------------------------------------------------------- order selection
+
+
+@dataclass
+class OrderSelection(Result):
+    """Output of :func:`select_order`: the comparison of Markov orders on held-out journeys.
+
+    Attributes
+    ----------
+    order : int
+        the selected order (highest held-out log-likelihood).
+    table : DataFrame
+        one row per order: ``order``, ``contexts`` (distinct histories seen),
+        ``parameters`` (free transition probabilities), ``heldout_loglik`` (summed over
+        the folds), ``heldout_loglik_per_journey``, ``heldout_se`` (standard error of
+        the per-journey value over folds), ``bic`` (on all journeys, for reference) and
+        ``selected``.
+    folds : int
+    unit : str
+        what was held out: ``"account"`` (the paths' groups) or ``"journey"``.
+    """
+    order: int
+    table: pd.DataFrame
+    folds: int
+    unit: str
+    seed: int = 0
+
+    _summary_title = "Markov order selection (held-out log-likelihood)"
+
+    def _summary_metadata(self) -> dict:
+        return {"selected_order": self.order, "folds": self.folds, "held_out": self.unit, "seed": self.seed,
+                "criterion": "held-out log-likelihood of the channel sequence and its outcome"}
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """The comparison table (one row per order)."""
+        return self.table
+
+
+def _collapsed_events(paths: PathSet):
+    """Channel sequences with consecutive repeats collapsed (every order then scores
+    the same events: a repeat is never a state change), each followed by an end slot.
+    Returns (symbols + 1 with 0 at end slots, slot offsets per path)."""
+    codes, pidx = paths.codes, paths.path_index
+    keep = np.ones(len(codes), bool)
+    keep[1:] = (codes[1:] != codes[:-1]) | (pidx[1:] != pidx[:-1])
+    lens = np.bincount(pidx[keep], minlength=paths.n_paths) + 1  # + end slot
+    offs = np.concatenate([[0], np.cumsum(lens)])
+    sym = np.zeros(int(offs[-1]), np.int64)
+    is_sym = np.ones(len(sym), bool)
+    is_sym[offs[1:] - 1] = False
+    sym[is_sym] = codes[keep].astype(np.int64) + 1
+    return sym, offs
+
+
+def _positions(offs: np.ndarray) -> np.ndarray:
+    """Position of every slot in its path."""
+    lens = np.diff(offs)
+    return np.arange(int(offs[-1])) - np.repeat(offs[:-1], lens)
+
+
+def _cell_counts(parts, n_ctx: int, n_out: int, folds: int) -> np.ndarray:
+    """(folds x seen contexts x outcomes) sums of the weights ``w`` over the cells
+    ``key = (context * n_out + outcome) * folds + fold``, for ``parts`` = [(key, w), ...];
+    contexts in code order, only those with some weight."""
+    if folds * n_ctx * n_out <= _DENSE_CELLS:  # small code space: dense bincounts, no sort
+        size = n_ctx * n_out * folds
+        flat = np.zeros(size)
+        for key, w in parts:
+            flat += np.bincount(key, w, size)
+        cf = flat.reshape(n_ctx, n_out, folds).transpose(2, 0, 1)
+    else:
+        cells, cinv = np.unique(np.concatenate([kw[0] for kw in parts]), return_inverse=True)
+        sums = np.bincount(cinv, np.concatenate([kw[1] for kw in parts]), len(cells))
+        rest, fold = np.divmod(cells, folds)
+        ctx, y = np.divmod(rest, n_out)
+        ctx_codes, ctx_inv = np.unique(ctx, return_inverse=True)
+        cf = np.zeros((folds, len(ctx_codes), n_out))
+        np.add.at(cf, (fold, ctx_inv, y), sums)
+    return cf[:, cf.sum(axis=(0, 2)) > 0]
+
+
+def _slot_counts(sym, offs, fold_p, wt_p, wc_p, wn_p, k: int, folds: int, max_order: int):
+    """Per order, the (folds x contexts x outcomes) counts when every path's weight sits
+    in one fold (``fold_p``): one key per slot, updated in place from order to order
+    (the context gains one older channel), so an order costs a few passes over the slots
+    and one bincount — no per-event arrays."""
+    base, n_out = k + 1, k + 2
+    lens = np.diff(offs)
+    starts, ends = offs[:-1], offs[1:] - 1
+    slot_path = np.repeat(np.arange(len(lens)), lens)
+    key = (sym - 1) * folds + fold_p[slot_path]         # outcome: next channel ...
+    key[ends] = k * folds + fold_p                      # ... or the end (conversion; null = + folds)
+    w = wt_p[slot_path]
+    w[ends] = wc_p
+    del slot_path
+    inc = np.empty_like(sym)
+    for m in range(1, max_order + 1):
+        if base ** m >= 2 ** 62 // (n_out * folds):
+            break
+        inc[:m] = 0
+        inc[m:] = sym[:-m]
+        for j in range(m):                              # the first m slots of a path have no m-th channel back
+            inc[starts[j < lens] + j] = 0
+        np.multiply(inc, base ** (m - 1) * n_out * folds, out=inc)
+        key += inc
+        n_ctx = base ** m
+        yield m, _cell_counts([(key, w), (key[ends] + folds, wn_p)], n_ctx, n_out, folds)
+
+
+def _event_counts(sym, offs, wc, wn, k: int, folds: int, max_order: int):
+    """:func:`_slot_counts` for paths whose weight is spread over several folds (an
+    aggregated table's counts split at random): one event per (path, fold, slot)."""
+    base, n_out = k + 1, k + 2
+    pos = _positions(offs)
+    # a row's symbol steps weigh conversions + nulls, its end weighs conversions (outcome
+    # "conversion") and nulls (outcome "null")
+    pp, ff = np.nonzero((wc + wn) > 0)
+    n_sym = np.diff(offs)[pp] - 1
+    starts = np.repeat(offs[:-1][pp] - np.concatenate([[0], np.cumsum(n_sym)[:-1]]), n_sym)
+    sym_slot = starts + np.arange(int(n_sym.sum()))
+    end_slot = offs[1:][pp] - 1
+    ev_slot = np.concatenate([sym_slot, end_slot, end_slot])
+    ev_y = np.concatenate([sym[sym_slot] - 1, np.full(len(pp), k), np.full(len(pp), k + 1)])
+    ev_fold = np.concatenate([np.repeat(ff, n_sym), ff, ff])
+    ev_w = np.concatenate([np.repeat((wc + wn)[pp, ff], n_sym), wc[pp, ff], wn[pp, ff]])
+    keep = ev_w > 0
+    ev_slot, ev_y, ev_fold, ev_w = ev_slot[keep], ev_y[keep], ev_fold[keep], ev_w[keep]
+    del pp, ff, n_sym, starts, sym_slot, end_slot, keep
+    ctx = np.zeros(len(sym), np.int64)
+    for m in range(1, max_order + 1):
+        if base ** m >= 2 ** 62 // (n_out * folds):
+            break
+        prev = np.zeros(len(sym), np.int64)
+        prev[m:] = sym[:-m]
+        ctx = ctx + np.where(pos >= m, prev, 0) * base ** (m - 1)   # history of the last m channels
+        yield m, _cell_counts([((ctx[ev_slot] * n_out + ev_y) * folds + ev_fold, ev_w)], base ** m, n_out, folds)
+
+
+#: count held-out cells slot by slot when every path sits in one fold (tests compare both ways)
+_SLOT_COUNTS = True
+
+
+def _fold_weights(paths: PathSet, folds: int, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """(conversions, nulls) of every path in every fold (paths x folds): by account when
+    the paths have groups, else by splitting each row's counts at random (an
+    aggregated path table holds many journeys per row)."""
+    rng = np.random.default_rng(seed)
+    if paths.group is not None:
+        groups, ginv = np.unique(paths.group, return_inverse=True)
+        fold_of = rng.permutation(len(groups)) % folds
+        f = fold_of[ginv]
+        wc = np.zeros((paths.n_paths, folds))
+        wn = np.zeros((paths.n_paths, folds))
+        wc[np.arange(paths.n_paths), f] = paths.conversions
+        wn[np.arange(paths.n_paths), f] = paths.null
+        return wc, wn, "account"
+    out = []
+    for col in (paths.conversions, paths.null):
+        whole = np.all(col == np.round(col))
+        if whole:
+            out.append(rng.multinomial(col.astype(np.int64), np.full(folds, 1.0 / folds)).astype(float)
+                       if len(col) else np.zeros((0, folds)))
+        else:  # fractional counts: whole rows to folds
+            w = np.zeros((len(col), folds))
+            w[np.arange(len(col)), rng.integers(0, folds, len(col))] = col
+            out.append(w)
+    return out[0], out[1], "journey"
+
+
+def resolve_order(paths: PathSet, order, seed: int = 0) -> int:
+    """``order`` as an int (``"auto"``: :func:`select_order`'s choice)."""
+    return select_order(paths, seed=seed).order if order == "auto" else int(order)
+
+
+def select_order(paths: PathSet, max_order: int = 4, *, folds: int = 5, seed: int = 0,
+                 alpha: float = 0.5) -> OrderSelection:
+    """Choose the Markov order by held-out log-likelihood.
+
+    Accounts (the paths' groups; journeys of an aggregated path table) are split into
+    ``folds`` folds at random (seeded). For each order 1..``max_order`` the model is
+    estimated on all folds but one and scored on the one left out: the log-probability
+    of every held-out journey's channel sequence (consecutive repeats collapsed, so all
+    orders score the same events) and its outcome (conversion or not), each next step
+    predicted from the last ``order`` channels. Probabilities are smoothed by adding
+    ``alpha`` to every count, so a history never seen in training predicts uniformly:
+    that is what makes high orders pay for their many parameters. The order with the
+    highest held-out log-likelihood is selected.
+
+    Returns
+    -------
+    OrderSelection
+        ``.order`` and ``.table`` (one row per order, see :class:`OrderSelection`).
+
+    Example
+    -------
+    >>> from abmkit.attribution.paths import read_paths
+    >>> t = pd.DataFrame({"path": ["a > b", "b > a", "a"], "total_conversions": [30, 0, 5],
+    ...                   "total_null": [0, 30, 20]})
+    >>> sel = select_order(read_paths(t), max_order=2, folds=3)
+    >>> sel.order, sel.table["order"].tolist()
+    (2, [1, 2])
+    """
+    if max_order < 1:
+        raise ValueError("max_order must be >= 1")
+    k = len(paths.channels)
+    n_out = k + 2  # next channel, conversion, null
+    sym, offs = _collapsed_events(paths)
+    wc, wn, unit = _fold_weights(paths, folds, seed)
+    wt = wc + wn
+    fold_journeys = wt.sum(axis=0)
+    n_journeys = float(paths.conversions.sum() + paths.null.sum())
+    if _SLOT_COUNTS and ((wt > 0).sum(axis=1) <= 1).all():
+        by_order = _slot_counts(sym, offs, np.argmax(wt > 0, axis=1), wt.sum(axis=1), wc.sum(axis=1),
+                                wn.sum(axis=1), k, folds, max_order)
+    else:
+        by_order = _event_counts(sym, offs, wc, wn, k, folds, max_order)
+    del wc, wn, wt
+    rows = []
+    for m, cf in by_order:
+        total = cf.sum(axis=0)                                       # contexts x outcomes
+        ctx_all = total.sum(axis=1)
+        ll = np.zeros(folds)
+        for f in range(folds):
+            train = total - cf[f]
+            p = (train + alpha) / (train.sum(axis=1, keepdims=True) + alpha * n_out)
+            hit = cf[f] > 0
+            ll[f] = float((cf[f][hit] * np.log(p[hit])).sum())
+        with np.errstate(divide="ignore", invalid="ignore"):
+            full_ll = float(np.where(total > 0, total * np.log(total / ctx_all[:, None]), 0.0).sum())
+        seen_ctx = int((ctx_all > 0).sum())
+        n_par = seen_ctx * (n_out - 1)
+        per_fold = ll / np.maximum(fold_journeys, 1e-300)
+        rows.append({"order": m, "contexts": seen_ctx, "parameters": n_par, "heldout_loglik": float(ll.sum()),
+                     "heldout_loglik_per_journey": float(ll.sum() / max(n_journeys, 1e-300)),
+                     "heldout_se": float(per_fold.std(ddof=1) / np.sqrt(folds)) if folds > 1 else np.nan,
+                     "bic": -2 * full_ll + n_par * np.log(max(n_journeys, 1.0))})
+    table = pd.DataFrame(rows)
+    best = int(table.loc[table["heldout_loglik"].idxmax(), "order"])
+    table["selected"] = table["order"] == best
+    return OrderSelection(order=best, table=table, folds=folds, unit=unit, seed=seed)

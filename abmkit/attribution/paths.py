@@ -27,8 +27,8 @@ import pandas as pd
 from ..results import Result
 
 #: models that need only the channel sequence (usable on a path table)
-PATH_MODELS = ("first_touch", "last_touch", "linear", "u_shaped", "j_shaped", "inverse_j",
-               "markov", "shapley")
+PATH_MODELS = ("first_touch", "last_touch", "linear", "u_shaped", "j_shaped", "inverse_j", "shapley_split",
+               "markov", "markov_per_conversion", "shapley")
 
 
 @dataclass
@@ -102,14 +102,57 @@ def _fail_or_keep(problems: list[tuple[int, str]], errors: str) -> None:
                          "`.problems`.")
 
 
-def read_paths(df: pd.DataFrame, sep: str = " > ", *, errors: str = "raise") -> PathSet:
+#: the columns of the common path table, as :func:`read_paths` names them
+PATH_COLUMNS = ("path", "total_conversions", "total_conversion_value", "total_null")
+
+
+def _path_table(source, columns, delimiter: str, root) -> pd.DataFrame:
+    """A path table from a DataFrame or a CSV file (read with the kit's hardened reader:
+    encoding and delimiter sniffed, size limits), columns renamed to the common names."""
+    if not isinstance(source, pd.DataFrame):
+        from pathlib import Path
+
+        from ..io.csv import read_file
+        from ..io.paths import check_file_pattern, confine
+        path = Path(source)
+        if root is not None:
+            # a file named by data or parameters stays inside the data folder
+            if not path.is_absolute():
+                check_file_pattern(str(source), origin="read_paths", key="path")
+                path = Path(root) / path
+            confine(path, Path(root), origin="read_paths", key="path", value=str(source))
+        raw = read_file(path, delimiter=delimiter)
+        df = raw.data
+        if raw.malformed:
+            rows = ", ".join(str(m[0]) for m in raw.malformed[:10])
+            raise ValueError(f"{path.name}: {len(raw.malformed)} malformed CSV record(s) (wrong number of fields "
+                             f"or a stray quote) at source row(s) {rows}; fix the file and read it again")
+    else:
+        df = source
+    if columns:
+        unknown = [k for k in columns if k not in PATH_COLUMNS]
+        if unknown:
+            raise ValueError(f"columns: {unknown} are not path-table fields; map any of {list(PATH_COLUMNS)} "
+                             "to your column names, e.g. columns={'path': 'channel_path', 'total_conversions': "
+                             "'conversions'}")
+        missing = [v for v in columns.values() if v not in df.columns]
+        if missing:
+            raise ValueError(f"columns: {missing} not in the table; found {list(df.columns)}")
+        df = df.rename(columns={v: k for k, v in columns.items()})
+    return df
+
+
+def read_paths(df, sep: str = " > ", *, errors: str = "raise", columns: dict | None = None,
+               delimiter: str = "auto", root=None) -> PathSet:
     """Read the common aggregated path table.
 
     Parameters
     ----------
-    df : DataFrame
+    df : DataFrame, or path of a CSV file
         ``path`` (channels joined by ``sep``), ``total_conversions``, optional
-        ``total_conversion_value`` (0 when absent) and optional ``total_null`` (0 when absent).
+        ``total_conversion_value`` (0 when absent) and optional ``total_null`` (0 when
+        absent). A file is read with the kit's CSV reader (encoding and delimiter
+        sniffed, size limits, malformed records refused with their row numbers).
     sep : str
         separator between channels; channel names are stripped of surrounding spaces,
         so ``">"`` also reads ``"a > b"``.
@@ -118,6 +161,14 @@ def read_paths(df: pd.DataFrame, sep: str = " > ", *, errors: str = "raise") -> 
         counts) raise a ValueError naming their row numbers (0-based positions in
         ``df``) with ``"raise"``; with ``"report"`` they are skipped and listed in
         ``PathSet.problems`` (row, reason), so nothing is lost silently.
+    columns : dict, optional
+        your column names for the fields, e.g. ``{"path": "channel_path",
+        "total_conversions": "conversions", "total_null": "non_conversions"}``.
+    delimiter : str
+        CSV delimiter of a file (``"auto"``: sniffed among , ; tab |).
+    root : path, optional
+        the data folder: a file name given by data or parameters must resolve inside it
+        (no absolute path or ``..`` for relative names, no link leading out).
 
     Returns
     -------
@@ -129,7 +180,11 @@ def read_paths(df: pd.DataFrame, sep: str = " > ", *, errors: str = "raise") -> 
     >>> ps = read_paths(pd.DataFrame({"path": ["a > b", ""], "total_conversions": [1, 1]}), errors="report")
     >>> ps.n_paths, ps.problems.to_dict("records")
     (1, [{'row': 1, 'reason': 'empty path'}])
+    >>> t = pd.DataFrame({"journey": ["a>b"], "conv": [2], "lost": [3]})
+    >>> read_paths(t, columns={"path": "journey", "total_conversions": "conv", "total_null": "lost"}).info["null"]
+    3.0
     """
+    df = _path_table(df, columns, delimiter, root)
     if errors not in ("raise", "report"):
         raise ValueError("errors must be 'raise' or 'report'")
     missing = [c for c in ("path", "total_conversions") if c not in df.columns]
@@ -192,6 +247,80 @@ def read_paths(df: pd.DataFrame, sep: str = " > ", *, errors: str = "raise") -> 
     return PathSet(channels=[str(c) for c in channels], codes=codes.astype(np.int32), offsets=offsets,
                    conversions=counts["total_conversions"][good], value=counts["total_conversion_value"][good],
                    null=counts["total_null"][good], problems=prob)
+
+
+def sessions_to_paths(sessions: pd.DataFrame, *, journey: str = "account_id", timestamp: str = "timestamp",
+                      channel: str = "channel", converted: str = "converted", value: str | None = None,
+                      sep: str = " > ", by_journey: bool = False) -> pd.DataFrame:
+    """Turn session (or touch) rows into the path table, splitting at each conversion.
+
+    Rows are ordered by ``journey`` id (a user or an account) and ``timestamp`` (ties
+    keep the input order). A journey ends with each converting row (that row's channel
+    is its last step); the rows after an id's last conversion form one non-converting
+    journey. Vectorised: no loop over rows or ids.
+
+    Parameters
+    ----------
+    sessions : DataFrame
+        one row per session: the id, timestamp, channel and converted flag columns
+        (named by the keyword arguments); rows with a missing id, timestamp or channel
+        raise a ValueError naming how many.
+    value : str, optional
+        column with the conversion value of converting rows (summed per path).
+    by_journey : bool
+        False (default): the aggregated table ``path, total_conversions,
+        total_conversion_value, total_null`` (one row per distinct path). True: one row
+        per journey with its id, ``journey_number`` (0, 1, ... within the id), ``path``,
+        ``converted`` and ``conversion_value``.
+
+    Example
+    -------
+    >>> s = pd.DataFrame({"user": ["u1", "u1", "u1", "u2"], "ts": [1, 2, 3, 1],
+    ...                   "channel": ["email", "search", "email", "search"], "conv": [0, 1, 0, 1]})
+    >>> sessions_to_paths(s, journey="user", timestamp="ts", converted="conv").values.tolist()
+    [['email', 0.0, 0.0, 1.0], ['email > search', 1.0, 0.0, 0.0], ['search', 1.0, 0.0, 0.0]]
+    """
+    need = [journey, timestamp, channel, converted] + ([value] if value else [])
+    missing = [c for c in need if c not in sessions.columns]
+    if missing:
+        raise ValueError(f"sessions: column(s) {missing} missing; found {list(sessions.columns)} (name yours with "
+                         "journey=, timestamp=, channel=, converted=)")
+    bad = sessions[[journey, timestamp, channel]].isna().any(axis=1).to_numpy()
+    if bad.any():
+        raise ValueError(f"sessions: {int(bad.sum())} row(s) without an id, timestamp or channel; drop or fill them")
+    conv_raw = sessions[converted]
+    if conv_raw.dtype == object or str(conv_raw.dtype) in ("string", "str"):
+        conv = conv_raw.astype(str).str.strip().str.lower().isin(["1", "true", "yes", "y", "t"]).to_numpy()
+    else:
+        conv = conv_raw.fillna(0).to_numpy().astype(bool)
+    ids, id_code = np.unique(sessions[journey].astype(str).to_numpy(), return_inverse=True)
+    ts = sessions[timestamp]
+    ts_key = pd.to_datetime(ts, utc=True).astype("int64").to_numpy() if not pd.api.types.is_numeric_dtype(ts) \
+        else ts.to_numpy(dtype=float)
+    order = np.lexsort((np.arange(len(sessions)), ts_key, id_code))
+    id_s, conv_s = id_code[order], conv[order]
+    chan_names, chan_code = np.unique(sessions[channel].astype(str).str.strip().to_numpy(), return_inverse=True)
+    code_s = chan_code[order]
+    val_s = pd.to_numeric(sessions[value], errors="coerce").fillna(0).to_numpy(float)[order] if value \
+        else np.zeros(len(order))
+    # a new journey starts at a new id or right after a converting row
+    start = np.ones(len(order), bool)
+    start[1:] = (id_s[1:] != id_s[:-1]) | conv_s[:-1]
+    jno = np.cumsum(start) - 1
+    n_j = int(jno[-1] + 1) if len(jno) else 0
+    offsets = np.concatenate([np.flatnonzero(start), [len(order)]]).astype(np.int64)
+    last = offsets[1:] - 1
+    j_conv = conv_s[last].astype(float)
+    j_val = np.bincount(jno, val_s * conv_s, n_j)
+    ps = PathSet(channels=[str(c) for c in chan_names], codes=code_s.astype(np.int32), offsets=offsets,
+                 conversions=j_conv, value=j_val, null=1.0 - j_conv, group=id_s[offsets[:-1]].astype(np.int64))
+    if not by_journey:
+        return write_paths(ps, sep)
+    first_of_id = np.ones(n_j, bool)
+    first_of_id[1:] = ps.group[1:] != ps.group[:-1]
+    number = np.arange(n_j) - np.maximum.accumulate(np.where(first_of_id, np.arange(n_j), 0))
+    return pd.DataFrame({journey: ids[ps.group], "journey_number": number, "path": _path_strings(ps, sep),
+                         "converted": j_conv.astype(bool), "conversion_value": j_val})
 
 
 def aggregate_paths(paths: PathSet) -> PathSet:

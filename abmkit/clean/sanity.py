@@ -52,6 +52,7 @@ import numpy as np
 import pandas as pd
 
 from .. import schema
+from ..period import format_period
 from ..results import Result
 
 __all__ = ["sanity_checks", "SanityReport", "SANITY_COLUMNS", "ANALYSES", "closed_before_created",
@@ -105,7 +106,7 @@ ANALYSES: dict[str, str] = {
     "attribution": "attribution credit (03, 05)",
     "velocity": "pipeline and deal velocity (05)",
     "pipeline": "pipeline and influenced pipeline (05)",
-    "win_rate": "win rate and opportunity conversion (05)",
+    "win_rate": "win rate and MQA-to-win rate (05)",
     "mapping": "lead-to-account mapping (02)",
     "engagement": "engagement scores and MQAs (02)",
     "progression": "stage progression and its velocity (04)",
@@ -335,7 +336,7 @@ def _touches_after_conversion(ds: schema.Dataset, period) -> list[dict]:
     o = o[o["created_at"].notna()]
     if period is not None:
         o = o[period.contains(o["created_at"])]
-        scope = f" created in {period.label}"
+        scope = f" created in {format_period(period, dates=False)}"
     else:
         o = o[o["created_at"] >= t["occurred_at"].min() - TOUCH_DATA_SLACK]
         scope = ""

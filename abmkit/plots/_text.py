@@ -45,6 +45,8 @@ import matplotlib.text as mtext
 import pandas as pd
 from matplotlib.figure import Figure
 
+from .style import STYLE_RC
+
 __all__ = ["plain_text", "plain_text_rc", "make_text_plain", "legend_label", "legend_safe", "PLAIN_TEXT_RC",
            "LEGEND_GUARD"]
 
@@ -78,10 +80,12 @@ def legend_safe(data: pd.DataFrame, column: str | None) -> pd.DataFrame:
 
 @contextlib.contextmanager
 def plain_text_rc():
-    """Set :data:`PLAIN_TEXT_RC` for the ``with`` block, then restore those keys only
-    (other rcParams changed inside the block, e.g. by a backend activating, stay)."""
-    saved = {key: mpl.rcParams[key] for key in PLAIN_TEXT_RC}
-    mpl.rcParams.update(PLAIN_TEXT_RC)
+    """Set :data:`PLAIN_TEXT_RC` and the chart style (:data:`abmkit.plots.style.STYLE_RC`)
+    for the ``with`` block, then restore those keys only (other rcParams changed inside
+    the block, e.g. by a backend activating, stay)."""
+    rc = {**STYLE_RC, **PLAIN_TEXT_RC}
+    saved = {key: mpl.rcParams[key] for key in rc}
+    mpl.rcParams.update(rc)
     try:
         yield
     finally:

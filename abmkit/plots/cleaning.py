@@ -15,10 +15,11 @@ import pandas as pd
 import seaborn as sns
 
 from ._text import legend_label, legend_safe, plain_text
+from .style import PALETTE, colors, count_axis, finish, human_label
 
 __all__ = ["rows_per_table_chart", "rejects_by_reason_chart", "touches_per_month_chart"]
 
-_OUTCOME_COLORS = {"clean": "#1b9e77", "rejected": "#d95f02", "merged": "#7570b3"}
+_OUTCOME_COLORS = {"clean": PALETTE[2], "rejected": PALETTE[3], "merged": PALETTE[0]}
 
 
 @plain_text
@@ -42,6 +43,9 @@ def rows_per_table_chart(rows: pd.DataFrame, *, figsize=(9, 3.5)) -> plt.Figure:
     ax.set_title("Where every raw row went")
     ax.legend(loc="lower right", fontsize=8)
     ax.set_xlim(0, total.max() * 1.35)
+    count_axis(ax, "x")
+    ax.set_xlim(0, total.max() * 1.35)
+    finish(ax, grid="x")
     fig.tight_layout()
     return fig
 
@@ -54,8 +58,14 @@ def rejects_by_reason_chart(by_reason: pd.DataFrame, *, figsize=(9, 3.5)) -> plt
         ax.text(0.5, 0.5, "no rejected rows", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return fig
-    sns.barplot(data=legend_safe(by_reason, "table"), y="reason_code", x="rows", hue="table", ax=ax, dodge=True)
-    ax.set_title("Rejected rows by reason")
+    n_tables = by_reason["table"].nunique()
+    sns.barplot(data=legend_safe(by_reason, "table"), y="reason_code", x="rows", hue="table", ax=ax, dodge=True,
+                palette=colors(min(n_tables, 8)) if n_tables <= 8 else None)
+    top = by_reason.groupby("reason_code")["rows"].sum()
+    ax.set_title(f"Most rejected rows: {human_label(top.idxmax())} ({top.max():,.0f} rows)" if len(top)
+                 else "Rejected rows by reason")
+    count_axis(ax, "x")
+    finish(ax, grid="x")
     ax.set_ylabel("")
     fig.tight_layout()
     return fig
@@ -68,8 +78,17 @@ def touches_per_month_chart(monthly: pd.DataFrame, *, period=None, figsize=(11, 
     if monthly.empty:
         ax.text(0.5, 0.5, "no touches", ha="center", va="center", transform=ax.transAxes)
         return fig
-    sns.lineplot(data=legend_safe(monthly, "channel"), x="month", y="touches", hue="channel", marker="o",
-                 markersize=3, ax=ax)
+    # at most 7 channels by volume in colour, the rest summed as "Other" (8 colours at most)
+    vol = monthly.groupby("channel")["touches"].sum().sort_values(ascending=False)
+    keep = list(vol.index[:7])
+    m = monthly.assign(channel=monthly["channel"].where(monthly["channel"].isin(keep), "Other"))
+    m = m.groupby(["month", "channel"], as_index=False, sort=False)["touches"].sum()
+    m["channel"] = [legend_label(human_label(c)) for c in m["channel"]]
+    order = [legend_label(human_label(c)) for c in keep] + (["Other"] if len(vol) > 7 else [])
+    sns.lineplot(data=m, x="month", y="touches", hue="channel", hue_order=order, marker="o",
+                 markersize=3, ax=ax, palette=colors(len(order)))
+    count_axis(ax, "y")
+    finish(ax)
     if period is not None:
         ax.axvspan(period.start.tz_localize(None), period.end.tz_localize(None), color="#cccccc", alpha=0.4,
                    label=legend_label(period.label))

@@ -18,28 +18,20 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from ..formatting import KPI_LABELS
+from ..period import period_axis_label
 from ._text import plain_text
+from .style import (ACCENT, BAD, GOOD, amount_axis, colors, count_axis, finish, human_label,
+                    percent_axis, tier_label, wrap, zero_based)
 
 __all__ = ["kpi_tiles", "kpi_trends", "funnel_chart", "pipeline_chart", "segment_chart", "format_kpi"]
 
-_LABELS = {
-    "market_reach": "Market reach", "account_engagement": "Account engagement",
-    "audience_exposure_time": "Exposure time", "mqa_accounts": "MQA accounts (at period end)",
-    "new_mqas": "New MQAs (in period)",
-    "buying_group_coverage": "Buying-group coverage", "opportunity_creation": "Opportunities created",
-    "influenced_pipeline": "Influenced pipeline", "pipeline_velocity": "Pipeline velocity",
-    "deal_velocity": "Deal velocity", "opportunity_conversion": "Opportunity conversion",
-    "win_rate": "MQA win rate", "average_deal_size": "Average deal size",
-    "cost_per_acquired_account": "Cost / acquired account", "roi": "ROI",
-    "retention_rate": "Retention", "net_revenue_retention": "Net revenue retention",
-    "product_adoption": "Product adoption", "upsell_rate": "Upsell rate", "cross_sell_rate": "Cross-sell rate",
-    "customer_lifetime_value": "Customer lifetime value",
-}
+_LABELS = KPI_LABELS  # one list of KPI names (abmkit.formatting)
 _FUNNEL_LABELS = {"reached": "reached (any touch)", "with_engagement": "with an engagement touch",
                   "mqa": "MQA at period end", "opportunity": "opportunity created", "won": "opportunity won"}
 #: KPIs that are a share of their population (shown as "n of d"); other ratios (ROI, NRR)
 #: show only whose accounts they count
-_SHARES = frozenset({"market_reach", "buying_group_coverage", "win_rate", "opportunity_conversion",
+_SHARES = frozenset({"market_reach", "buying_group_coverage", "win_rate", "mqa_to_win_rate",
                      "retention_rate", "product_adoption", "upsell_rate", "cross_sell_rate"})
 #: KPIs where a smaller number is better (durations, costs)
 _LOWER_IS_BETTER = frozenset({"pipeline_velocity", "deal_velocity", "cost_per_acquired_account"})
@@ -105,7 +97,11 @@ def kpi_tiles(overall: pd.DataFrame, kpis: list[str] | None = None, ncols: int =
         ax.set_axis_off()
     for ax, row in zip(axes.ravel(), df.itertuples()):
         ax.add_patch(plt.Rectangle((0.02, 0.04), 0.96, 0.92, transform=ax.transAxes, fc="#f6f8fa", ec="#d0d7de"))
-        ax.text(0.5, 0.84, _label(row.kpi), ha="center", va="center", fontsize=9.5, color="#333", transform=ax.transAxes)
+        name = _label(row.kpi)
+        if len(name) > 36:  # a long name wraps on two lines inside the tile, never cut off
+            name = _wrapped(name, 32, 2)
+        ax.text(0.5, 0.84, name, ha="center", va="center", fontsize=9.5 if len(name) <= 30 else 8.3, color="#333",
+                linespacing=1.1, transform=ax.transAxes)
         ax.text(0.5, 0.57, format_kpi(row.value, row.unit), ha="center", va="center", fontsize=17,
                 weight="bold", color="#111", transform=ax.transAxes)
         reason = _na_reason(getattr(row, "note", "")) if not np.isfinite(_num(row.value)) else ""
@@ -124,14 +120,20 @@ def kpi_tiles(overall: pd.DataFrame, kpis: list[str] | None = None, ncols: int =
                 text = f"of {size:,.0f} {population}"
             else:
                 text = f"{population} ({size:,.0f})" if np.isfinite(size) else str(population)
-            ax.text(0.5, 0.36, text, ha="center", va="center", fontsize=7.5, color="#57606a",
-                    transform=ax.transAxes)
+            long = len(text) > 44  # a long population wraps inside the tile instead of running over its edge
+            ax.text(0.5, 0.36, _wrapped(text, 44, 2) if long else text, ha="center", va="center",
+                    fontsize=6.8 if long else 7.5, color="#57606a", linespacing=1.1, transform=ax.transAxes)
         change = row.change
-        if change is None or not np.isfinite(change):
+        low, high = _num(getattr(row, "low", np.nan)), _num(getattr(row, "high", np.nan))
+        if np.isfinite(low) and np.isfinite(high):  # an estimate (incremental pipeline): its interval
+            note, color = f"95% CI {format_kpi(low, row.unit)} to {format_kpi(high, row.unit)}", "#666"
+        elif hasattr(row, "low") and not np.isfinite(_num(row.previous)):  # a count beside an estimate
+            note, color = "counted (no interval)", "#666"
+        elif change is None or not np.isfinite(change):
             note, color = f"prev {format_kpi(row.previous, row.unit)}", "#666"
         else:
             better = (change < 0) if row.kpi in _LOWER_IS_BETTER else (change > 0)
-            color = "#666" if change == 0 else ("#1a7f37" if better else "#cf222e")
+            color = "#666" if change == 0 else (GOOD if better else BAD)  # plus the arrow: not colour alone
             arrow = "▲" if change > 0 else ("▼" if change < 0 else "■")
             delta = (f"{change * 100:+.1f} pts" if row.unit == "ratio" else
                      format_kpi(change, row.unit) if row.unit in ("days", "hours", "currency") else f"{change:+,.0f}")
@@ -163,15 +165,42 @@ def kpi_trends(history: pd.DataFrame, kpis: list[str] | None = None, ncols: int 
             ax.text(0.5, 0.5, "n/a — " + _wrapped(reason, 44), ha="center", va="center", fontsize=8.5,
                     color="#57606a", transform=ax.transAxes)
             continue
-        y = d["value"] * (100 if unit == "ratio" else 1)
-        sns.lineplot(x=d["period"].to_numpy(), y=y.to_numpy(), marker="o", ax=ax, color="#0969da")
-        ax.set_title(_label(k), fontsize=10)
+        ax.plot([period_axis_label(x) for x in d["period"]], d["value"].to_numpy(dtype=float), marker="o", color=ACCENT)
+        ax.set_title(wrap(_trend_title(k, d["value"].to_numpy(dtype=float), unit, len(d)), 40), fontsize=9.5)
         ax.set_xlabel("")
-        ax.set_ylabel({"ratio": "%", "days": "days", "hours": "hours"}.get(unit, ""))
-        ax.tick_params(axis="x", labelsize=8, rotation=20)
-        ax.grid(alpha=0.3)
+        if unit == "ratio":
+            percent_axis(ax, "y", decimals=0)
+            ax.set_ylim(0, max(1.0, float(np.nanmax(d["value"])) * 1.05))
+        elif unit == "currency":
+            amount_axis(ax, "y")
+        elif unit in ("days", "hours"):
+            zero_based(ax, "y")
+        else:
+            count_axis(ax, "y")
+        ax.set_ylabel({"ratio": "share", "days": "days", "hours": "hours", "currency": "amount"}.get(unit, unit))
+        ax.tick_params(axis="x", labelsize=8)
+        finish(ax)
     fig.tight_layout()
     return fig
+
+
+def _trend_title(kpi: str, values: np.ndarray, unit: str, n: int) -> str:
+    """"Market reach 92.9%, +2.4 pts over 4 periods": the last value and the change
+    from the first period shown (its direction in words for counts and amounts)."""
+    ok = values[np.isfinite(values)]
+    if len(ok) == 0:
+        return _label(kpi)
+    last = format_kpi(ok[-1], unit)
+    if len(ok) < 2:
+        return f"{_label(kpi)}: {last}"
+    ch = ok[-1] - ok[0]
+    if unit == "ratio":
+        delta = f"{ch * 100:+.1f} pts"
+    elif ok[0] != 0:
+        delta = f"{ch / abs(ok[0]):+.0%}"
+    else:
+        delta = f"{ch:+,.0f}"
+    return f"{_label(kpi)}: {last} ({delta} over {n} periods)"
 
 
 @plain_text
@@ -184,7 +213,9 @@ def funnel_chart(funnel: pd.DataFrame, title: str = "Account funnel"):
     steps = funnel["step"].map(_FUNNEL_LABELS).fillna(funnel["step"]).to_numpy()
     steps = np.where(funnel["step"].to_numpy() == "population", population, steps)
     counts = pd.to_numeric(funnel["accounts"], errors="coerce").astype(float).to_numpy()
-    sns.barplot(x=np.nan_to_num(counts), y=steps, ax=ax, color="#54aeff", orient="h")
+    ax.barh(np.arange(len(steps)), np.nan_to_num(counts), color=ACCENT, alpha=0.85)
+    ax.set_yticks(np.arange(len(steps)), [s[:1].upper() + s[1:] for s in map(str, steps)])
+    ax.invert_yaxis()
     top = max(float(np.nanmax(counts)) if np.isfinite(counts).any() else 0.0, 1.0)
     notes = funnel["note"].tolist() if "note" in funnel else [""] * len(funnel)
     for i, (row, n, note) in enumerate(zip(funnel.itertuples(), counts, notes)):
@@ -197,12 +228,26 @@ def funnel_chart(funnel: pd.DataFrame, title: str = "Account funnel"):
                 else f", {row.share_of_previous_step:.0%} of previous")
         ax.text(n + top * 0.01, i, f"{int(n):,}{share}{step}", va="center", fontsize=9)
     ax.set_xlim(0, top * 1.7)
+    count_axis(ax, "x")
+    ax.set_xlim(0, top * 1.7)
     ax.set_xlabel("accounts")
     ax.set_ylabel("")
-    ax.set_title(title)
-    sns.despine(ax=ax)
+    finding = _funnel_finding(funnel, steps)
+    ax.set_title(f"{wrap(finding, 60)}\n{title}" if finding else title)
+    finish(ax, grid="x")
     fig.tight_layout()
     return fig
+
+
+def _funnel_finding(funnel: pd.DataFrame, steps) -> str:
+    """The step that loses the largest share of the accounts of the step before."""
+    if "share_of_previous_step" not in funnel or len(funnel) < 2:
+        return ""
+    kept = pd.to_numeric(funnel["share_of_previous_step"], errors="coerce").to_numpy(dtype=float)[1:]
+    if not np.isfinite(kept).any():
+        return ""
+    i = int(np.nanargmin(kept)) + 1
+    return f"Biggest drop: {steps[i - 1]} → {steps[i]} ({1 - kept[i - 1]:.0%} of accounts do not move on)"
 
 
 @plain_text
@@ -215,21 +260,35 @@ def pipeline_chart(pipeline: pd.DataFrame, title: str = "Pipeline by period"):
     long = pipeline.melt(id_vars=["period"], value_vars=[m for m in measures if m not in missing],
                          var_name="measure", value_name="amount")
     long["measure"] = long["measure"].map(measures)
+    long["period"] = [period_axis_label(x) for x in long["period"]]
     fig, ax = plt.subplots(figsize=(8, 3.6))
-    palette = {"created": "#54aeff", "influenced": "#8250df", "won": "#1a7f37"}
+    palette = dict(zip(("created", "influenced", "won"), colors(3)))
     sns.barplot(data=long, x="period", y="amount", hue="measure", ax=ax,
                 palette={k: v for k, v in palette.items() if k in set(long["measure"])})
     if missing:
         ax.text(0.0, -0.2, "; ".join(f"{measures[m]}: n/a" for m in missing) + " (no touches in the data)",
                 transform=ax.transAxes, fontsize=8, color="#57606a")
-    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: format_kpi(v, "currency")))
+    amount_axis(ax, "y")
     ax.set_xlabel("")
-    ax.set_ylabel("amount")
-    ax.set_title(title)
+    ax.set_ylabel("amount (data currency)")
+    finding = _pipeline_finding(pipeline)
+    ax.set_title(f"{finding}\n{title}" if finding else title)
     ax.legend(title="", frameon=False)
-    sns.despine(ax=ax)
+    finish(ax)
     fig.tight_layout()
     return fig
+
+
+def _pipeline_finding(pipeline: pd.DataFrame) -> str:
+    """Created pipeline of the last period and its change on the period before."""
+    amounts = pd.to_numeric(pipeline.get("created_amount"), errors="coerce").to_numpy(dtype=float)
+    if len(amounts) < 1 or not np.isfinite(amounts[-1]):
+        return ""
+    last = f"{format_kpi(amounts[-1], 'currency')} pipeline created in {period_axis_label(pipeline['period'].iloc[-1])}"
+    if len(amounts) < 2 or not np.isfinite(amounts[-2]) or amounts[-2] == 0:
+        return last
+    ch = amounts[-1] / amounts[-2] - 1
+    return f"{last}, {'up' if ch >= 0 else 'down'} {abs(ch):.0%} on {period_axis_label(pipeline['period'].iloc[-2])}"
 
 
 @plain_text
@@ -245,18 +304,36 @@ def segment_chart(segments: pd.DataFrame, kpi: str):
                 fontsize=9, color="#57606a", transform=ax.transAxes)
         return fig
     segs = list(dict.fromkeys(d["segment"]))
-    fig, axes = plt.subplots(1, max(1, len(segs)), figsize=(4.2 * max(1, len(segs)), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, max(1, len(segs)), figsize=(4.2 * max(1, len(segs)), 3.9), squeeze=False)
     for ax, seg in zip(axes.ravel(), segs):
         s = d[d["segment"] == seg]
         unit = s["unit"].iloc[0]
-        scale = 100 if unit == "ratio" else 1
-        x = s["segment_value"].astype(str).to_numpy()
-        sns.barplot(x=x, y=(s["value"] * scale).to_numpy(), ax=ax, color="#54aeff")
-        ax.scatter(x, (s["previous"] * scale).to_numpy(), color="#6e7781", zorder=3, s=18)
-        ax.set_title(f"{_label(kpi)} by {seg.replace('_', ' ')}\n(bars: this period, dots: previous)", fontsize=9.5)
-        ax.set_ylabel("%" if unit == "ratio" else "")
+        x = [tier_label(v) if seg == "tier" else human_label(v) for v in s["segment_value"]]
+        pos = np.arange(len(x))
+        ax.bar(pos, s["value"].to_numpy(dtype=float), color=ACCENT, alpha=0.85)
+        ax.scatter(pos, s["previous"].to_numpy(dtype=float), color="#333333", zorder=3, s=18)
+        ax.set_xticks(pos, x)
+        ax.set_title(wrap(_segment_title(kpi, seg, s, x, unit), 46), fontsize=9.5)
+        if unit == "ratio":
+            percent_axis(ax, "y", decimals=0)
+        elif unit == "currency":
+            amount_axis(ax, "y")
+        else:
+            count_axis(ax, "y")
+        ax.set_ylabel({"ratio": "share", "currency": "amount"}.get(unit, str(unit)))
         ax.tick_params(axis="x", labelsize=8)
         plt.setp(ax.get_xticklabels(), rotation=40, ha="right", rotation_mode="anchor")
-        sns.despine(ax=ax)
-    fig.tight_layout()
+        finish(ax)
+    fig.text(0.01, 0.01, "bars: this period · dots: the previous period", fontsize=8, color="#57606a")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig
+
+
+def _segment_title(kpi: str, seg: str, s: pd.DataFrame, names: list[str], unit: str) -> str:
+    """"Market reach by tier: highest in Tier 1 (95.0%), lowest in Tier 3 (88.0%)"."""
+    v = s["value"].to_numpy(dtype=float)
+    head = f"{_label(kpi)} by {human_label(seg).lower()}"
+    if np.isfinite(v).sum() < 2:
+        return head
+    hi, lo = int(np.nanargmax(v)), int(np.nanargmin(v))
+    return f"{head}: highest in {names[hi]} ({format_kpi(v[hi], unit)}), lowest in {names[lo]} ({format_kpi(v[lo], unit)})"

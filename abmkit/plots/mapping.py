@@ -16,11 +16,12 @@ import pandas as pd
 import seaborn as sns
 
 from ._text import legend_safe, plain_text
+from .style import PALETTE, NEUTRAL, colors, count_axis, finish, human_label, percent_axis
 
 __all__ = ["mapping_overview", "mapping_accuracy_chart", "engagement_leaderboard_chart",
            "engagement_trend_chart", "mqa_timeline_chart"]
 
-_METHOD_COLORS = {"crm": "#1b9e77", "domain": "#7570b3", "fuzzy_name": "#e6ab02", "unmatched": "#bbbbbb"}
+_METHOD_COLORS = {"crm": PALETTE[0], "domain": PALETTE[1], "fuzzy_name": PALETTE[2], "unmatched": NEUTRAL}
 
 
 @plain_text
@@ -33,18 +34,26 @@ def mapping_overview(report, *, figsize=(13, 4)) -> plt.Figure:
     for patch, share in zip(axes[0].patches, bm["share"]):
         axes[0].annotate(f"{share:.1%}", (patch.get_x() + patch.get_width() / 2, patch.get_height()),
                          ha="center", va="bottom", fontsize=9)
-    axes[0].set_title("Contacts by mapping method")
+    best = bm.loc[bm["contacts"].idxmax()] if len(bm) else None
+    axes[0].set_title("Contacts by mapping method" if best is None else
+                      f"{best['share']:.0%} of contacts mapped by {human_label(best['method'])}")
+    axes[0].set_xticks(axes[0].get_xticks(), [human_label(t.get_text()) for t in axes[0].get_xticklabels()])
     axes[0].tick_params(axis="x", rotation=30)
-    sns.barplot(data=report.confidence, x="band", y="contacts", color="#7570b3", ax=axes[1])
+    count_axis(axes[0], "y")
+    sns.barplot(data=report.confidence, x="band", y="contacts", color=PALETTE[0], ax=axes[1])
     for patch, n in zip(axes[1].patches, report.confidence["contacts"]):
         axes[1].annotate(f"{int(n):,}", (patch.get_x() + patch.get_width() / 2, patch.get_height()),
                          ha="center", va="bottom", fontsize=9)
     axes[1].set_title("Confidence of matched contacts")
     axes[1].tick_params(axis="x", rotation=30)
+    count_axis(axes[1], "y")
     un = report.reasons[report.reasons["method"] == "unmatched"]
     if len(un):
-        sns.barplot(data=un, y="reason", x="contacts", color="#bbbbbb", ax=axes[2])
+        sns.barplot(data=un, y="reason", x="contacts", color=NEUTRAL, ax=axes[2])
+        count_axis(axes[2], "x")
     axes[2].set_title("Why contacts are unmatched")
+    for ax in axes:
+        finish(ax)
     fig.tight_layout()
     return fig
 
@@ -57,7 +66,9 @@ def mapping_accuracy_chart(report, *, figsize=(7, 3.5)) -> plt.Figure:
     acc = report.accuracy[report.accuracy["method"] != "unmatched"]
     long = acc.melt(id_vars="method", value_vars=["precision", "recall"], var_name="measure", value_name="value")
     fig, ax = plt.subplots(figsize=figsize)
-    sns.barplot(data=long, x="method", y="value", hue="measure", ax=ax)
+    long["method"] = [human_label(m) for m in long["method"]]
+    sns.barplot(data=long, x="method", y="value", hue="measure", ax=ax, palette=colors(2))
+    percent_axis(ax, "y", decimals=0)
     ax.set_ylim(0, 1.05)
     ax.set_title("Mapping precision and recall vs ground truth")
     fig.tight_layout()
@@ -72,7 +83,7 @@ def engagement_leaderboard_chart(scores: pd.DataFrame, *, label: str = "account_
     data = scores.head(top)
     y = label if label in data else "account_id"
     fig, ax = plt.subplots(figsize=figsize)
-    sns.barplot(data=data, y=y, x="score", hue="decision_makers_engaged", dodge=False, palette="viridis", ax=ax)
+    sns.barplot(data=data, y=y, x="score", hue="decision_makers_engaged", dodge=False, palette="Blues", ax=ax)
     ax.set_title(f"Top {len(data)} accounts by engagement score")
     ax.legend(title="decision makers\nengaged", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
@@ -83,7 +94,9 @@ def engagement_leaderboard_chart(scores: pd.DataFrame, *, label: str = "account_
 def engagement_trend_chart(scores: pd.DataFrame, *, label: str = "account_id", figsize=(9, 4)) -> plt.Figure:
     """Score over time, one line per account, from a multi-date :func:`engagement_scores` frame."""
     fig, ax = plt.subplots(figsize=figsize)
-    sns.lineplot(data=legend_safe(scores, label), x="as_of", y="score", hue=label, ax=ax)
+    keep = list(dict.fromkeys(scores[label]))[:8]  # one colour each
+    sns.lineplot(data=legend_safe(scores[scores[label].isin(keep)], label), x="as_of", y="score", hue=label, ax=ax,
+                 palette=colors(len(keep)))
     ax.set_title("Engagement score over time")
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
@@ -95,8 +108,9 @@ def mqa_timeline_chart(dates: pd.DataFrame, *, figsize=(8, 3.5)) -> plt.Figure:
     """Cumulative count of accounts becoming MQA, from :func:`abmkit.engagement.mqa_dates`."""
     fig, ax = plt.subplots(figsize=figsize)
     if len(dates):
-        sns.ecdfplot(data=dates, x="mqa_at", stat="count", ax=ax)
-    ax.set_title("Accounts that became MQA (cumulative)")
+        sns.ecdfplot(data=dates, x="mqa_at", stat="count", ax=ax, color=PALETTE[0])
+    ax.set_title(f"Accounts that became MQA: {len(dates):,} in all (cumulative count)")
     ax.set_ylabel("accounts")
+    count_axis(ax, "y")
     fig.tight_layout()
     return fig

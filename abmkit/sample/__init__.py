@@ -13,7 +13,7 @@ Example
 >>> from abmkit.sample import generate
 >>> s = generate(n_accounts=60, seed=3)
 >>> sorted(s.truth)[:3]
-['background_effects', 'contact_accounts', 'effects']
+['background_effects', 'campaign_incrementality', 'channel_incrementality']
 >>> s.dataset.accounts.shape[0]
 60
 """
@@ -30,7 +30,8 @@ from ..domains import split_email
 from ..results import Result
 from ..schema import HIGH_INTENT_TOUCH_TYPES, ENGAGEMENT_TOUCH_TYPES, Dataset, save
 from . import campaigns as C
-from . import commerce, entities, names, process, touches
+from . import commerce, entities, incrementality, names, process, touches
+from . import truth as pair_truth
 from .raw import render_raw, write_raw
 
 __all__ = ["SampleData", "generate", "write_sample"]
@@ -48,7 +49,11 @@ class SampleData(Result):
     dataset : Dataset
         canonical tables (what cleaning the raw export should give back, junk removed)
     truth : dict[str, DataFrame]
-        contact_accounts, stage_entries, potential_outcomes, effects, raw_junk
+        contact_accounts, stage_entries, potential_outcomes, effects, raw_junk,
+        customer_periods (planted customer state per quarter: churn), pair_effects (the
+        true effect of every campaign and channel × transition: abmkit.sample.truth),
+        channel_incrementality (first opportunities each channel causes:
+        abmkit.sample.incrementality), campaign_incrementality (the same per campaign)
     raw : dict[str, DataFrame]
         file name -> table of strings, exactly what is written to ``raw/``
     raw_encodings : dict[str, str]
@@ -101,16 +106,28 @@ def generate(n_accounts: int = 2000, seed: int = 7, start: str = "2025-01-01",
     acc = entities.make_accounts(n_accounts, rng, t0, horizon)
     cmp = C.make_campaigns(t0, horizon, rng)
     ct = entities.make_contacts(acc, rng)
-    times, exposures, outcomes, latent = process.stage_process(acc, cmp, horizon, rng)
-    opps, customer = commerce.make_opportunities(acc, times, horizon, rng)
-    times["customer"] = customer
+    times, exposures, outcomes, latent, state = process.stage_process(acc, cmp, horizon, rng)
 
     ci = touches.ContactIndex(ct, n_accounts)
     pieces = (touches.trigger_touches(times, ci, rng) + touches.exposure_touches(exposures, cmp, ci, rng)
-              + touches.background_touches(acc, times, horizon, ci, rng, BACKGROUND_RATE_SCALE)
-              + [touches.no_account_touches(ct, horizon, rng)])
+              + [state.touches])  # campaigns acting before the landmark: touches made with the process
+    background = touches.background_touches(acc, times, horizon, ci, rng, BACKGROUND_RATE_SCALE)
+    # the first opportunity is caused by the touches before it (planted channel incrementality)
+    first_created, conversion_draws = incrementality.first_opportunities(
+        acc, times["sales_ready"], pd.concat(pieces + background, ignore_index=True), horizon, rng)
+    opps, customer = commerce.make_opportunities(acc, first_created, horizon, rng)
+    times["customer"] = customer
+    pieces += (touches.customer_thinning(background, customer, rng)
+               + [touches.reverse_touches(first_created, times["sales_ready"], ci, rng),
+                  touches.no_account_touches(ct, horizon, rng)])
     tp = pd.concat(pieces, ignore_index=True)
+    channel_incrementality = incrementality.channel_truth(
+        acc, times["sales_ready"], tp, horizon, conversion_draws,
+        commerce.base_amount(acc) * np.exp(commerce.AMOUNT_SD_LOG ** 2 / 2))
     tp["campaign_id"] = touches.assign_campaigns(tp, cmp, times, rng)
+    campaign_incrementality = incrementality.campaign_truth(
+        acc, times["sales_ready"], tp, horizon, conversion_draws,
+        commerce.base_amount(acc) * np.exp(commerce.AMOUNT_SD_LOG ** 2 / 2), cmp)
     tp["engagement_seconds"] = touches.engagement_seconds(tp["touch_type"].to_numpy(), rng)
     tp["tie"] = rng.random(len(tp))
     tp = tp.sort_values(["t", "tie"], kind="stable").reset_index(drop=True)
@@ -120,9 +137,14 @@ def generate(n_accounts: int = 2000, seed: int = 7, start: str = "2025-01-01",
     canonical, ct = _canonical(acc, ct, cmp, tp, opps, customer, t0, horizon, rng)
     dataset = Dataset.from_frames(**canonical)
     truth = _truth(acc, ct, times, outcomes, cmp, t0)
+    truth["pair_effects"] = pair_truth.pair_effects(state, times, tp, cmp, horizon)
     params = _params(seed, n_accounts, start, end, cmp)
     raw, encodings, column_map, junk = render_raw(dataset, rng)
     truth["raw_junk"] = junk
+    truth["channel_incrementality"] = channel_incrementality
+    truth["campaign_incrementality"] = campaign_incrementality
+    # who is a customer in each quarter (planted churn), what the revenue KPIs must read back
+    truth["customer_periods"] = commerce.customer_periods(acc, opps, customer, t0, horizon)
     return SampleData(dataset=dataset, truth=truth, raw=raw, raw_encodings=encodings,
                       column_map=column_map, params=params)
 
@@ -300,6 +322,7 @@ def true_effects(potential_outcomes: pd.DataFrame, campaigns: pd.DataFrame) -> p
             "planted_risk_ratio": float(spec["risk_ratio"]), "planted_time_factor": float(spec["time_factor"]),
             "is_zero_effect": bool(spec["is_zero_effect"]) if studied else True,
             "is_confounded": bool(spec["is_confounded"]) if studied else False,
+            "acts_before_landmark": bool(spec.get("acts_before_landmark", False)) if studied else False,
         })
     return pd.DataFrame(rows)
 
@@ -307,7 +330,8 @@ def true_effects(potential_outcomes: pd.DataFrame, campaigns: pd.DataFrame) -> p
 def _params(seed, n_accounts, start, end, cmp) -> dict:
     studied = cmp[cmp["transition"].notna()]
     planted = studied[["campaign_id", "campaign_name", "channel", "transition", "story", "exposure_logit",
-                       "exposure_size_slope", "risk_ratio", "time_factor", "is_zero_effect", "is_confounded"]]
+                       "exposure_size_slope", "risk_ratio", "time_factor", "is_zero_effect", "is_confounded",
+                       "acts_before_landmark"]]
     planted = planted.astype(object).where(planted.notna(), None)
     return {
         "seed": seed, "n_accounts": n_accounts, "start": start, "end": end,
@@ -319,13 +343,31 @@ def _params(seed, n_accounts, start, end, cmp) -> dict:
         "size_score": {"employee_median": entities.EMPLOYEE_MEDIAN, "employee_sigma_log": entities.EMPLOYEE_SIGMA,
                        "formula": "size_z = (ln(employee_count) - ln(employee_median)) / employee_sigma_log"},
         "exposure_probability": "sigmoid(exposure_logit + exposure_size_slope * size_z)",
-        "progression_model": ("p = min(p0(x) * prod(risk_ratio^e), max_probability); rate = -ln(1-p)/outcome_days"
-                              " / prod(time_factor^e); days after landmark = max(-ln(1-U)/rate, min_residual_days)"),
+        "progression_model": ("early (before the landmark): hazard W * lambda_early on days 2-28 after entry, "
+                              "lambda_early = -ln(1-early_p)/26, x 1/time_factor from the first touch of a campaign "
+                              "acting before the landmark; time solves Lambda(t) = -ln(1-V). After the landmark: "
+                              "p = min(p0(x) * prod(risk_ratio^e), max_probability); rate = r(p) * W / "
+                              "prod(time_factor^e), r(p) = ((1-p)^-frailty_var - 1) / (frailty_var * outcome_days) "
+                              "(-ln(1-p)/outcome_days without frailty); days after landmark = max(-ln(1-U)/rate, "
+                              "min_residual_days); W ~ gamma(mean 1, variance frailty_var)"),
+        "first_exposure_days": list(process.FIRST_EXPOSURE_DAYS),
+        "pre_landmark_extra_touches": process.PRE_LANDMARK_EXTRA_TOUCHES,
         "planted_effects": [{k: (bool(v) if isinstance(v, (np.bool_,)) else v) for k, v in r.items()}
                             for r in planted.to_dict("records")],
         "background_rate_per_day": touches.STAGE_RATE, "background_rate_scale": BACKGROUND_RATE_SCALE,
         "opportunity_win_probability_new": commerce.WIN_P_NEW,
         "opportunity_second_attempt_probability": commerce.SECOND_ATTEMPT_P,
+        "incrementality": {
+            "channel_log_hazard_ratio": dict(incrementality.CHANNEL_EFFECTS),
+            "lag_days": incrementality.LAG_DAYS, "window_days": incrementality.WINDOW_DAYS,
+            "base_daily_hazard": incrementality.BASE_DAILY_HAZARD, "size_log_hr": incrementality.SIZE_LOG_HR,
+            "target_log_hr": incrementality.TARGET_LOG_HR,
+            "hazard": ("first opportunity on day d (midnight) after sales-ready: lambda(d) = base_daily_hazard * "
+                       "exp(size_log_hr * size_z + target_log_hr * is_target + sum_c beta_c * x_c(d)), "
+                       "x_c(d) = touch of c in [d - window_days, d - lag_days)"),
+            "reverse_touches": {"mix": [list(m) for m in touches.REVERSE_MIX], "days_before": touches.REVERSE_DAYS,
+                                "count": f"1 + Poisson({touches.REVERSE_EXTRA})"},
+        },
     }
 
 
@@ -347,7 +389,7 @@ def write_sample(out_dir, seed: int = 7, n_accounts: int = 2000) -> Path:
     truth_dir.mkdir(parents=True, exist_ok=True)
     for name, df in sample.truth.items():
         df.to_parquet(truth_dir / f"{name}.parquet", index=False)
-    for name in ("effects", "background_effects", "raw_junk"):
+    for name in ("effects", "background_effects", "raw_junk", "channel_incrementality", "campaign_incrementality"):
         sample.truth[name].to_csv(truth_dir / f"{name}.csv", index=False, lineterminator="\n")
     (truth_dir / "params.json").write_text(json.dumps(sample.params, indent=2, sort_keys=True, default=str) + "\n",
                                            encoding="utf-8")

@@ -5,7 +5,11 @@ Studied campaigns are always on; each one is studied at exactly one transition
 ``sigmoid(exposure_logit + exposure_size_slope * size_z)`` within the exposure
 window, and exposure multiplies the 90-day progression probability by
 ``risk_ratio`` and/or divides the time from the landmark to progression by
-``1 / time_factor`` (``time_factor`` 0.6 = 40% faster).
+``1 / time_factor`` (``time_factor`` 0.6 = 40% faster). A campaign that *acts
+before the landmark* (``acts_before_landmark``) multiplies the hazard of
+progressing by ``1 / time_factor`` from its first touch on, also inside the
+exposure window: it changes who is still in the stage at the landmark, the case
+the landmark design cannot handle (docs/progression_and_uplift.md).
 
 Example
 -------
@@ -21,12 +25,12 @@ A_E, E_Q, Q_S = "aware->engaged", "engaged->qualified", "qualified->sales_ready"
 
 
 def _studied(cid, name, channel, transition, story, rate=0.4, slope=0.0, risk_ratio=1.0, time_factor=1.0,
-             confounded=False):
+             confounded=False, before_landmark=False):
     logit = float(np.log(rate / (1 - rate))) if slope == 0 else rate
     return {"campaign_id": cid, "campaign_name": name, "channel": channel, "transition": transition,
             "story": story, "exposure_logit": logit, "exposure_size_slope": slope,
             "risk_ratio": risk_ratio, "time_factor": time_factor, "is_confounded": confounded,
-            "is_zero_effect": risk_ratio == 1.0 and time_factor == 1.0}
+            "is_zero_effect": risk_ratio == 1.0 and time_factor == 1.0, "acts_before_landmark": before_landmark}
 
 
 STUDIED: tuple[dict, ...] = (
@@ -44,6 +48,10 @@ STUDIED: tuple[dict, ...] = (
     _studied("CMP009", "Enterprise ABM Display", "display", A_E, "confounded_by_size",
              rate=-0.9, slope=2.2, confounded=True),
     _studied("CMP010", "Regional Roadshow Series", "event", Q_S, "zero_effect", rate=0.30),
+    # hazard x2.5 from the first impression on, before the landmark too (aware->engaged has
+    # an unobserved frailty, so the accounts still aware at the landmark are selected)
+    _studied("CMP031", "Account-Based Video Ads", "display", A_E, "acts_before_landmark",
+             rate=0.40, time_factor=0.4, before_landmark=True),
 )
 
 # background campaigns: (id, name, channel, start offset days, duration days or None = to the end);
@@ -80,7 +88,7 @@ def make_campaigns(start: pd.Timestamp, horizon_days: float, rng: np.random.Gene
     """Campaign table (canonical columns) plus helper columns of the planted design
     (``transition``, ``story``, ``exposure_logit``, ``exposure_size_slope``,
     ``risk_ratio``, ``time_factor``, ``is_zero_effect``, ``is_confounded``,
-    ``start_day``, ``end_day``)."""
+    ``acts_before_landmark``, ``start_day``, ``end_day``)."""
     rows = [dict(c, start_day=-30.0, end_day=float(horizon_days)) for c in STUDIED]
     for cid, name, channel, off, dur in BACKGROUND:
         end = horizon_days if dur is None else min(off + dur, horizon_days)
@@ -103,6 +111,7 @@ def make_campaigns(start: pd.Timestamp, horizon_days: float, rng: np.random.Gene
     for col, default in (("risk_ratio", 1.0), ("time_factor", 1.0), ("exposure_logit", np.nan),
                          ("exposure_size_slope", 0.0)):
         cmp[col] = cmp[col].fillna(default)
+    cmp["acts_before_landmark"] = cmp["acts_before_landmark"].eq(True)
     for col in ("is_zero_effect", "is_confounded"):
         cmp[col] = cmp[col].astype("boolean")
     return cmp

@@ -1,7 +1,7 @@
 """Touchpoints generated FROM the latent stage process, so that the default stage
 rules of abmkit.progression (trailing 90-day window) give back exactly the latent entry times.
 
-Three kinds of touches:
+Four kinds of touches:
 
 * **trigger** touches, at each stage entry, plus the *cadence* touches just before
   it that make the trailing-window rule hold (e.g. at the engaged entry the third
@@ -14,6 +14,10 @@ Three kinds of touches:
   *engaged* any corporate contact engages but high intent stays with contact 0;
   while *qualified* no demo_request / meeting; free-mail contacts only open e-mails
   until the account is sales-ready. Before the aware entry an account has no touch.
+  The sales-ready stream runs to the data end (the first opportunity is drawn from
+  it: abmkit.sample.incrementality) and is thinned after the customer entry;
+* **reverse** touches: sales calls, direct visits and demo requests in the days
+  before the first opportunity, caused by it (the account is already converting).
 
 Example
 -------
@@ -190,13 +194,18 @@ def exposure_touches(exposures: pd.DataFrame, cmp: pd.DataFrame, ci: ContactInde
 
 def background_touches(acc: pd.DataFrame, times: dict, horizon: float, ci: ContactIndex, rng,
                        rate_scale: float = 1.0) -> list[pd.DataFrame]:
-    """Poisson background touches over each stage interval, from the stage's mix."""
+    """Poisson background touches over each stage interval, from the stage's mix.
+
+    The sales-ready stream runs to the data end (``times`` has no customer entry yet:
+    the first opportunity is drawn from these touches, abmkit.sample.incrementality);
+    :func:`customer_thinning` then turns its part after the customer entry into the
+    customer stage's (same mix, lower rate)."""
     out = []
     z = acc["size_z"].to_numpy()
     boost = (1.0 + 0.5 * acc["is_target"].to_numpy().astype(float)) * np.exp(0.15 * np.clip(z, -2, 3))
-    for i, stage in enumerate(STAGES[1:], start=1):
+    for i, stage in enumerate(STAGES[1:-1], start=1):
         start = times[stage]
-        nxt = times[STAGES[i + 1]] if i + 1 < len(STAGES) else np.full(len(acc), np.nan)
+        nxt = times[STAGES[i + 1]] if stage != "sales_ready" else np.full(len(acc), np.nan)
         stop = np.where(np.isnan(nxt), horizon, nxt)
         dur = np.where(np.isnan(start), 0.0, stop - np.nan_to_num(start))
         n = rng.poisson(STAGE_RATE[stage] * rate_scale * boost * dur)
@@ -214,6 +223,46 @@ def background_touches(acc: pd.DataFrame, times: dict, horizon: float, ci: Conta
         tt = np.array([m[1] for m in mix], dtype=object)[which]
         out.append(_piece(rep, contact, t, ch, tt, None))
     return out
+
+
+def customer_thinning(pieces: list[pd.DataFrame], customer: np.ndarray, rng) -> list[pd.DataFrame]:
+    """Keep a background touch after the account's customer entry with probability
+    ``STAGE_RATE["customer"] / STAGE_RATE["sales_ready"]`` (the sales-ready stream
+    ran to the data end; customers are touched less, with the same mix)."""
+    keep_p = STAGE_RATE["customer"] / STAGE_RATE["sales_ready"]
+    out = []
+    for p in pieces:
+        acct = p["acct"].to_numpy()
+        cust = customer[np.maximum(acct, 0)]
+        after = (acct >= 0) & ~np.isnan(cust) & (p["t"].to_numpy() >= np.nan_to_num(cust, nan=np.inf))
+        u = rng.random(len(p))
+        out.append(p[~after | (u < keep_p)].reset_index(drop=True))
+    return out
+
+
+#: touches the conversion causes (the account is already converting): in the
+#: REVERSE_DAYS before its first opportunity, 1 + Poisson(REVERSE_EXTRA) of these
+REVERSE_MIX = (("sales_outreach", "call", 0.45), ("direct", "visit", 0.35), ("direct", "demo_request", 0.2))
+REVERSE_DAYS = 6.0
+REVERSE_EXTRA = 1.5
+
+
+def reverse_touches(created: np.ndarray, ready: np.ndarray, ci: ContactIndex, rng) -> pd.DataFrame:
+    """Sales calls, direct visits and demo requests by corporate contacts in the
+    ``REVERSE_DAYS`` before each first opportunity (and after the sales-ready entry,
+    so they cannot trigger it early): caused by the conversion, not causing it."""
+    a = np.flatnonzero(~np.isnan(created))
+    n = 1 + rng.poisson(REVERSE_EXTRA, len(a))
+    rep = np.repeat(a, n)
+    lo = np.maximum(created[rep] - REVERSE_DAYS, ready[rep] + HOUR)
+    hi = created[rep]
+    which = rng.choice(len(REVERSE_MIX), size=len(rep), p=[m[2] for m in REVERSE_MIX])
+    t = _between(lo, hi, rng)
+    ok = hi - lo >= 2 * HOUR
+    contact = ci.pick("corp", rep, rng)
+    ch = np.array([m[0] for m in REVERSE_MIX], dtype=object)[which]
+    tt = np.array([m[1] for m in REVERSE_MIX], dtype=object)[which]
+    return _piece(rep[ok], contact[ok], t[ok], ch[ok], tt[ok], None, kind="reverse")
 
 
 def _office_hours(t, lo, hi, rng):
@@ -241,7 +290,7 @@ def assign_campaigns(tp: pd.DataFrame, cmp: pd.DataFrame, times: dict, rng) -> p
     studied campaign inside that account's exposure window (that would change who
     counts as exposed)."""
     camp = tp["campaign_id"].to_numpy(dtype=object).copy()
-    free = pd.isna(camp) & (tp["kind"] == "background").to_numpy()
+    free = pd.isna(camp) & tp["kind"].isin(["background", "reverse"]).to_numpy()
     ch = tp["channel"].to_numpy()
     t = tp["t"].to_numpy()
     acct = tp["acct"].to_numpy()
