@@ -310,3 +310,26 @@ def test_influence_display_table_is_narrow_and_plain():
     assert shown.iloc[1]["Effect (95% interval)"].startswith("n/a (small group")
     assert shown.iloc[1]["Note"] == "too few exposed accounts (4) to judge"
     assert "CMP001" not in shown.to_html()
+
+
+def test_attribution_trend_is_a_line_per_channel_with_at_most_eight_colours():
+    """Page 05's attribution trend: the 7 biggest channels of the newest period and
+    "Other" for the rest, zero-based shares, titled with the channel that moved most
+    (hand-computed: direct goes 5% -> 20%, +15 pts); one period is not a trend."""
+    shares = np.full((len(CHANNELS), 3), 1.0 / len(CHANNELS))
+    shares[CHANNELS.index("direct")] = [0.05, 0.10, 0.20]
+    shares[CHANNELS.index("email")] = [0.20, 0.12, 0.05]
+    trend = pd.DataFrame({"channel": CHANNELS, "Q1 2026": shares[:, 0], "Q2 2026": shares[:, 1],
+                          "Q3 2026": shares[:, 2]})
+    fig = plots.attribution_trend_lines(trend, "linear")
+    ax = fig.axes[0]
+    lines = [ln for ln in ax.get_lines() if ln.get_label() and not ln.get_label().startswith("_")]
+    assert len(lines) == 8 and len({to_hex(ln.get_color()) for ln in lines}) == 8
+    labels = [ln.get_label() for ln in lines]
+    assert labels[0] == "Direct" and labels[-1] == "Other"
+    other = lines[-1].get_ydata()
+    assert np.allclose(other, trend.set_index("channel").drop(index=[c for c in trend["channel"]
+                       if style.human_label(c) in labels[:-1]]).sum().to_numpy())
+    assert ax.get_ylim()[0] == 0
+    assert _title(ax).startswith("Direct gained most: +15.0 pts from Q1 2026 to Q3 2026")
+    assert plots.attribution_trend_lines(trend[["channel", "Q3 2026"]]) is None

@@ -39,7 +39,7 @@ NAMES = ["Ca$$h Corp", "$x^2$", "_under_", "50% off", "\\alpha"]
 CASH, FORMULA, UNDER, PERCENT, ALPHA = NAMES
 
 #: public names of abmkit.plots that are not figures
-NOT_FIGURES = {"format_kpi", "KEY_MODELS"}
+NOT_FIGURES = {"format_kpi", "KEY_MODELS", "trend_finding"}
 
 
 # --------------------------------------------------------------------------- inputs
@@ -179,6 +179,9 @@ CASES = {
     "attribution_journey_timeline": (lambda: plots.attribution_journey_timeline(_journey()),
                                      NAMES + [f"One conversion's journey: 5 touches over 5 channels (conversion {CASH})"]),
     "attribution_sensitivity_lines": (lambda: plots.attribution_sensitivity_lines(_sweep()), NAMES),
+    "attribution_trend_lines": (lambda: plots.attribution_trend_lines(pd.DataFrame(
+        {"channel": NAMES, "Q2 2026": [0.3, 0.2, 0.2, 0.2, 0.1], "Q3 2026": [0.1, 0.2, 0.2, 0.2, 0.3]}), "linear"),
+        NAMES),
     # progression and uplift
     "stage_funnel_chart": (lambda: plots.stage_funnel_chart(
         pd.DataFrame({"stage": NAMES, "count": [50, 40, 30, 20, 10]}),

@@ -21,7 +21,7 @@ from .style import (ACCENT, DIVERGING_CMAP, NEUTRAL, SEQUENTIAL_CMAP, colors, fi
 
 __all__ = ["attribution_share_bars", "attribution_share_heatmap", "attribution_rank_correlation",
            "attribution_journey_timeline", "attribution_sensitivity_lines", "attribution_disagreement_bars",
-           "attribution_share_panels", "KEY_MODELS"]
+           "attribution_share_panels", "attribution_trend_lines", "trend_finding", "KEY_MODELS"]
 
 #: the models a one-chart comparison shows by default (≤ 8 colours): the classic rules,
 #: one milestone model and the two data-driven ones; the notebook can pass any other set
@@ -318,6 +318,56 @@ def attribution_sensitivity_lines(sweep: pd.DataFrame, *, top: int = 6, model: s
     percent_axis(ax, "y", decimals=0)
     ax.set_ylabel("share of credited conversions")
     ax.set_title(wrap(title or sensitivity_finding(sweep, model), 80))
+    ax.legend(title="channel", fontsize=8, frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
+    finish(ax)
+    fig.tight_layout()
+    return fig
+
+
+def trend_finding(trend: pd.DataFrame) -> str:
+    """The channel whose share moved most between the first and the last period of an
+    attribution trend table (``abmkit.summary.attribution_trend``: channel, then one
+    column per period, oldest first); "" when fewer than two periods have shares.
+
+    >>> t = pd.DataFrame({"channel": ["email", "events"], "Q2 2026": [0.5, 0.5], "Q3 2026": [0.6, 0.4]})
+    >>> trend_finding(t)
+    'Email gained most: +10.0 pts from Q2 2026 to Q3 2026'
+    """
+    periods = [c for c in trend.columns if c != "channel" and trend[c].notna().any()]
+    if len(periods) < 2:
+        return ""
+    change = (trend[periods[-1]] - trend[periods[0]]).fillna(0.0)
+    i = int(change.abs().to_numpy().argmax())
+    verb = "gained" if change.iloc[i] >= 0 else "lost"
+    return (f"{human_label(trend['channel'].iloc[i])} {verb} most: {100 * change.iloc[i]:+.1f} pts "
+            f"from {periods[0]} to {periods[-1]}")
+
+
+@plain_text
+def attribution_trend_lines(trend: pd.DataFrame, model: str = "", *, top: int = 7, figsize=(9, 4.2)):
+    """Share of the credit per channel over the last periods (the table of
+    ``abmkit.summary.attribution_trend``: channel, then one column per period, oldest
+    first): one line per channel for the ``top`` channels of the newest period (at most 7,
+    plus "Other" for the rest: ≤ 8 colours), on a zero-based percent axis, titled with the
+    channel that moved most. None when fewer than two periods have shares: one point is
+    not a trend (show the table instead)."""
+    periods = [c for c in trend.columns if c != "channel" and trend[c].notna().any()]
+    if len(periods) < 2:
+        return None
+    top = min(top, 7)
+    d = trend.set_index("channel")[periods].fillna(0.0)
+    keep = d[periods[-1]].sort_values(ascending=False).index[:top]
+    rest = d.drop(index=keep)
+    if len(rest):
+        d = pd.concat([d.loc[keep], rest.sum().to_frame("other").T])
+    fig, ax = plt.subplots(figsize=figsize)
+    for (channel, row), color in zip(d.iterrows(), colors(len(d))):
+        ax.plot(periods, row.to_numpy(dtype=float), marker="o", ms=4, color=color,
+                label=legend_label(human_label(channel)))
+    percent_axis(ax, "y", decimals=0)
+    ax.set_ylabel("share of the credit")
+    finding = trend_finding(trend)
+    ax.set_title(wrap(finding + (f"; {model_label(model)} model" if model else ""), 80))
     ax.legend(title="channel", fontsize=8, frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
     finish(ax)
     fig.tight_layout()
