@@ -92,6 +92,22 @@ def format_period(period: Period, *, dates: bool = True) -> str:
     return f"{span} ({period.days} days)" if dates else span
 
 
+def period_from_label(label) -> Period:
+    """The period a folder label names: ``2026Q3`` or ``<start>_<end>`` (end exclusive,
+    as :attr:`Period.label` writes it). Raises ValueError for anything else.
+
+    >>> period_from_label("2026-03-01_2026-03-29").days
+    28
+    """
+    text = str(label)
+    if _QUARTER.match(text):
+        return quarter_period(text)
+    m = re.fullmatch(r"(\d{4}-\d{2}-\d{2})_(\d{4}-\d{2}-\d{2})", text)
+    if not m:
+        raise ValueError(f"{text!r} is not a period label like '2026Q3' or '2026-03-01_2026-03-29'")
+    return _dates_period(m.group(1), m.group(2))
+
+
 def period_axis_label(label) -> str:
     """The short human label of a period folder label, for chart axes and table rows:
     ``2026Q3`` reads ``Q3 2026``, a calendar month its name, any other range its days.
@@ -102,16 +118,10 @@ def period_axis_label(label) -> str:
     >>> period_axis_label("2026-03-01_2026-03-29")
     '1 Mar to 28 Mar 2026'
     """
-    text = str(label)
     try:
-        if re.fullmatch(r"\d{4}Q[1-4]", text):
-            return format_period(resolve_period(quarter=text), dates=False)
-        m = re.fullmatch(r"(\d{4}-\d{2}-\d{2})_(\d{4}-\d{2}-\d{2})", text)
-        if m:
-            return format_period(resolve_period(start=m.group(1), end=m.group(2)), dates=False)
+        return format_period(period_from_label(label), dates=False)
     except ValueError:
-        pass
-    return text
+        return str(label)
 
 
 def report_title(period: Period) -> str:

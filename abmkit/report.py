@@ -71,7 +71,7 @@ from .publish import (LOCK_HELD_EXIT, LockHeld, PeriodLock, changed, current_ver
 
 __all__ = [
     "run_report", "discover_notebooks", "resolve_input", "default_quarter", "load_params_file",
-    "notebook_parameters", "export_html", "sanitize_notebook", "write_index", "scan_privacy",
+    "notebook_parameters", "export_html", "sanitize_notebook", "same_page_for_same_data", "write_index", "scan_privacy",
     "ReportError", "COMMON_PARAMETERS", "EMAIL_PATTERN", "findings_overview", "notebook_title",
     "NotebookStep", "NOTEBOOK_STEPS", "notebook_dependencies", "default_jobs", "check_parameters",
     "check_parameter_value", "split_parameters", "declared_parameters", "ReportInterrupted", "RUNNER_KEYS",
@@ -577,6 +577,36 @@ def _exporter():
     )
 
 
+def same_page_for_same_data(nb):
+    """Remove what differs between two runs on the same data, in place: papermill gives
+    the cell it inserts a random id, and the kernel may deliver one ``print``'s text in
+    two stream messages when the machine is busy (two ``<pre>`` blocks instead of one).
+    Consecutive outputs of the same stream are joined; non-consecutive ones stay apart,
+    so text keeps its place around tables and charts.
+
+    >>> import nbformat
+    >>> cell = nbformat.v4.new_code_cell(outputs=[nbformat.v4.new_output("stream", text="a"),
+    ...     nbformat.v4.new_output("stream", text="b\\n"), nbformat.v4.new_output("stream", name="stderr", text="c"),
+    ...     nbformat.v4.new_output("stream", text="d")])
+    >>> [o["text"] for o in same_page_for_same_data(nbformat.v4.new_notebook(cells=[cell])).cells[0].outputs]
+    ['ab\\n', 'c', 'd']
+    """
+    for cell in nb.cells:
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            cell["id"] = "injected-parameters"
+        merged = []
+        for out in cell.get("outputs", []):
+            last = merged[-1] if merged else None
+            if (out.get("output_type") == "stream" and last is not None and last.get("output_type") == "stream"
+                    and last.get("name") == out.get("name")):
+                last["text"] = "".join(last["text"]) + "".join(out["text"])
+            else:
+                merged.append(out)
+        if "outputs" in cell:
+            cell["outputs"] = merged
+    return nb
+
+
 def export_html(ipynb_path: str | Path, html_path: str | Path, title: str | None = None) -> Path:
     """Code-free, self-contained, script-free HTML of an executed notebook."""
     import nbformat
@@ -584,9 +614,7 @@ def export_html(ipynb_path: str | Path, html_path: str | Path, title: str | None
     nb = nbformat.read(str(ipynb_path), as_version=4)
     sanitize_notebook(nb)
     hide_analyst_cells(nb)  # cells tagged "analyst" stay in the .ipynb, not on the stakeholder page
-    for cell in nb.cells:   # papermill gives the cell it inserts a random id: the same data gives the same page
-        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
-            cell["id"] = "injected-parameters"
+    same_page_for_same_data(nb)
     nb.metadata["title"] = title or Path(ipynb_path).stem
     body, _ = _exporter().from_notebook_node(nb, resources={"metadata": {"name": nb.metadata["title"]}})
     return _write_text(Path(html_path), body)
@@ -821,7 +849,7 @@ def write_reports_index(out_dir: str | Path) -> Path:
     import fcntl
 
     from .outputs import load_findings
-    from .period import format_period, report_title, resolve_period
+    from .period import format_period, period_from_label, report_title
     from .publish import LOCKS, published_labels
 
     out = Path(out_dir)
@@ -834,8 +862,7 @@ def write_reports_index(out_dir: str | Path) -> Path:
             folder = out / label
             try:
                 run = json.loads((folder / "run.json").read_text("utf-8"))
-                period = resolve_period(quarter=label) if re.fullmatch(r"\d{4}Q[1-4]", label) else \
-                    resolve_period(start=run["start"], end=run["end"])
+                period = period_from_label(label)
             except (OSError, ValueError, KeyError, TypeError):
                 run, period = {}, None
             summary_stem, numbers = None, []
