@@ -100,8 +100,19 @@ _PERIOD_HINT = "choose a period the data covers (`--quarter`, or `--start`/`--en
 
 
 # --------------------------------------------------------------------------- data needs
+# A partitioned dataset (abmkit.scale) answers every check without loading its touches: the
+# needs that read touches ask abmkit.scale.facts (one pass over the partitions: "exists"
+# facts reduced with any), the others count on its account-sized tables.
+def _partitioned(data) -> bool:
+    from .engine import is_partitioned
+    return is_partitioned(data)
+
+
 def _kd(data):
     from .kpis import _data
+    if _partitioned(data):
+        from .scale import facts
+        return _data(facts.account_view(data))
     return _data(data)
 
 
@@ -110,6 +121,9 @@ def _in(ts: pd.Series, p) -> pd.Series:
 
 
 def _touches_in_period(data, p) -> bool:
+    if _partitioned(data):
+        from .scale import facts
+        return facts.touches_in_period(data, p)
     t = _kd(data).touches
     return bool(_in(t["occurred_at"], p).any())
 
@@ -142,6 +156,9 @@ def _mapped_contacts(data, p) -> bool:
 
 def _mqa_at_end(data, p) -> bool:
     from .kpis import _addressable, _mqa_ids_at_end
+    if _partitioned(data):
+        from .scale import facts
+        return facts.mqa_at_end(data, p)
     d = _kd(data)
     return bool(_mqa_ids_at_end(d, p).isin(_addressable(d)["account_id"]).any())
 
@@ -158,6 +175,9 @@ def _customers_end(data, p) -> bool:
 
 
 def _timed_account_touches(data, p) -> bool:
+    if _partitioned(data):
+        from .scale import facts
+        return bool(facts.touch_facts(data).filled_on_account.get("engagement_seconds", False))
     t = _kd(data).touches
     return bool(t["engagement_seconds"].notna().any()) if "engagement_seconds" in t else False
 
@@ -324,12 +344,18 @@ def _tables_of(data):
 
 def table_supplied(data, table: str) -> bool:
     """Whether ``table`` holds at least one row in ``data``."""
+    if _partitioned(data):
+        from .scale import facts
+        return facts.table_rows(data, table) > 0
     df = getattr(_tables_of(data), table)
     return len(df) > 0
 
 
 def column_filled(data, table: str, column: str) -> bool:
     """Whether ``table.column`` holds at least one value in ``data``."""
+    if _partitioned(data):
+        from .scale import facts
+        return facts.column_filled(data, table, column)
     df = getattr(_tables_of(data), table)
     return column in df.columns and bool(df[column].notna().any())
 
@@ -360,7 +386,8 @@ def check(data, analysis: str, period=None) -> "Applicability":
 
     Parameters
     ----------
-    data : ResolvedDataset, Dataset or KPI view (``abmkit.kpis.KPIData``)
+    data : ResolvedDataset, Dataset, KPI view (``abmkit.kpis.KPIData``) or a partitioned dataset
+        (``abmkit.scale``: its touch facts come from one pass over the partitions)
     analysis : a KPI name (:data:`KPI_NEEDS`) or a key of :data:`ANALYSIS_NEEDS`
     period : Period or quarter label, optional
         When given, the data needs of the period (:data:`DATA_NEEDS`) are checked in it

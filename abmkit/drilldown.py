@@ -62,6 +62,32 @@ _NO_CAMPAIGN = "(no campaign touch)"
 
 
 # --------------------------------------------------------------------------- helpers
+def _is_partitioned(data) -> bool:
+    from .engine import is_partitioned
+    return is_partitioned(data)
+
+
+def _resolve(data):
+    """``data`` resolved in memory, or the partitioned handle as it is (the views below
+    run partition by partition on it: :mod:`abmkit.scale.facts`)."""
+    from .prepared import resolve
+    return data if _is_partitioned(data) else resolve(data)
+
+
+def _on_partitions(parts, fn, which, *args) -> list:
+    """``fn(<partition as a resolved dataset>, *args)`` on the partitions ``which``
+    (all when None), non-empty results gathered."""
+    from .scale.facts import map_partitions
+    which = range(parts.npartitions) if which is None else which
+    res = map_partitions(parts, _part_view, which, fn, *args, desc=getattr(fn, "__name__", "drill-down").strip("_"))
+    return [r for r in res if len(r)]
+
+
+def _part_view(part, fn, *args):
+    from .scale.kernels import _resolved
+    return fn(_resolved(part, None), *args)
+
+
 def _ids(values) -> np.ndarray:
     """Ids as plain objects (categorical touch account ids included)."""
     s = pd.Series(values)
@@ -171,9 +197,7 @@ def opportunity_campaign_influence(data, *, start=None, end=None, lookback_days:
     >>> t[["opportunity_id", "account_name", "campaign_name", "touches"]].values.tolist()
     [['o1', 'Acme', 'Spring mail', 1]]
     """
-    from .prepared import resolve
-
-    data = resolve(data)
+    data = _resolve(data)
     opp = data.opportunities
     created = pd.to_datetime(opp["created_at"], utc=True)
     keep = created.notna().to_numpy()
@@ -181,6 +205,18 @@ def opportunity_campaign_influence(data, *, start=None, end=None, lookback_days:
         keep &= (created >= utc_timestamp(start)).to_numpy()
     if end is not None:
         keep &= (created < utc_timestamp(end)).to_numpy()
+    if _is_partitioned(data):
+        # each partition holds whole accounts: only those holding the period's opportunities run
+        from .scale.facts import partitions_of_accounts
+        which = partitions_of_accounts(data, opp.loc[keep, "account_id"])
+        res = _on_partitions(data, _opportunity_campaign_influence, which, start, end, lookback_days)
+        if not res:
+            return opportunity_campaign_influence(_account_only(data), start=start, end=end,
+                                                  lookback_days=lookback_days)
+        out = pd.concat(res, ignore_index=True)
+        return out.sort_values(["created_at", "opportunity_id", "touches", "campaign_id"],
+                               ascending=[True, True, False, True], kind="stable", na_position="last",
+                               ignore_index=True)
     amount = opp["amount"] if "amount" in opp.columns else pd.Series(np.nan, index=opp.index)
     o = pd.DataFrame({"opportunity_id": _ids(opp["opportunity_id"])[keep], "account_id": _ids(opp["account_id"])[keep],
                       "created_at": created[keep].reset_index(drop=True),
@@ -207,6 +243,16 @@ def opportunity_campaign_influence(data, *, start=None, end=None, lookback_days:
                           ascending=[True, True, False, True], kind="stable", na_position="last")
     return out[["opportunity_id", "account_id", "account_name", "created_at", "amount", "campaign_id", "campaign_name",
                 "channel", "touches", "first_touch_at", "last_touch_at"]].reset_index(drop=True)
+
+
+def _opportunity_campaign_influence(data, start, end, lookback_days):
+    return opportunity_campaign_influence(data, start=start, end=end, lookback_days=lookback_days)
+
+
+def _account_only(parts):
+    """The account-sized tables of a partitioned dataset, without touches (in memory)."""
+    from .scale.facts import account_view
+    return account_view(parts)
 
 
 # --------------------------------------------------------------------------- campaigns
@@ -244,9 +290,26 @@ def campaign_reach(data, campaign_ids=None, *, start=None, end=None, history=Non
         (distinct contacts touched), first_touch_at, last_touch_at, stage; by campaign,
         most touches first.
     """
-    from .prepared import resolve
+    data = _resolve(data)
+    if _is_partitioned(data):   # a campaign's accounts can be anywhere: every partition counts its own
+        res = _on_partitions(data, _reach_counts, None, campaign_ids, start, end)
+        out = pd.concat(res, ignore_index=True) if res else _reach_counts(_account_only(data), campaign_ids, start, end)
+    else:
+        out = _reach_counts(data, campaign_ids, start, end)
+    acc = data.accounts.drop_duplicates("account_id").set_index("account_id")
+    out["account_name"] = out["account_id"].map(acc["account_name"])
+    for c in ("tier", "industry"):
+        out[c] = out["account_id"].map(acc[c]) if c in acc.columns else None
+    when = utc_timestamp(end) if end is not None else data.data_end
+    out["stage"] = out["account_id"].map(_stage_now(data, when, history)) if len(out) else None
+    out = out.sort_values(["campaign_id", "touches", "account_id"], ascending=[True, False, True], kind="stable")
+    return out[["campaign_id", "account_id", "account_name", "tier", "industry", "touches", "contacts",
+                "first_touch_at", "last_touch_at", "stage"]].reset_index(drop=True)
 
-    data = resolve(data)
+
+def _reach_counts(data, campaign_ids, start, end) -> pd.DataFrame:
+    """Per campaign and account it touched: touches, distinct contacts, first and last
+    touch (accounts are whole in a partition, so a partition's rows are final)."""
     tp = data.touches
     t_at = pd.to_datetime(tp["occurred_at"], utc=True)
     keep = tp["campaign_id"].notna().to_numpy() & tp["account_id"].notna().to_numpy()
@@ -264,15 +327,7 @@ def campaign_reach(data, campaign_ids=None, *, start=None, end=None, history=Non
                 first_touch_at=("occurred_at", "min"), last_touch_at=("occurred_at", "max")).reset_index())
     for c in ("first_touch_at", "last_touch_at"):
         out[c] = pd.to_datetime(out[c], utc=True)
-    acc = data.accounts.drop_duplicates("account_id").set_index("account_id")
-    out["account_name"] = out["account_id"].map(acc["account_name"])
-    for c in ("tier", "industry"):
-        out[c] = out["account_id"].map(acc[c]) if c in acc.columns else None
-    when = utc_timestamp(end) if end is not None else data.data_end
-    out["stage"] = out["account_id"].map(_stage_now(data, when, history)) if len(out) else None
-    out = out.sort_values(["campaign_id", "touches", "account_id"], ascending=[True, False, True], kind="stable")
-    return out[["campaign_id", "account_id", "account_name", "tier", "industry", "touches", "contacts",
-                "first_touch_at", "last_touch_at", "stage"]].reset_index(drop=True)
+    return out
 
 
 def campaign_credit(data, *, start=None, end=None, models=POSITION_MODELS, milestone: str = "opportunity_created",
@@ -296,7 +351,9 @@ def campaign_credit(data, *, start=None, end=None, models=POSITION_MODELS, miles
     except ValueError:
         return pd.DataFrame(columns=["campaign_id", "campaign_name", "channel", *models])
     value = "revenue_credit" if milestone == "closed_won" else "pipeline_credit"
-    if not len(credits):
+    from .engine import is_lazy_frame
+    # a lazy frame (partitions) is summed where it is: counting its rows would run it twice
+    if not is_lazy_frame(credits) and not len(credits):
         return pd.DataFrame(columns=["campaign_id", "campaign_name", "channel", *models])
     return attribution.campaign_table(credits, data.campaigns, value=value)
 
@@ -342,9 +399,8 @@ def account_list(data, period, *, mqa_result=None, history=None, n_contacts: int
         ";"-joined), contact_personas; new MQAs first, then by MQA date.
     """
     from . import engagement
-    from .prepared import resolve
 
-    data = resolve(data)
+    data = _resolve(data)
     if mqa_result is None:
         mqa_result = engagement.mqa(data, as_of=period.end)
     f = mqa_result.to_frame()
@@ -551,9 +607,8 @@ def campaign_pages(data, influence, period, output_dir=None, *, history=None, al
     """
     from .applicability import check
     from .outputs import save_table
-    from .prepared import resolve
 
-    data = resolve(data)
+    data = _resolve(data)
     app = check(data, "campaign_influence")
     if not app:   # no campaigns or no touches: n/a with the reason, never empty pages
         return _not_applicable(app.reason)
@@ -663,12 +718,10 @@ def account_pages(data, period, output_dir=None, *, mqa_result=None, history=Non
         ``tables`` = :func:`account_list` (shown as is when ``output_dir`` is None).
     """
     from . import engagement
-    from .outputs import save_table
-    from .prepared import resolve
-
     from .applicability import check
+    from .outputs import save_table
 
-    data = resolve(data)
+    data = _resolve(data)
     app = check(data, "mqa")
     if not app:   # no touches or contacts: no account can qualify (n/a with the reason, never an empty list)
         return _not_applicable(app.reason)

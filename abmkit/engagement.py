@@ -343,6 +343,10 @@ def engagement_scores(data, as_of=None, *, window_days: float = 90, weights: dic
         as_of then score (descending). Touches that could not be tied to an account
         are left out (the resolved dataset's summary counts them).
     """
+    from .engine import is_partitioned, run
+    if is_partitioned(data):  # per-account rows computed on the partitions (docs/scale.md)
+        return run("engagement_scores", data, as_of, window_days=window_days, weights=weights,
+                   component_weights=component_weights, freq=freq, start=start, accounts=accounts)
     if accounts not in ("all", "touched"):
         raise ValueError(f"accounts must be 'all' or 'touched', not {accounts!r}")
     p = _prepare(data, weights)
@@ -525,6 +529,10 @@ def mqa(data, *, as_of=None, n_top_contacts: int = 5, buying_group_size: float |
     >>> r = mqa(abmkit.prepare(ds))                               # doctest: +SKIP
     >>> r.accounts.query("is_mqa")[["account_id", "mqa_at"]]   # doctest: +SKIP
     """
+    from .engine import is_partitioned, run
+    if is_partitioned(data):  # per-account rows computed on the partitions (docs/scale.md)
+        return run("mqa", data, as_of=as_of, n_top_contacts=n_top_contacts, buying_group_size=buying_group_size,
+                   stall_drop=stall_drop, stall_min_score=stall_min_score, with_stage=with_stage)
     data = resolve(data)
     rule: MQARule = data.mqa_rule
     min_decision_makers, mqa_score, window_days = rule.min_decision_makers, rule.mqa_score, rule.window_days
@@ -654,4 +662,7 @@ def mqa_dates(data) -> pd.DataFrame:
     -------
     >>> mqa_dates(abmkit.prepare(ds)).head()   # doctest: +SKIP
     """
+    from .engine import is_partitioned, run
+    if is_partitioned(data):
+        return run("mqa_dates_with", data)
     return resolve(data).mqa_dates

@@ -11,7 +11,9 @@ xarray's ``apply_ufunc(dask=...)``). An analysis dispatches on its first line::
         return engine.run("stage_history", data, rules=rules, as_of=as_of, data_start=data_start)
 
 Analyses without a partitioned kernel take the partitioned handle too: they run on
-its whole data in memory (:meth:`abmkit.scale.PartitionedDataset.in_memory`).
+its whole data in memory (:meth:`abmkit.scale.PartitionedDataset.in_memory`), with a
+warning naming them; ``open_dataset(..., in_memory="error")`` (or the environment
+variable ``ABMKIT_IN_MEMORY=error``) makes that an error instead.
 
 Open a dataset for either engine with :func:`open_dataset`.
 
@@ -125,7 +127,7 @@ def _resolve_partitioned(data_dir, mapping, mqa, as_of, *, npartitions, work_dir
 
 def open_dataset(data_dir, engine: str = "pandas", *, mapping=None, mqa=None, as_of=None,
                  scheduler: str | None = None, npartitions: int | None = None, work_dir=None,
-                 progress: bool | None = None):
+                 progress: bool | None = None, in_memory: str | None = None):
     """The resolved dataset of ``data_dir`` for the chosen engine: the one notebook 02
     saved (:meth:`~abmkit.prepared.ResolvedDataset.save`), or, given ``mapping``,
     ``mqa`` or ``as_of``, resolved now with these settings and saved (what notebook 02
@@ -145,6 +147,12 @@ def open_dataset(data_dir, engine: str = "pandas", *, mapping=None, mqa=None, as
     scheduler : dask.distributed address (``tcp://host:8786``); None: the active
         client, else a new local cluster (closed with the handle)
     progress : progress bars of the partitioned runs; None: on a terminal only
+    in_memory : ``"warn"`` or ``"error"`` (dask engine): what happens when an analysis
+        without a partitioned kernel needs the whole data in the driver
+        (:meth:`abmkit.scale.PartitionedDataset.in_memory`): load it with a warning
+        naming the analysis, or raise an error naming it (fail rather than load
+        everything on big data). None: the environment variable
+        ``ABMKIT_IN_MEMORY``, else ``"warn"``
 
     Returns
     -------
@@ -165,6 +173,8 @@ def open_dataset(data_dir, engine: str = "pandas", *, mapping=None, mqa=None, as
         return load_resolved(data_dir)
     from .prepared import MQARule, read_resolved_meta
     from .scale import partitions
+    from .scale.partition import in_memory_mode
+    in_memory = in_memory_mode(in_memory)  # a bad value fails before any work
     from .scale.runtime import _active_client, client
     own = None
     if scheduler or _active_client() is None:
@@ -178,7 +188,7 @@ def open_dataset(data_dir, engine: str = "pandas", *, mapping=None, mqa=None, as
     parts = partitions(str(data_dir), work_dir=work_dir or Path(data_dir) / PARTITIONS_FOLDER,
                        contact_accounts=contact_accounts, npartitions=npartitions)
     parts.options.update(mqa_dates=mqa_dates, mqa_rule=MQARule(**meta["mqa_rule"]), data_dir=str(data_dir),
-                         contact_accounts=contact_accounts, progress=progress, client=own,
+                         contact_accounts=contact_accounts, progress=progress, client=own, in_memory=in_memory,
                          as_of=None if meta.get("as_of") is None else pd.Timestamp(meta["as_of"]))
     if own is not None:  # the local cluster lives as long as the handle
         weakref.finalize(parts, _close, own)

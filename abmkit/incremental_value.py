@@ -185,16 +185,28 @@ def _cohort(dataset, history, a: str, b: str, end_ns: int, exp_ns: int, out_ns: 
     at_risk = entered & (E <= end_ns - exp_ns - out_ns) & (N > L)
     y = ((N > L) & (N <= L + out_ns))[at_risk].astype(float)
     risk_ids = ids[at_risk]
+    from .engine import is_partitioned
+    if is_partitioned(dataset):  # the same matrix, built in the partitions holding the at-risk accounts
+        from .scale.facts import exposure_matrix
+        X = exposure_matrix(dataset, risk_ids, E[at_risk], list(campaign_ids), end_ns, exp_ns)
+        return risk_ids, y, X, E[at_risk]
+    X = _exposure(dataset, risk_ids, E[at_risk], campaign_ids, end_ns, exp_ns)
+    return risk_ids, y, X, E[at_risk]
+
+
+def _exposure(dataset, risk_ids, entry, campaign_ids, end_ns: int, exp_ns: int) -> np.ndarray:
+    """At-risk accounts × campaigns: a touch of the campaign within ``[entry, entry +
+    exposure)`` (touches up to ``end_ns``)."""
     tt = account_touches(dataset)
     pos = pd.Index(risk_ids).get_indexer(tt["account_id"].to_numpy(dtype=object))
     cpos = pd.Index(list(campaign_ids)).get_indexer(tt["campaign_id"].to_numpy(dtype=object))
     t = _ns(tt["occurred_at"])
     keep = (pos >= 0) & (cpos >= 0) & (t <= end_ns)
-    e = E[at_risk][pos[keep]]
+    e = entry[pos[keep]]
     inside = (t[keep] >= e) & (t[keep] < e + exp_ns)
     X = np.zeros((len(risk_ids), len(campaign_ids)), dtype=bool)
     X[pos[keep][inside], cpos[keep][inside]] = True
-    return risk_ids, y, X, E[at_risk]
+    return X
 
 
 def _correlation(y: np.ndarray, X: np.ndarray) -> np.ndarray:
@@ -258,7 +270,8 @@ def incremental_value(influence, data, *, transition: tuple[str, str] = PIPELINE
     >>> res = incremental_value(campaign_influence(ds), ds)     # doctest: +SKIP
     >>> res.pipeline, res.pipeline_low, res.pipeline_high       # doctest: +SKIP
     """
-    dataset = resolve(data)
+    from .engine import is_partitioned
+    dataset = data if is_partitioned(data) else resolve(data)  # partitions: abmkit.scale.facts.exposure_matrix
     a, b = transition
     label = f"{a}->{b}"
     params = influence.params

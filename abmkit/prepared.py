@@ -312,23 +312,18 @@ class ResolvedDataset(Result):
     def _summary_metadata(self) -> dict:
         return {"data observed until": str(self.data_end), "MQA rule": self.mqa_rule.describe()}
 
+    def touch_counts(self) -> dict:
+        """Touches in (``"in"``), on their own account (``"touch"``), placed through their
+        contact (``"contact"``) and without any account (``"unattributable"``); the same
+        keys as :meth:`abmkit.scale.PartitionedDataset.touch_counts`."""
+        src = self.touches["account_source"].value_counts()
+        return {"in": int(len(self.touches)), "touch": int(src.get("touch", 0)),
+                "contact": int(src.get("contact", 0)), "unattributable": int(src.get("unattributable", 0))}
+
     @property
     def summary(self) -> pd.DataFrame:
         """Rows per table, contacts mapped, touches resolved, and the settings."""
-        ca = self.contact_accounts
-        src = self.touches["account_source"].value_counts()
-        rows = [(f"{name} rows", len(df)) for name, df in self.tables.tables().items()]
-        rows += [("contacts mapped to an account", int(ca["account_id"].notna().sum())),
-                 ("touches on their own account", int(src.get("touch", 0))),
-                 ("touches placed through their contact", int(src.get("contact", 0))),
-                 ("touches with no account (unattributable)", int(src.get("unattributable", 0))),
-                 ("MQA rule", self.mqa_rule.describe()),
-                 ("data observed until", str(self.data_end))]
-        if self.mapping is not None:
-            rows += [("fuzzy-name threshold", self.mapping.fuzzy_threshold),
-                     ("parent roll-up", self.mapping.rollup_to_parent)]
-        rows += [("note", n) for n in self.notes]
-        return pd.DataFrame(rows, columns=["item", "value"])
+        return summary_table(self, {name: len(df) for name, df in self.tables.tables().items()})
 
     # persistence --------------------------------------------------------------------------
     def save(self, data_dir: str | Path) -> Path:
@@ -477,3 +472,23 @@ def load_resolved(data_dir: str | Path, *, validate: bool = True) -> ResolvedDat
     mqa_dates = pd.read_parquet(folder / "mqa_dates.parquet")
     data.memo(("mqa_dates",), lambda: mqa_dates)
     return data
+
+
+def summary_table(data, table_rows: dict) -> pd.DataFrame:
+    """The ``item, value`` summary of a resolved dataset, in memory or partitioned (one
+    layout for both engines): ``table_rows`` (table -> rows), contacts mapped, touches
+    by how they found their account (``data.touch_counts()``), the MQA rule, the data
+    end, the mapping settings and the notes."""
+    counts = data.touch_counts()
+    rows = [(f"{name} rows", n) for name, n in table_rows.items()]
+    rows += [("contacts mapped to an account", int(data.contact_accounts["account_id"].notna().sum())),
+             ("touches on their own account", counts["touch"]),
+             ("touches placed through their contact", counts["contact"]),
+             ("touches with no account (unattributable)", counts["unattributable"]),
+             ("MQA rule", data.mqa_rule.describe()),
+             ("data observed until", str(data.data_end))]
+    if data.mapping is not None:
+        rows += [("fuzzy-name threshold", data.mapping.fuzzy_threshold),
+                 ("parent roll-up", data.mapping.rollup_to_parent)]
+    rows += [("note", n) for n in data.notes]
+    return pd.DataFrame(rows, columns=["item", "value"])

@@ -772,7 +772,8 @@ def dual_funnel(data, history=None, *, as_of=None) -> DualFunnel:
     beside the account funnel (accounts that have entered each stage), and the
     share of MQL contacts whose account is engaged or beyond at ``as_of``.
     """
-    data = resolve(data)
+    from .engine import is_partitioned
+    data = data if is_partitioned(data) else resolve(data)  # reads no touch: a partitioned handle as it is
     dataset = data
     if history is None:
         history = stage_history(data)

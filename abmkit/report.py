@@ -1614,6 +1614,8 @@ def _kernel_env() -> dict:
     every chart out of the report."""
     env = dict(os.environ)
     env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    # the kernels' output is the report: no progress bars in it (the runner shows papermill's)
+    env["ABMKIT_PROGRESS"] = "0"
     return env
 
 

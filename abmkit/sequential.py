@@ -32,6 +32,11 @@ Design, per transition s→s+1 and unit (campaign or channel):
   degrees of freedom (:func:`abmkit.uplift.adjusted_df`: the smallest of treated and
   control accounts with and without the event).
 
+Rows with fewer treated or control accounts than ``min_group_size`` are not estimated
+(n/a, ``flag_reason`` "small group (...); not estimated"). The work per unit is accounts ×
+window days² (the exposure model on counts per account and day bin; the weighted KM on
+sums per account, whose control rows share its daily weights), never rows × days.
+
 Estimand (``seq_att_diff`` in the sample's truth): among accounts touched by the
 unit while still in s, the risk of reaching s+1 within outcome_days after the first
 touch, minus that risk had they not been touched by the unit in the window.
@@ -66,23 +71,48 @@ _INF = np.iinfo(np.int64).max
 DAY_BIN = 5
 
 
-def _binomial_logit(k, m, Dm, max_iter=40):
-    """Logistic regression on grouped binomial counts (``k`` exposures out of ``m``
-    eligible days per row) by Newton-Raphson, with a tiny ridge so that a day bin
-    without any exposure stays finite (its hazard goes to ~0, as it should). Stops when
-    the expected counts no longer move (a separated bin never converges in beta)."""
-    b = np.zeros(Dm.shape[1])
-    ridge = 1e-4 * np.eye(Dm.shape[1])
-    mu_old = np.zeros(len(k))
+def _binomial_logit(k, m, X, max_iter=40):
+    """Logistic regression on grouped binomial counts by Newton-Raphson: ``k[i, j]``
+    exposures out of ``m[i, j]`` eligible days of account i in day bin j, linear
+    predictor ``b0 + b_bin[j] (j >= 1) + X[i] @ b_x``, with a tiny ridge so that a day
+    bin without any exposure stays finite (its hazard goes to ~0, as it should). Stops
+    when the expected counts no longer move (a separated bin never converges in beta).
+
+    The design is never materialised (accounts x bins rows): gradient and Hessian are
+    sums over the (account, bin) grid, whose cells without eligible days add 0."""
+    n, nb = m.shape
+    p_x = 0 if X is None else X.shape[1]
+    P = nb + p_x
+    b = np.zeros(P)
+    ridge = 1e-4
+    mu_old = np.zeros_like(m)
     for _ in range(max_iter):
-        p = 1.0 / (1.0 + np.exp(-np.clip(np.einsum("ij,j->i", Dm, b), -30, 30)))
+        eta = b[0] + np.r_[0.0, b[1:nb]][None, :]
+        if p_x:
+            eta = eta + np.einsum("ij,j->i", X, b[nb:])[:, None]
+        p = 1.0 / (1.0 + np.exp(-np.clip(np.broadcast_to(eta, m.shape), -30, 30)))
         mu = m * p
         if np.max(np.abs(mu - mu_old)) < 1e-7:
             break
         mu_old = mu
-        g = np.einsum("ij,i->j", Dm, k - mu) - ridge @ b
-        # einsum, not BLAS: threaded gemm spins on a busy machine for these small matrices
-        H = np.einsum("ij,il->jl", Dm * (mu * (1 - p))[:, None], Dm) + ridge
+        r = k - mu
+        w = mu * (1 - p)
+        r_bin, w_bin = r.sum(axis=0), w.sum(axis=0)
+        g = np.r_[r_bin.sum(), r_bin[1:]]
+        H = np.zeros((P, P))
+        H[0, 0] = w_bin.sum()
+        H[0, 1:nb] = H[1:nb, 0] = w_bin[1:]
+        H[np.arange(1, nb), np.arange(1, nb)] = w_bin[1:]
+        if p_x:
+            w_acc = w.sum(axis=1)
+            # einsum, not BLAS: threaded gemm spins on a busy machine for these small matrices
+            g = np.r_[g, np.einsum("ij,i->j", X, r.sum(axis=1))]
+            H[0, nb:] = H[nb:, 0] = np.einsum("ij,i->j", X, w_acc)
+            H[1:nb, nb:] = np.einsum("ib,ij->bj", w[:, 1:], X)
+            H[nb:, 1:nb] = H[1:nb, nb:].T
+            H[nb:, nb:] = np.einsum("ij,il->jl", X * w_acc[:, None], X)
+        g = g - ridge * b
+        H[np.arange(P), np.arange(P)] += ridge
         b = b + np.linalg.solve(H, g)
     return b
 
@@ -102,14 +132,10 @@ def _exposure_hazard(D, f, G, X):
     B = (bins[:, None] == np.arange(nb)[None, :]).astype(float)          # day -> bin one-hot
     m = elig.astype(float) @ B                                          # eligible days per (account, bin)
     e = hit.astype(float) @ B
-    ii, bb = np.nonzero(m > 0)
-    cols = [np.ones(len(ii))] + [(bb == j).astype(float) for j in range(1, nb)]
-    if X is not None and X.shape[1]:
-        cols.append(X[ii])
-    Dm = np.column_stack(cols)
+    Xc = X if X is not None and X.shape[1] else None
     try:
         with np.errstate(over="ignore", invalid="ignore"):
-            beta = _binomial_logit(e[ii, bb], m[ii, bb], Dm)
+            beta = _binomial_logit(e, m, Xc)
         if not np.all(np.isfinite(beta)):
             raise FloatingPointError("not finite")
     except (np.linalg.LinAlgError, FloatingPointError) as exc:
@@ -136,30 +162,83 @@ def _weighted_km_risk(event_day, last_day, w_win, w_end, n_win, cluster, n_clust
     MA = np.where(inA, w_win, 0.0)
     b_lo, b_hi = n_win + 1, last_day
     hasB = b_hi >= b_lo
-    RA = np.zeros(H + 2)
+    RA = np.zeros(max(G, H) + 2)
     RA[1:G + 1] = MA.sum(axis=0)
+    RA = RA[:H + 2]  # a window longer than the follow-up: its days after H count nowhere
     RB = np.cumsum(np.bincount(b_lo[hasB], weights=w_end[hasB], minlength=H + 2)[:H + 2]
                    - np.bincount(b_hi[hasB] + 1, weights=w_end[hasB], minlength=H + 2)[:H + 2])
     ev = event_day >= 1
     w_ev = np.where(event_day <= n_win, w_win[rows, np.clip(event_day - 1, 0, G - 1)], w_end)
     Dn = np.bincount(event_day[ev], weights=w_ev[ev], minlength=H + 2)[:H + 2]
-    Rt = (RA + RB)[1:H + 1]
-    Dt = Dn[1:H + 1]
+    S, g, he = _km_steps((RA + RB)[1:H + 1], Dn[1:H + 1])
+    gc = np.r_[0.0, np.cumsum(g)]                                    # gc[j] = Σ_{d<=j} g_d
+    part = MA[:, :H] @ g[:G] + np.where(hasB, w_end * (gc[np.minimum(b_hi, H)] - gc[np.minimum(n_win, H)]), 0.0)
+    IF_S = S * (part - np.where(ev, w_ev * he[np.clip(event_day - 1, 0, H - 1)], 0.0))
+    per = np.bincount(cluster, weights=-IF_S, minlength=n_clusters)
+    return 1.0 - S, float(np.sum(per ** 2))
+
+
+def _km_steps(Rt: np.ndarray, Dt: np.ndarray) -> tuple:
+    """Weighted Kaplan–Meier from the daily risk sets ``Rt`` and events ``Dt`` (days
+    1..H): the survival ``S`` at day H and the daily terms of its influence function
+    (``g``: through the risk sets, ``he``: through the events). Shared by the row form
+    and the per-account form of :func:`_weighted_km_risk`."""
     with np.errstate(divide="ignore", invalid="ignore"):
         lam = np.where(Rt > 0, Dt / Rt, 0.0)
         S = float(np.prod(1 - lam))
         q = np.maximum(1 - lam, 1e-12)  # every account at risk moved that day: S = 0, keep the IF finite
         g = np.where(Rt > 0, lam / (q * Rt), 0.0)
         he = np.where(Rt > 0, 1.0 / (q * Rt), 0.0)
-    gc = np.r_[0.0, np.cumsum(g)]                                    # gc[j] = Σ_{d<=j} g_d
-    part = MA @ g[:G] + np.where(hasB, w_end * (gc[np.minimum(b_hi, H)] - gc[np.minimum(n_win, H)]), 0.0)
-    IF_S = S * (part - np.where(ev, w_ev * he[np.clip(event_day - 1, 0, H - 1)], 0.0))
-    per = np.bincount(cluster, weights=-IF_S, minlength=n_clusters)
+    return S, g, he
+
+
+def _km_risk_by_account(event_day, last_day, a, C, ci, ck, n_win, n_acc, H):
+    """:func:`_weighted_km_risk` when row r = (account ``ci``, trial ``ck``) weighs
+    ``a[r] * C[ci, min(ck + d, G)]`` on follow-up day d (``C``: accounts × G+1), as
+    the sequential design's weights do. Inside the window a row covers calendar days
+    ``ck + 1 .. M`` of its account, where ``M = ck + min(n_win, last_day)`` is the same
+    for every row of an account (its own exposure, move or window end), so the risk set
+    and the influence function inside the window are sums of an accounts × window-days
+    matrix product (G × G work per account, no rows × days arrays). None when that
+    precondition fails (then the caller uses the row form)."""
+    G = C.shape[1] - 1
+    # a row capped at follow-up day H covers its window days up to H (applied below)
+    M_row = ck + np.where(last_day >= H, n_win, np.minimum(n_win, last_day))
+    M = np.full(n_acc, -1, np.int64)
+    M[ci] = M_row
+    if not np.array_equal(M[ci], M_row):
+        return None
+    A = np.zeros((n_acc, G))
+    A[ci, ck] = a                                                   # row weights on the (account, trial) grid
+    cal = np.arange(G)
+    Cm = np.where(cal[None, :] <= M[:, None], C[:, :G], 0.0)       # day weights, 0 after the account's M
+    # P[k, c] = Σ_i A[i, k] Cm[i, c]: the weight on calendar day c of the trial-k rows
+    P = np.einsum("ik,ic->kc", A, Cm)
+    off = cal[None, :] - cal[:, None]                                # follow-up day d = c - k
+    day = (off > 0) & (off <= H)
+    RA = np.zeros(H + 2)
+    RA[1:H + 1] = np.bincount(off[day] - 1, weights=P[day], minlength=H)[:H]
+    w_end = a * C[ci, G]
+    b_lo, b_hi = n_win + 1, last_day
+    hasB = b_hi >= b_lo
+    RB = np.cumsum(np.bincount(b_lo[hasB], weights=w_end[hasB], minlength=H + 2)[:H + 2]
+                   - np.bincount(b_hi[hasB] + 1, weights=w_end[hasB], minlength=H + 2)[:H + 2])
+    ev = event_day >= 1
+    w_ev = a * C[ci, np.minimum(ck + event_day, G)]
+    Dn = np.bincount(event_day[ev], weights=w_ev[ev], minlength=H + 2)[:H + 2]
+    S, g, he = _km_steps((RA + RB)[1:H + 1], Dn[1:H + 1])
+    gc = np.r_[0.0, np.cumsum(g)]
+    # inside the window, per account: Σ_k A[i, k] Σ_{c > k} Cm[i, c] g[c - k]
+    T = np.where(day, g[np.clip(off - 1, 0, H - 1)], 0.0)
+    part_a = np.einsum("ic,ic->i", np.einsum("ik,kc->ic", A, T), Cm)
+    part_r = (np.where(hasB, w_end * (gc[np.minimum(b_hi, H)] - gc[np.minimum(n_win, H)]), 0.0)
+              - np.where(ev, w_ev * he[np.clip(event_day - 1, 0, H - 1)], 0.0))
+    per = -S * (part_a + np.bincount(ci, weights=part_r, minlength=n_acc))
     return 1.0 - S, float(np.sum(per ** 2))
 
 
 def sequential_estimate(E, N, first_off, *, exp_ns, out_ns, X=None, end_ns=None, alpha=0.05,
-                        ) -> dict:
+                        min_group_size: int = 0) -> dict:
     """Sequential-trial comparison for one unit at one transition.
 
     Parameters
@@ -170,6 +249,8 @@ def sequential_estimate(E, N, first_off, *, exp_ns, out_ns, X=None, end_ns=None,
     first_off : int64 array, first touch of the unit after entry, as an offset (ns)
         from E, ``_INF`` = none in the window.
     X : covariate matrix of the same accounts (None: no adjustment).
+    min_group_size : fewer treated or control accounts than this (but some): the counts
+        and the treated share only, no comparison (note ``small group ...; not estimated``).
 
     Returns
     -------
@@ -200,7 +281,7 @@ def sequential_estimate(E, N, first_off, *, exp_ns, out_ns, X=None, end_ns=None,
     k = np.arange(G)
     ok = (D[:, None] > k[None, :] + 0.5) & (f[:, None] >= k[None, :] + 0.5)
     ci, ck = np.nonzero(ok)
-    out["n_control"] = int(len(np.unique(ci)))
+    out["n_control"] = n0 = int(len(np.unique(ci)))
     if n1 == 0 or len(ci) == 0:
         out["notes"].append("no treated accounts" if n1 == 0 else "no control accounts")
         return out
@@ -213,6 +294,11 @@ def sequential_estimate(E, N, first_off, *, exp_ns, out_ns, X=None, end_ns=None,
     event_day = np.ceil(np.clip(np.where(event, ev_t, 0.0), 1e-12, None)).astype(np.int64) * event
     cen_day = np.where(np.isfinite(cen_t) & (cen_t < ev_t), np.floor(cen_t), H).astype(np.int64)
     last_day = np.where(event, event_day, np.minimum(cen_day, H))
+    if min(n1, n0) < min_group_size:
+        # too few to compare: n/a and why, as the landmark design flags such rows (no fit spent on them)
+        out.update(rate_treated=float(y1.mean()), events_control=int(event.sum()))
+        out["notes"] += [f"small group (treated {n1}, control {n0}; minimum {min_group_size})", "not estimated"]
+        return out
     p1 = float(y1.mean())
     # variance of the treated share at (events + 1) / (n + 2): never 0 for a small group
     # whose accounts all (or none) moved on
@@ -220,8 +306,7 @@ def sequential_estimate(E, N, first_off, *, exp_ns, out_ns, X=None, end_ns=None,
     v1 = pt * (1 - pt) / n1
     # unweighted per-protocol comparison (censoring at exposure, no weights)
     n_win = np.maximum(G - ck - 1, 0)                       # follow-up days whose weight may change
-    F0, v0 = _weighted_km_risk(event_day, last_day, np.ones((len(ci), G)), np.ones(len(ci)), n_win, ci,
-                               len(E), H)
+    F0, v0 = _km_risk(event_day, last_day, np.ones(len(ci)), np.ones((len(E), G + 1)), ci, ck, n_win, len(E), H)
     out.update(rate_treated=p1, rate_control=F0, events_control=int(event.sum()))
     # Student t reference with the landmark design's degrees of freedom (the smallest cell of
     # treated / control accounts with and without an event; a control counted once however
@@ -251,18 +336,37 @@ def sequential_estimate(E, N, first_off, *, exp_ns, out_ns, X=None, end_ns=None,
     ok_k = np.bincount(ck, weights=odds, minlength=G)[:G]
     odds = odds * np.where(ok_k > 0, n1k / np.where(ok_k > 0, ok_k, 1.0), 0.0)[ck]
     logc = np.c_[np.zeros(len(E)), np.cumsum(-np.log1p(-h), axis=1)]     # Σ_{j<m} -log(1-h_j)
-    dd = np.arange(1, G + 1)
-    # weight on follow-up day d: untouched on window days ck+1 .. ck+d-1 (constant once past the window)
-    upto = np.minimum(ck[:, None] + dd[None, :], G)
+    # weight on follow-up day d: untouched on window days ck+1 .. ck+d-1 (constant once past the
+    # window): odds * C[ci, min(ck + d, G)] / C[ci, ck + 1] with C = exp(logc)
     base = logc[ci, np.minimum(ck + 1, G)]
-    w_win = odds[:, None] * np.exp(logc[ci[:, None], upto] - base[:, None])
-    w_end = odds * np.exp(logc[ci, G] - base)
-    F0w, v0w = _weighted_km_risk(event_day, last_day, w_win, w_end, n_win, ci, len(E), H)
+    F0w, v0w = _km_risk(event_day, last_day, None, None, ci, ck, n_win, len(E), H, logc=logc, odds=odds, base=base)
     sew = np.sqrt(v1 + v0w)
     out.update(rate_control_adj=F0w, adj_diff=p1 - F0w, adj_se=sew, adj_diff_low=p1 - F0w - z * sew,
                adj_diff_high=p1 - F0w + z * sew,
                adj_p_value=float(2 * stats.t.sf(abs((p1 - F0w) / sew), df)) if sew > 0 else np.nan)
     return out
+
+
+def _km_risk(event_day, last_day, a, C, ci, ck, n_win, n_acc, H, logc=None, odds=None, base=None):
+    """Weighted KM risk and variance of the control rows: unit weights (``a``, ``C``
+    ones) or, given ``logc``, the sequential weights ``odds * exp(logc[ci, min(ck + d, G)]
+    - base)``. The per-account form (:func:`_km_risk_by_account`) when it applies and
+    ``exp(logc)`` stays a normal float, the row form (:func:`_weighted_km_risk`, rows ×
+    window days) otherwise."""
+    G = (C if logc is None else logc).shape[1] - 1
+    if logc is None or float(logc[:, -1].max(initial=0.0)) < 300:
+        if logc is not None:
+            a, C = odds * np.exp(-base), np.exp(logc)
+        r = _km_risk_by_account(event_day, last_day, a, C, ci, ck, n_win, n_acc, H)
+        if r is not None:
+            return r
+    if logc is None:  # unit weights
+        return _weighted_km_risk(event_day, last_day, np.ones((len(ci), G)), np.ones(len(ci)), n_win, ci,
+                                 n_acc, H)
+    upto = np.minimum(ck[:, None] + np.arange(1, G + 1)[None, :], G)
+    w_win = odds[:, None] * np.exp(logc[ci[:, None], upto] - base[:, None])
+    w_end = odds * np.exp(logc[ci, G] - base)
+    return _weighted_km_risk(event_day, last_day, w_win, w_end, n_win, ci, n_acc, H)
 
 
 class SequentialCohort:
@@ -283,14 +387,12 @@ class SequentialCohort:
         level, unit, cid, name, chan = mt
         alpha = opts["alpha"]
         r = sequential_estimate(self.E, self.N, first_off[self.idx], exp_ns=self.exp_ns, out_ns=self.out_ns,
-                                X=self.X, alpha=alpha)
+                                X=self.X, alpha=alpha, min_group_size=opts["min_group_size"])
         notes = list(r["notes"])
         if len(self.idx) == 0:
             notes.append(f"no account in stage {self.a} with a complete {opts['exposure_days']:g}+"
                          f"{opts['outcome_days']:g}-day window")
         n1, n0 = r.get("n_treated", 0), r.get("n_control", 0)
-        if 0 < min(n1, n0) < opts["min_group_size"]:
-            notes.append(f"small group (treated {n1}, control {n0}; minimum {opts['min_group_size']})")
         if self.X is None:
             notes.append("no covariates: adjusted difference without covariates (censoring weights by day only)")
         nan = np.nan

@@ -81,6 +81,9 @@ def _new_mqas_in(mqa_dates: pd.DataFrame, period) -> int:
 
 
 def _new_mqas(data, period, **_):
+    from .engine import is_partitioned, run
+    if is_partitioned(data):  # the handle's MQA dates (computed on the partitions when it has none)
+        return _new_mqas_in(run("mqa_dates_with", data), period)
     return _new_mqas_in(data.mqa_dates, period)
 
 
@@ -88,6 +91,10 @@ def _new_mqas_two_decision_makers(data, period, **_):
     from .prepared import prepare
     if not data.mqa_rule.uses_personas:
         raise ValueError("this data has no decision makers (no persona data), so the decision-maker rule does not apply")
+    from .engine import is_partitioned, run
+    if is_partitioned(data):  # the same prepare() on the partitions: MQA dates under the other rule
+        return _new_mqas_in(run("mqa_dates_with", data, rule=replace(data.mqa_rule, min_decision_makers=2),
+                                fallback_as_of=period.end), period)
     again = prepare(data.tables, mapping=data.contact_accounts, mqa=replace(data.mqa_rule, min_decision_makers=2),
                     as_of=data.as_of if data.as_of is not None else period.end)
     return _new_mqas_in(again.mqa_dates, period)
@@ -163,9 +170,20 @@ def _most_confounded(data, period, influence=None, history=None, **_):
     return _campaign_labels(ok[shrink == shrink.max()])
 
 
+def _kpi_of(data, name: str, period):
+    """KPI ``name`` of ``period``: on a partitioned dataset the KPI table's row (its
+    partitioned kernel), else the KPI's own function."""
+    from . import kpis
+    from .engine import is_partitioned
+    if is_partitioned(data):
+        row = kpis.kpi_table(data, start=period.start, end=period.end, segments=()).overall.set_index("kpi").loc[name]
+        note = row.get("note")
+        return kpis.KPIResult(name, float(row["value"]), note=note if isinstance(note, str) else "")
+    return getattr(kpis, name)(data, period=period)
+
+
 def _market_reach(data, period, **_):
-    from .kpis import market_reach
-    r = market_reach(data, period=period)
+    r = _kpi_of(data, "market_reach", period)
     if r.value is None or (isinstance(r.value, float) and math.isnan(r.value)):
         raise ValueError(r.note or "market reach is n/a on this data")
     return float(r.value)
@@ -181,8 +199,7 @@ def _biggest_loss(data, period, **_):
 
 
 def _new_mqas_targets(data, period, **_):
-    from .kpis import new_mqas
-    r = new_mqas(data, period=period)
+    r = _kpi_of(data, "new_mqas", period)
     return int(r.value)
 
 

@@ -806,7 +806,7 @@ def campaign_influence(data, *, exposure_days: float = 30, outcome_days: float =
                    transitions=transitions, by=by, covariates=covariates, min_group_size=min_group_size,
                    alpha=alpha, method=method, estimand=estimand, history=history, cox=cox, as_of=as_of,
                    progress=progress, design=design)
-    from tqdm import tqdm  # disable=None: silent when not on a terminal (papermill, CI)
+    from .progress import progress_bar
 
     by = [by] if isinstance(by, str) else list(by)
     bad = [b for b in by if b not in ("campaign", "channel")]
@@ -836,8 +836,7 @@ def campaign_influence(data, *, exposure_days: float = 30, outcome_days: float =
     rows = []
     trans = parse_transitions(transitions)
     n_units = sum(sum(m is not None for m in meta) for meta, _ in units)
-    bar = tqdm(total=n_units * len(trans), desc="campaign influence", disable=None if progress is None else not progress,
-               leave=False)
+    bar = progress_bar(total=n_units * len(trans), desc="campaign influence", progress=progress)
     z = stats.norm.isf(alpha / 2)
     opts = dict(alpha=alpha, method=method, estimand=estimand, min_group_size=min_group_size, cox=cox,
                 exposure_days=exposure_days, outcome_days=outcome_days)

@@ -27,7 +27,8 @@ for 10x the touches (best of 3), and the driver never holds the touch table: its
 per step stays below the in-memory size of the touch table (``touch_table_mb``,
 measured on one generated chunk and scaled), checked as ``driver_below_touch_table``.
 
-Usage: ``python bench/bench_scale.py [--sizes 10000000 100000000] [--work /work/bench_scale] [--n-boot 200]``
+Usage: ``python bench/bench_scale.py [--sizes 10000000 100000000] [--work /work/bench_scale] [--n-boot 200]
+[--keep] [--reuse]`` (``--keep`` keeps the generated data, ``--reuse`` skips generating it again)
 """
 from __future__ import annotations
 
@@ -198,27 +199,44 @@ def _phase(c, row: dict, name: str, fn, repeat: int, before=None):
     return result
 
 
+def _generated(canonical: Path, n_touches: int) -> bool:
+    """Whether ``canonical`` holds a finished generation of ``n_touches`` touches (the
+    account tables and every touch chunk, counted from the parquet footers)."""
+    import pyarrow.dataset as pads
+    if not all((canonical / f"{t}.parquet").exists() for t in ("accounts", "contacts", "campaigns")):
+        return False
+    tp = canonical / "touchpoints"
+    try:
+        return tp.exists() and pads.dataset(tp, format="parquet").count_rows() == n_touches
+    except (OSError, ValueError):  # a half-written file of an interrupted run
+        return False
+
+
 def run_size(n_touches: int, work: Path, chunk: int, per_partition: int, keep: bool, n_boot: int = 0,
-             repeat: int = 3) -> dict:
+             repeat: int = 3, reuse: bool = False, steps=STEPS) -> dict:
     import dask
     base = work / str(n_touches)
-    if base.exists():
-        shutil.rmtree(base)
     canonical = base / "canonical"
-    canonical.mkdir(parents=True)
     n_accounts = max(1000, n_touches // TOUCHES_PER_ACCOUNT)
     row = {"touchpoints": n_touches, "accounts": n_accounts, "repeat": repeat}
+    reused = reuse and _generated(canonical, n_touches)
+    if base.exists() and not reused:
+        shutil.rmtree(base)
+    canonical.mkdir(parents=True, exist_ok=True)
     with scale.client(n_workers=2, threads_per_worker=1, memory_limit="11GB") as c:
         t0 = time.perf_counter()
-        small = small_tables(n_accounts)
-        for name, df in small.items():
-            df.to_parquet(canonical / f"{name}.parquet", index=False)
+        small = small_tables(n_accounts)  # deterministic: the same tables as the reused files
+        if not reused:
+            for name, df in small.items():
+                df.to_parquet(canonical / f"{name}.parquet", index=False)
         ca = pd.DataFrame({"contact_id": small["contacts"]["contact_id"],
                            "account_id": small["contacts"]["crm_account_id"]})
         starts = list(range(0, n_touches, chunk))
-        dask.compute(*[dask.delayed(touch_chunk)(str(canonical), i, min(chunk, n_touches - s), s, n_accounts)
-                       for i, s in enumerate(starts)])
-        row["generate_s"] = round(time.perf_counter() - t0, 1)
+        if not reused:
+            dask.compute(*[dask.delayed(touch_chunk)(str(canonical), i, min(chunk, n_touches - s), s, n_accounts)
+                           for i, s in enumerate(starts)])
+        row["generate_s"] = None if reused else round(time.perf_counter() - t0, 1)
+        row["generated_data_reused"] = bool(reused)
         row["generate_worker_peak_mb"] = [round(v, 0) for v in c.run(_peak_rss_mb).values()]
         row["canonical_gb"] = round(_dir_gb(canonical), 2)
         nparts = max(2, n_touches // per_partition)
@@ -232,21 +250,25 @@ def run_size(n_touches: int, work: Path, chunk: int, per_partition: int, keep: b
         one = pd.read_parquet(next((canonical / "touchpoints").glob("*.parquet")))
         row["touch_table_mb"] = round(one.memory_usage(deep=True).sum() / len(one) * n_touches / 2**20, 0)
         del one
-        res = _phase(c, row, "attribution", lambda: attribution.compare_models(
-            parts, MODELS, n_boot=0, channel_weights=CHANNEL_WEIGHTS), repeat)
-        hist = _phase(c, row, "stage_history", lambda: progression.stage_history(parts), repeat)
-        infl = _phase(c, row, "campaign_influence", lambda: uplift.campaign_influence(
-            parts, by=("channel",), history=hist), repeat)
-        row["influence_rows"] = int(len(infl.table))
-        kp = _phase(c, row, "kpis", lambda: kpis.kpi_table(parts, quarter="2026Q2"), repeat)
-        row["kpis"] = int(kp.overall["value"].notna().sum())
-        row["kpi_segment_rows"] = int(len(kp.segments))
+        row["load_avg_1min"] = [round(load0, 2)]
+        if set(steps) == {"partition"}:  # --steps partition: a quick re-measure of that step alone
+            n_boot = 0
+        else:
+            res = _phase(c, row, "attribution", lambda: attribution.compare_models(
+                parts, MODELS, n_boot=0, channel_weights=CHANNEL_WEIGHTS), repeat)
+            hist = _phase(c, row, "stage_history", lambda: progression.stage_history(parts), repeat)
+            infl = _phase(c, row, "campaign_influence", lambda: uplift.campaign_influence(
+                parts, by=("channel",), history=hist), repeat)
+            row["influence_rows"] = int(len(infl.table))
+            kp = _phase(c, row, "kpis", lambda: kpis.kpi_table(parts, quarter="2026Q2"), repeat)
+            row["kpis"] = int(kp.overall["value"].notna().sum())
+            row["kpi_segment_rows"] = int(len(kp.segments))
+            row["journey_touches"] = int(res.info["journey_touches"])
+            row["conversions"] = int(res.info["conversions"])
+            row["non_converting_journeys"] = int(res.info["non_converting_journeys"])
+            row["all_conserved"] = bool(res.conservation["ok"].all())
         # other processes on the machine (load above the 2 workers) inflate wall times
-        row["load_avg_1min"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
-        row["journey_touches"] = int(res.info["journey_touches"])
-        row["conversions"] = int(res.info["conversions"])
-        row["non_converting_journeys"] = int(res.info["non_converting_journeys"])
-        row["all_conserved"] = bool(res.conservation["ok"].all())
+        row["load_avg_1min"].append(round(os.getloadavg()[0], 2))
         if n_boot:
             # the same models with Poisson bootstrap intervals in the same pass
             boot = _phase(c, row, "bootstrap", lambda: attribution.compare_models(
@@ -256,9 +278,10 @@ def run_size(n_touches: int, work: Path, chunk: int, per_partition: int, keep: b
     row["worker_peak_mb"] = [max(vals) for vals in zip(*(row[k] for k in (
         "generate_worker_peak_mb", *(f"{s}_worker_peak_mb" for s in STEPS), "bootstrap_worker_peak_mb")
         if k in row))]
-    row["driver_peak_mb"] = max(row[f"{s}_driver_peak_mb"] for s in STEPS)
+    done = [s for s in STEPS if f"{s}_s" in row]
+    row["driver_peak_mb"] = max(row[f"{s}_driver_peak_mb"] for s in done)
     row["driver_below_touch_table"] = bool(row["driver_peak_mb"] < row["touch_table_mb"])
-    row["total_s"] = round(sum(row[f"{s}_s"] for s in STEPS), 1)
+    row["total_s"] = round(sum(row[f"{s}_s"] for s in done), 1) if len(done) == len(STEPS) else None
     if not keep:
         shutil.rmtree(base, ignore_errors=True)
     return row
@@ -271,6 +294,10 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=5_000_000, help="rows per generated file / partition batch")
     ap.add_argument("--per-partition", type=int, default=1_000_000, help="touches per account partition")
     ap.add_argument("--keep", action="store_true", help="keep the generated data")
+    ap.add_argument("--steps", choices=("all", "partition"), default="all",
+                    help="all steps, or partitioning alone (a quick re-measure of that step)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="reuse a finished generation kept by an earlier --keep run (same size)")
     ap.add_argument("--n-boot", type=int, default=0,
                     help="also time channel_credits with this many bootstrap replicates (0: skip)")
     ap.add_argument("--repeat", type=int, default=3,
@@ -281,7 +308,8 @@ def main() -> None:
     previous = json.loads(out.read_text()) if out.exists() else {}
     rows = {r["touchpoints"]: r for r in previous.get("rows", [])}
     for n in args.sizes:
-        r = run_size(n, args.work, args.chunk, args.per_partition, args.keep, args.n_boot, args.repeat)
+        r = run_size(n, args.work, args.chunk, args.per_partition, args.keep or args.reuse, args.n_boot,
+                     args.repeat, args.reuse, STEPS if args.steps == "all" else ("partition",))
         rows[n] = r
         print(json.dumps(r), flush=True)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -303,7 +331,7 @@ def main() -> None:
     for k in sorted(rows):
         r = rows[k]
         print(f"{r['touchpoints']:>12,} {r['partitions']:>6} " + " ".join(f"{r.get(s + '_s', '-'):>12}" for s in STEPS)
-              + f" {r['total_s']:>8} {str(r.get('worker_peak_mb')):>16} {r['driver_peak_mb']:>9} "
+              + f" {str(r['total_s']):>8} {str(r.get('worker_peak_mb')):>16} {r['driver_peak_mb']:>9} "
               f"{r.get('touch_table_mb', '-'):>9} {str(r.get('bootstrap_s', '-')):>7}")
     sizes = sorted(rows)
     for small_n, big_n in zip(sizes, sizes[1:]):

@@ -27,6 +27,10 @@ def pytest_configure(config):
     _SAVED_SECRET_ENV["value"] = os.environ.get("ABMKIT_SECRET_FILE")
     _SAVED_SECRET_ENV["dir"] = tempfile.mkdtemp(prefix="abmkit-test-key-")
     os.environ["ABMKIT_SECRET_FILE"] = os.path.join(_SAVED_SECRET_ENV["dir"], "masking.key")
+    # no progress bars in test output nor in the outputs of the notebooks tests execute
+    # (abmkit.progress shows them in any Jupyter kernel otherwise)
+    _SAVED_SECRET_ENV["progress"] = os.environ.get("ABMKIT_PROGRESS")
+    os.environ["ABMKIT_PROGRESS"] = "0"
 
 
 def pytest_unconfigure(config):
@@ -36,6 +40,11 @@ def pytest_unconfigure(config):
     if "dir" not in _SAVED_SECRET_ENV:
         return
     shutil.rmtree(_SAVED_SECRET_ENV.pop("dir"), ignore_errors=True)
+    progress = _SAVED_SECRET_ENV.pop("progress", None)
+    if progress is None:
+        os.environ.pop("ABMKIT_PROGRESS", None)
+    else:
+        os.environ["ABMKIT_PROGRESS"] = progress
     old = _SAVED_SECRET_ENV.pop("value", None)
     if old is None:
         os.environ.pop("ABMKIT_SECRET_FILE", None)
@@ -124,3 +133,12 @@ def pytest_collection_modifyitems(config, items):
                         break
         if hit:
             item.add_marker(mark)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A 2-worker dask.distributed cluster (threads) for the tests that compare the
+    partitioned engine with pandas; one per test module."""
+    from abmkit import scale
+    with scale.client(n_workers=2, threads_per_worker=1, processes=False) as c:
+        yield c

@@ -23,12 +23,6 @@ RTOL = 1e-9
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    with scale.client(n_workers=2, threads_per_worker=1, processes=False) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
 def ds(small_sample):
     return small_sample.dataset
 
@@ -358,7 +352,8 @@ def test_campaign_influence_with_given_history_as_notebook_04(ds, mapping, parts
 @pytest.mark.parametrize("stem, tables", [
     ("02_lead_to_account_mapping", ["mapping_quality_summary", "mqas_of_period", "engagement_leaderboard"]),
     ("03_attribution_model_comparison", ["attribution_campaigns", "attribution_sensitivity_half_life",
-                                         "attribution_conservation"]),
+                                         "attribution_conservation", "attribution_truth",
+                                         "attribution_incremental_truth"]),
     ("04_campaign_influence_on_progression", ["campaign_influence", "transition_baseline", "dual_funnel",
                                               "stage_distribution"]),
     ("05_quarterly_abm_report", ["kpis", "kpi_segments", "account_funnel"]),
@@ -386,8 +381,8 @@ def test_notebook_engine_dask_saves_the_pandas_tables(stem, tables, small_sample
     out = {}
     for engine in ("pandas", "dask"):
         params = {"data_dir": str(data), "quarter": "2026Q3", "output_dir": str(tmp_path / engine), "engine": engine}
-        if stem.startswith("03"):
-            params["n_boot"] = 0
+        if stem.startswith("03"):  # with the sample's planted truth: the incremental model runs too
+            params.update(n_boot=0, truth_dir=str(Path(small_sample_dir) / "truth"))
         pm.execute_notebook(str(nb), str(tmp_path / f"{engine}.ipynb"), parameters=params, kernel_name="python3",
                             cwd=str(nb.parent), progress_bar=False)
         out[engine] = {t: pd.read_csv(tmp_path / engine / "tables" / f"{t}.csv") for t in tables}
@@ -865,3 +860,20 @@ def test_funnel_and_pipeline_by_period_partitioned_equal_in_memory(opened):
                 assert pl_got[col].dtype == pl_ref[col].dtype, col
             else:
                 assert pl_got[col].tolist() == pl_ref[col].tolist(), col
+
+
+def test_mapping_fingerprint_follows_the_first_mapped_row_of_each_contact():
+    """The partitioned copy is reused only with the same contact -> account rows: the first
+    row with an account of each contact counts; rows without an account and later rows of
+    a contact do not."""
+    from abmkit.scale.partition import _mapping_fingerprint
+    base = pd.DataFrame({"contact_id": ["c1", "c2", "c3"], "account_id": ["a1", "a2", "a1"]})
+    same = pd.concat([base, pd.DataFrame({"contact_id": ["c2", "c4"], "account_id": ["a9", None]})],
+                     ignore_index=True)
+    moved = base.assign(account_id=["a1", "a3", "a1"])
+    unmapped_first = pd.concat([pd.DataFrame({"contact_id": ["c1"], "account_id": [None]}), base], ignore_index=True)
+    fp = _mapping_fingerprint(base)
+    assert _mapping_fingerprint(same) == fp
+    assert _mapping_fingerprint(unmapped_first) == fp
+    assert _mapping_fingerprint(moved) != fp
+    assert _mapping_fingerprint(base.iloc[:2]) != fp

@@ -120,6 +120,18 @@ def test_campaign_influence_sequential_design(small_sample):
     assert row["rate_treated"] == pytest.approx(truth["seq_rate_with"], abs=1e-9)
     assert row["adj_diff_low"] < truth["seq_att_diff"] < row["adj_diff_high"]
     assert seq.params["design"] == "sequential"
+    # campaign rows with too few exposed accounts are not estimated: n/a and why, never 0
+    small = seq.table[(seq.table.design == "sequential") & seq.table.n_treated.between(1, 19)]
+    assert len(small)
+    for c in ("rate_control", "diff", "diff_low", "p_value", "adj_diff", "adj_diff_low", "adj_p_value", "q_value"):
+        assert small[c].isna().all(), c
+    assert small.flag.all()
+    assert all(r.startswith(f"small group (treated {n}, control ") and r.endswith("; not estimated")
+               for r, n in zip(small.flag_reason, small.n_treated))
+    from abmkit.formatting import influence_display_table
+    shown = influence_display_table(small, max_rows=None)
+    assert shown["Effect (95% interval)"].str.startswith("n/a (small group").all()
+    assert shown["Note"].str.startswith("too few exposed accounts").all()
     with pytest.raises(ValueError, match="design"):
         campaign_influence(ds, design="clone", **kw)
 
@@ -143,3 +155,67 @@ def test_sequential_ci_uses_the_landmark_degrees_of_freedom():
     assert r["adj_diff_high"] - r["adj_diff"] == pytest.approx(t3 * r["adj_se"], rel=1e-9)
     assert r["diff_high"] - r["diff"] == pytest.approx(t3 * r["diff_se"], rel=1e-9)
     assert r["adj_p_value"] == pytest.approx(2 * stats.t.sf(abs(r["adj_diff"] / r["adj_se"]), 3), rel=1e-9)
+
+
+def test_small_group_is_not_estimated():
+    """Fewer treated (or control) accounts than min_group_size: counts and the treated
+    share, no comparison, and the reason (the hand example above: 10 treated)."""
+    D = np.r_[np.full(4, 20.0), np.full(6, np.inf), np.full(3, 10.0), np.full(50, np.inf)]
+    f = np.r_[np.full(10, 5.0), np.full(53, np.inf)]
+    kw = dict(exp_ns=30 * DAY_NS, out_ns=90 * DAY_NS)
+    r = sequential_estimate(np.zeros(len(D), np.int64), _ns(D), _ns(f), min_group_size=11, **kw)
+    assert (r["n_treated"], r["n_control"], r["rate_treated"]) == (10, 63, 0.4)
+    assert r["notes"] == ["small group (treated 10, control 63; minimum 11)", "not estimated"]
+    assert not {"diff", "adj_diff", "rate_control", "p_value"} & set(r)
+    full = sequential_estimate(np.zeros(len(D), np.int64), _ns(D), _ns(f), min_group_size=10, **kw)
+    assert "adj_diff" in full and full["notes"] == []
+    # the 3 movers are controls with the event in the trials of days 0-9: 30 control rows
+    assert r["events_control"] == full["events_control"] == 30
+
+
+@pytest.mark.parametrize("exp_days,out_days", [(30, 90), (12, 11)])
+def test_per_account_km_equals_the_row_form(planted, monkeypatch, exp_days, out_days):
+    """The weighted KM summed per account (G x G work per account) gives what the
+    rows x window-days form gives, risk and variance, weighted and unweighted."""
+    import abmkit.sequential as S
+    D1, _, f, X = planted
+    n = 4000
+    args = (np.zeros(n, np.int64), _ns(D1[:n]), _ns(f[:n] * exp_days / 30))
+    kw = dict(exp_ns=exp_days * DAY_NS, out_ns=out_days * DAY_NS, X=X[:n])
+    fast = sequential_estimate(*args, **kw)
+    monkeypatch.setattr(S, "_km_risk_by_account", lambda *a, **k: None)
+    slow = sequential_estimate(*args, **kw)
+    assert fast["n_control"] > 1000 and np.isfinite(slow["adj_diff"])
+    for k in ("rate_control", "diff_se", "rate_control_adj", "adj_se", "adj_diff_low", "adj_p_value"):
+        assert fast[k] == pytest.approx(slow[k], rel=1e-11, abs=1e-14), k
+
+
+def test_exposure_model_equals_the_dense_design_fit():
+    """The grid form of the pooled logistic fit equals the Newton fit on the explicit
+    (account, bin)-row design matrix (the reference below)."""
+    from abmkit.sequential import _binomial_logit
+    rng = np.random.default_rng(5)
+    n, nb = 300, 6
+    X = np.c_[rng.normal(size=n), rng.random(n) < 0.4]
+    m = rng.integers(0, 6, (n, nb)).astype(float)
+    p = 1 / (1 + np.exp(-(-2.5 + 0.3 * np.arange(nb)[None, :] + 0.8 * X[:, :1])))
+    k = rng.binomial(m.astype(int), p).astype(float)
+    k[:, 2] = 0  # a bin without any exposure: finite through the ridge
+
+    def dense(k, m, X):
+        ii, bb = np.nonzero(m > 0)
+        Dm = np.column_stack([np.ones(len(ii))] + [(bb == j).astype(float) for j in range(1, nb)] + [X[ii]])
+        kk, mm = k[ii, bb], m[ii, bb]
+        b, mu_old = np.zeros(Dm.shape[1]), np.zeros(len(ii))
+        for _ in range(40):
+            q = 1 / (1 + np.exp(-np.clip(Dm @ b, -30, 30)))
+            mu = mm * q
+            if np.max(np.abs(mu - mu_old)) < 1e-7:
+                break
+            mu_old = mu
+            H = (Dm * (mu * (1 - q))[:, None]).T @ Dm + 1e-4 * np.eye(Dm.shape[1])
+            b = b + np.linalg.solve(H, Dm.T @ (kk - mu) - 1e-4 * b)
+        return b
+
+    np.testing.assert_allclose(_binomial_logit(k, m, X), dense(k, m, X), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(_binomial_logit(k, m, None), dense(k, m, X[:, :0]), rtol=1e-9, atol=1e-9)

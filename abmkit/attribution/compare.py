@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from tqdm import tqdm
+from ..progress import progress_bar
 
 from ..results import Result
 from .engine import (DEFAULT_COMPARE_MODELS, credit_matrix, touch_credits)
@@ -495,7 +495,9 @@ def replicable(cj, models, n_boot: int, params, *, markov_credits: bool = True, 
             rows = np.flatnonzero(np.any([acc_mats[m].any(axis=1) for m in rule], axis=0))
             stacked = np.hstack([acc_mats[m][rows] for m in rule])
             rule_normal = (*_normal_counts(np.ascontiguousarray(stacked), seed, n_groups, stream=0x72756C65), rule)
-    return _Replicable(pd.concat(credit_rows, ignore_index=True), conservation, acc_mats, markov_chain, incidence,
+    credits = pd.concat(credit_rows, ignore_index=True) if credit_rows else \
+        pd.DataFrame(columns=["channel", "model", "conversions", "pipeline", "revenue"])  # e.g. incremental alone
+    return _Replicable(credits, conservation, acc_mats, markov_chain, incidence,
                        n_groups if len(conv_rows) else 0, group_accounts, list(cj.channels), seen, refits, normal,
                        rule_normal, classes)
 
@@ -638,9 +640,7 @@ def compare_models(data, models=DEFAULT_COMPARE_MODELS, n_boot: int = 1000, seed
             for r in range(b):
                 w[r] = np.bincount(draws[r], minlength=n_groups)
             return w
-        # disable=None: tqdm stays quiet when not on a terminal
-        bar = tqdm(total=n_boot, desc="bootstrap", disable=(not progress) if progress is not None else None,
-                   leave=False)
+        bar = progress_bar(total=n_boot, desc="bootstrap", progress=progress)
         reps = rep.replicates(n_boot, path_models, draw, bar.update)
         bar.close()
         reps = finish_replicates(rep, reps)

@@ -44,8 +44,8 @@ from ..results import Result
 from ..schema import CHANNELS
 from ..timeutil import DAY_NS
 
-__all__ = ["IncrementalResult", "incremental_attribution", "exposure_panel", "fit_hazard", "removal_effects",
-           "BASELINE_BINS"]
+__all__ = ["IncrementalResult", "incremental_attribution", "exposure_panel", "panel_rows", "finish_panel",
+           "combine_panel_rows", "fit_hazard", "removal_effects", "BASELINE_BINS"]
 
 #: baseline hazard bins: days since the account became at risk (left edges)
 BASELINE_BINS = (0, 30, 90, 180, 365)
@@ -84,21 +84,76 @@ def _day(ts) -> np.ndarray:
 
 def exposure_panel(data, *, from_stage: str = "sales_ready", lag_days: float = 7, window_days: float = 60,
                    min_expected_events: float = 10, stage_entries: pd.DataFrame | None = None) -> Panel:
-    """The at-risk account-day panel of :func:`incremental_attribution`.
+    """The at-risk account-day panel of :func:`incremental_attribution`: the
+    per-account rows (:func:`panel_rows`) finished with what only the whole data
+    knows (:func:`finish_panel`).
 
     ``stage_entries`` (``account_id, entered_at``) replaces the kit's stage history
     (tests, or a stage the rules do not know)."""
+    rows = panel_rows(data, from_stage=from_stage, lag_days=lag_days, window_days=window_days,
+                      stage_entries=stage_entries)
+    return finish_panel(rows, min_expected_events=min_expected_events)
+
+
+@dataclass
+class PanelRows:
+    """The panel's rows that depend on single accounts only (:func:`panel_rows`): the
+    same for an account whether computed on the whole data or on a partition holding
+    it, so partitions' rows concatenate (:func:`combine_panel_rows`).
+
+    ``accounts``: one row per at-risk account (``account_id``, ``start``: first
+    at-risk day, ``conv``: day of the first opportunity or NaN, ``amount``: its amount
+    or NaN, and the raw covariates ``log_employee_count`` / ``is_target`` when the
+    account table has them); ``runs``: the account-day cells collapsed to runs
+    (``acct``: row of ``accounts``, ``pattern``: exposure bits over ``channels``,
+    ``bin``: baseline bin, ``at_risk``, ``days``, ``events``), sorted by account,
+    pattern, bin and at-risk flag; ``channels``: the channels of the at-risk accounts'
+    touches (bit ``j`` of ``pattern`` is ``channels[j]``); ``left_out``: accounts that
+    entered the stage by opening their first opportunity."""
+    accounts: pd.DataFrame
+    runs: pd.DataFrame
+    channels: list
+    left_out: int = 0
+
+
+def stage_entries_of(history, from_stage: str) -> pd.DataFrame:
+    """``account_id, entered_at`` of the accounts that entered ``from_stage`` (a stage
+    history, :func:`abmkit.progression.stage_history`), by account id.
+
+    >>> h = pd.DataFrame({"account_id": ["b", "a"], "stage": ["sales_ready", "sales_ready"],
+    ...                   "entered_at": pd.to_datetime(["2026-01-02", "2026-01-01"], utc=True)})
+    >>> stage_entries_of(h, "sales_ready")["account_id"].tolist()
+    ['a', 'b']
+    """
+    from ..progression import stage_wide
+    wide = stage_wide(history)
+    entered = wide[from_stage].dropna() if from_stage in wide else pd.Series(dtype="datetime64[ns, UTC]")
+    return pd.DataFrame({"account_id": entered.index.astype(object), "entered_at": entered.to_numpy()})
+
+
+def panel_rows(data, *, from_stage: str = "sales_ready", lag_days: float = 7, window_days: float = 60,
+               stage_entries: pd.DataFrame | None = None) -> PanelRows:
+    """The per-account part of :func:`exposure_panel`: who is at risk from which day,
+    their first opportunity, raw covariates and exposure runs. Everything here reads
+    one account's rows at a time (and the data end), so a partition of whole accounts
+    gives its accounts' rows exactly (abmkit/scale/incremental_kernel.py).
+
+    Example
+    -------
+    >>> rows = panel_rows(abmkit.prepare(ds))              # doctest: +SKIP
+    >>> finish_panel(rows).terms                          # doctest: +SKIP
+    """
     from ..prepared import resolve
     data = resolve(data)
     if stage_entries is None:
-        from ..progression import stage_history, stage_wide
-        wide = stage_wide(stage_history(data))
-        entered = wide[from_stage].dropna() if from_stage in wide else pd.Series(dtype="datetime64[ns, UTC]")
-        stage_entries = pd.DataFrame({"account_id": entered.index.astype(object), "entered_at": entered.to_numpy()})
+        from ..progression import stage_history
+        stage_entries = stage_entries_of(stage_history(data), from_stage)
     opp = data.opportunities
     first = (opp.assign(_d=_day(opp["created_at"])).dropna(subset=["_d"]).groupby("account_id")["_d"].min())
-    first_amt = (opp.assign(_d=_day(opp["created_at"])).sort_values("_d").drop_duplicates("account_id")
-                 .set_index("account_id")["amount"])
+    # stable: among opportunities created at the same instant the table's first one,
+    # whatever else the table holds (a partition holds a part of it)
+    first_amt = (opp.assign(_d=_day(opp["created_at"])).sort_values("_d", kind="stable")
+                 .drop_duplicates("account_id").set_index("account_id")["amount"])
     end_day = float(_day([data.data_end])[0])
     last = int(np.ceil(end_day)) - 1                     # last midnight an opportunity can open on
     ids = stage_entries["account_id"].astype(object).to_numpy()
@@ -110,13 +165,15 @@ def exposure_panel(data, *, from_stage: str = "sales_ready", lag_days: float = 7
     n_left_out = int((~keep & (start <= last)).sum())
     ids, start, conv = ids[keep], start[keep].astype(np.int64), conv[keep]
     n = len(ids)
+    # the panel's first day: early enough for every at-risk account's window (a run
+    # does not depend on it, so partitions may start on different days)
     day0 = int(start.min() - np.ceil(window_days)) if n else 0
     n_days = last - day0 + 1 if n else 0
 
     tp = data.touches
     tacc = pd.Index(ids).get_indexer(tp["account_id"].astype(object))
     sel = tacc >= 0
-    tday = _day(tp["occurred_at"])[sel] - day0
+    tday = _day(tp["occurred_at"])[sel]
     tch = tp["channel"].astype(object).to_numpy()[sel]
     tacc = tacc[sel]
     present = [c for c in CHANNELS if c in set(tch)] + sorted(set(tch) - set(CHANNELS) - {None})
@@ -125,12 +182,13 @@ def exposure_panel(data, *, from_stage: str = "sales_ready", lag_days: float = 7
         raise ValueError(f"{k} channels: the incremental model handles at most 24")
     # exposure bit pattern per account-day: a touch at s covers days d with
     # d - window <= s < d - lag, i.e. floor(s + lag) + 1 .. floor(s + window)
+    # (floored on absolute days: the same days whatever the panel's first day)
     pattern = np.zeros((n, max(n_days, 0)), dtype=np.int64)
     code = pd.Index(present).get_indexer(tch)
     for j in range(k):
         m = code == j
-        lo = np.clip(np.floor(tday[m] + lag_days).astype(np.int64) + 1, 0, n_days)
-        hi = np.clip(np.floor(tday[m] + window_days).astype(np.int64) + 1, 0, n_days)
+        lo = np.clip(np.floor(tday[m] + lag_days).astype(np.int64) + 1 - day0, 0, n_days)
+        hi = np.clip(np.floor(tday[m] + window_days).astype(np.int64) + 1 - day0, 0, n_days)
         ok = hi > lo
         diff = np.zeros((n, n_days + 1), dtype=np.int32)
         np.add.at(diff, (tacc[m][ok], lo[ok]), 1)
@@ -148,14 +206,73 @@ def exposure_panel(data, *, from_stage: str = "sales_ready", lag_days: float = 7
     acct = np.broadcast_to(np.arange(n)[:, None], (n, n_days))
     key = ((acct[live] * (1 << k) + pattern[live]) * nb + bins[live]) * 2 + at_risk[live]
     uniq, inv = np.unique(key, return_inverse=True)
-    days = np.bincount(inv, minlength=len(uniq)).astype(float)
-    events = np.bincount(inv, weights=event[live].astype(float), minlength=len(uniq))
-    r_risk = (uniq & 1).astype(bool)
-    r_bin = (uniq >> 1) % nb
-    r_pat = (uniq >> 1) // nb % (1 << k)
-    r_acc = (uniq >> 1) // nb // (1 << k)
+    runs = pd.DataFrame({
+        "acct": (uniq >> 1) // nb // (1 << k), "pattern": (uniq >> 1) // nb % (1 << k), "bin": (uniq >> 1) % nb,
+        "at_risk": (uniq & 1).astype(bool), "days": np.bincount(inv, minlength=len(uniq)).astype(float),
+        "events": np.bincount(inv, weights=event[live].astype(float), minlength=len(uniq))})
+    accounts = pd.DataFrame({"account_id": ids, "start": start, "conv": conv,
+                             "amount": first_amt.reindex(ids).to_numpy(dtype=float)})
+    accounts = pd.concat([accounts, _raw_covariates(data.accounts, ids)], axis=1)
+    return PanelRows(accounts=accounts, runs=runs, channels=present, left_out=n_left_out)
 
-    cov_names, cov = _covariates(data.accounts, ids)
+
+def combine_panel_rows(rows: list, order: str = "account_id") -> PanelRows:
+    """The :class:`PanelRows` of several partitions (disjoint accounts) as one: accounts
+    in ``order`` (``"account_id"``: by id, the order of the kit's stage history; or
+    ``"position"``: the rows' ``position`` column), channels in the order one
+    computation over all the accounts gives, every run's pattern re-coded on these
+    channels and the runs sorted as :func:`panel_rows` sorts them.
+
+    >>> a = PanelRows(pd.DataFrame({"account_id": ["b"]}), pd.DataFrame({"acct": [0], "pattern": [1], "bin": [0],
+    ...               "at_risk": [True], "days": [3.0], "events": [1.0]}), ["email"], 1)
+    >>> b = PanelRows(pd.DataFrame({"account_id": ["a"]}), pd.DataFrame({"acct": [0], "pattern": [1], "bin": [0],
+    ...               "at_risk": [True], "days": [5.0], "events": [0.0]}), ["display"], 0)
+    >>> c = combine_panel_rows([a, b])
+    >>> c.channels, c.accounts["account_id"].tolist(), c.runs["pattern"].tolist(), c.left_out
+    (['display', 'email'], ['a', 'b'], [1, 2], 1)
+    """
+    seen = set().union(*(r.channels for r in rows)) if rows else set()
+    present = [c for c in CHANNELS if c in seen] + sorted(seen - set(CHANNELS) - {None})
+    if len(present) > 24:
+        raise ValueError(f"{len(present)} channels: the incremental model handles at most 24")
+    offsets = np.cumsum([0] + [len(r.accounts) for r in rows])
+    accounts = pd.concat([r.accounts for r in rows], ignore_index=True) if rows else pd.DataFrame()
+    runs, pattern = [], []
+    for r, off in zip(rows, offsets):  # one step per partition, vectorised over its runs
+        where = np.asarray(pd.Index(present).get_indexer(r.channels), dtype=np.int64)
+        bits = (r.runs["pattern"].to_numpy(np.int64)[:, None] >> np.arange(len(where))) & 1
+        pattern.append((bits << where).sum(axis=1) if len(where) else np.zeros(len(r.runs), np.int64))
+        runs.append(r.runs.assign(acct=r.runs["acct"].to_numpy(np.int64) + off))
+    if not rows:
+        return PanelRows(accounts, pd.DataFrame(columns=["acct", "pattern", "bin", "at_risk", "days", "events"]),
+                         present, 0)
+    runs = pd.concat(runs, ignore_index=True).assign(pattern=np.concatenate(pattern).astype(np.int64))
+    key = accounts["position"].to_numpy() if order == "position" else accounts["account_id"].to_numpy(object)
+    perm = np.argsort(key, kind="stable")
+    rank = np.empty(len(perm), np.int64)
+    rank[perm] = np.arange(len(perm))
+    accounts = accounts.iloc[perm].reset_index(drop=True)
+    runs = runs.assign(acct=rank[runs["acct"].to_numpy(np.int64)])
+    runs = runs.iloc[np.lexsort((runs["at_risk"].to_numpy(), runs["bin"].to_numpy(), runs["pattern"].to_numpy(),
+                                 runs["acct"].to_numpy()))].reset_index(drop=True)
+    return PanelRows(accounts, runs, present, int(sum(r.left_out for r in rows)))
+
+
+def finish_panel(rows: PanelRows, *, min_expected_events: float = 10) -> Panel:
+    """The :class:`Panel` from per-account rows (:func:`panel_rows`, or
+    :func:`combine_panel_rows` of partitions): what needs every at-risk account
+    (the overall first-opportunity rate behind channel estimability, covariate
+    standardisation, the amount of accounts without an opportunity, the design
+    matrix's columns) is computed here, once."""
+    acc, runs, present = rows.accounts, rows.runs, rows.channels
+    k, nb = len(present), len(BASELINE_BINS)
+    days = runs["days"].to_numpy(float)
+    events = runs["events"].to_numpy(float)
+    r_risk = runs["at_risk"].to_numpy(bool)
+    r_bin = runs["bin"].to_numpy(np.int64)
+    r_pat = runs["pattern"].to_numpy(np.int64)
+    r_acc = runs["acct"].to_numpy(np.int64)
+    cov_names, cov = _standardised_covariates(acc)
     bits = ((r_pat[:, None] >> np.arange(k)) & 1).astype(float)
     # a channel is estimable when both its exposed and its unexposed at-risk days are
     # enough to expect min_expected_events first opportunities at the overall rate:
@@ -178,33 +295,53 @@ def exposure_panel(data, *, from_stage: str = "sales_ready", lag_days: float = 7
     est = [j for j, c in enumerate(present) if c not in not_estimable]
     X = np.hstack([np.eye(nb)[r_bin], cov[r_acc], bits[:, est]])
     terms = [f"baseline_{b}d" for b in BASELINE_BINS] + cov_names + [present[j] for j in est]
-    amount = first_amt.reindex(ids).to_numpy(dtype=float)
+    ids = acc["account_id"].to_numpy(object) if len(acc) else np.array([], dtype=object)
+    conv = acc["conv"].to_numpy(float) if len(acc) else np.zeros(0)
+    amount = acc["amount"].to_numpy(float) if len(acc) else np.zeros(0)
     converted = ~np.isnan(conv)
     fill = np.nanmean(amount[converted]) if converted.any() and np.isfinite(amount[converted]).any() else 0.0
     amount = np.where(converted & np.isfinite(amount), amount, fill)
-    return Panel(X=X, days=days, events=events, acct=r_acc.astype(np.int64), at_risk=r_risk, terms=terms,
+    return Panel(X=X, days=days, events=events, acct=r_acc, at_risk=r_risk, terms=terms,
                  channels=[present[j] for j in est], channel_cols=np.arange(nb + len(cov_names), X.shape[1]),
                  account_ids=ids, converted=converted, amount=amount,
-                 not_estimable=not_estimable, left_out=n_left_out)
+                 not_estimable=not_estimable, left_out=rows.left_out)
+
+
+def _raw_covariates(accounts: pd.DataFrame, ids) -> pd.DataFrame:
+    """Per at-risk account: log employee count (NaN when missing or not positive) and
+    the target flag (0/1, missing -> 0), for the columns the account table has."""
+    acc = accounts.drop_duplicates("account_id").set_index("account_id").reindex(ids)
+    out = {}
+    if "employee_count" in acc:
+        out["log_employee_count"] = np.log(pd.to_numeric(acc["employee_count"], errors="coerce")
+                                           .where(lambda s: s > 0)).to_numpy(float)
+    if "is_target" in acc:
+        out["is_target"] = acc["is_target"].astype("boolean").fillna(False).to_numpy(dtype=float)
+    return pd.DataFrame(out, index=pd.RangeIndex(len(ids)))
+
+
+def _standardised_covariates(raw: pd.DataFrame) -> tuple[list, np.ndarray]:
+    """Standardised log employee count and the target flag over all at-risk accounts
+    (missing values -> the mean; a covariate without variation is left out)."""
+    names, cols = [], []
+    if "log_employee_count" in raw:
+        v = raw["log_employee_count"].to_numpy(float)
+        if np.isfinite(v).sum() > 1 and np.nanstd(v) > 0:
+            v = np.where(np.isfinite(v), v, np.nanmean(v))
+            names.append("log_employee_count_z")
+            cols.append((v - v.mean()) / v.std())
+    if "is_target" in raw:
+        v = raw["is_target"].to_numpy(float)
+        if len(v) and 0 < v.mean() < 1:
+            names.append("is_target")
+            cols.append(v)
+    return names, (np.column_stack(cols) if cols else np.zeros((len(raw), 0)))
 
 
 def _covariates(accounts: pd.DataFrame, ids) -> tuple[list, np.ndarray]:
     """Standardised log employee count and the target flag of the at-risk accounts
     (missing values -> the mean; a covariate without variation is left out)."""
-    acc = accounts.drop_duplicates("account_id").set_index("account_id").reindex(ids)
-    names, cols = [], []
-    if "employee_count" in acc:
-        v = np.log(pd.to_numeric(acc["employee_count"], errors="coerce").where(lambda s: s > 0)).to_numpy(float)
-        if np.isfinite(v).sum() > 1 and np.nanstd(v) > 0:
-            v = np.where(np.isfinite(v), v, np.nanmean(v))
-            names.append("log_employee_count_z")
-            cols.append((v - v.mean()) / v.std())
-    if "is_target" in acc:
-        v = acc["is_target"].astype("boolean").fillna(False).to_numpy(dtype=float)
-        if len(v) and 0 < v.mean() < 1:
-            names.append("is_target")
-            cols.append(v)
-    return names, (np.column_stack(cols) if cols else np.zeros((len(ids), 0)))
+    return _standardised_covariates(_raw_covariates(accounts, ids))
 
 
 def fit_hazard(panel: Panel, weights: np.ndarray | None = None, *, ridge: float = 1.0, beta0=None,
@@ -327,7 +464,10 @@ def incremental_attribution(data, *, from_stage: str = "sales_ready", lag_days: 
 
     Parameters
     ----------
-    data : ResolvedDataset
+    data : ResolvedDataset or abmkit.scale.PartitionedDataset
+        on a partitioned dataset each partition computes its accounts' panel rows,
+        and the fit runs once on the driver over the gathered (account-sized) rows:
+        the same result as in memory.
     from_stage : str
         accounts are at risk from the day after they enter this stage.
     lag_days, window_days : float
@@ -350,10 +490,25 @@ def incremental_attribution(data, *, from_stage: str = "sales_ready", lag_days: 
     -------
     IncrementalResult
     """
+    from ..engine import is_partitioned, run
+    if is_partitioned(data):  # a partitioned dataset: per-account rows on the partitions, the fit once (docs/scale.md)
+        return run("incremental_attribution", data, from_stage=from_stage, lag_days=lag_days,
+                   window_days=window_days, ridge=ridge, min_expected_events=min_expected_events, n_boot=n_boot,
+                   seed=seed, alpha=alpha, bootstrap=bootstrap, stage_entries=stage_entries)
     if bootstrap not in ("poisson", "multinomial"):
         raise ValueError(f"bootstrap must be 'poisson' or 'multinomial', not {bootstrap!r}")
     panel = exposure_panel(data, from_stage=from_stage, lag_days=lag_days, window_days=window_days,
                            min_expected_events=min_expected_events, stage_entries=stage_entries)
+    return result_from_panel(panel, from_stage=from_stage, lag_days=lag_days, window_days=window_days, ridge=ridge,
+                             n_boot=n_boot, seed=seed, alpha=alpha, bootstrap=bootstrap)
+
+
+def result_from_panel(panel: Panel, *, from_stage: str, lag_days: float, window_days: float, ridge: float,
+                      n_boot: int, seed: int, alpha: float, bootstrap: str) -> IncrementalResult:
+    """:func:`incremental_attribution` of a finished panel: the fit, the removal
+    effects and the bootstrap (the same on either engine: the panel is account-sized)."""
+    if bootstrap not in ("poisson", "multinomial"):
+        raise ValueError(f"bootstrap must be 'poisson' or 'multinomial', not {bootstrap!r}")
     n = len(panel.account_ids)
     left_out = panel.left_out
     k = len(panel.channels)
@@ -431,16 +586,26 @@ def add_to_comparison(data, cj, credits: pd.DataFrame, conservation: pd.DataFram
     period's conversions (``info["incremental"]`` says so)."""
     res = incremental_attribution(data, n_boot=n_boot, seed=seed, alpha=alpha,
                                   bootstrap="multinomial" if bootstrap == "multinomial" else "poisson")
+    conv = cj.conversions[cj.conversions["n_touches"] > 0]
+    totals = (float(len(conv)), float(conv["pipeline_amount"].sum()), float(conv["revenue_amount"].sum()))
+    return add_result_to_comparison(res, totals, credits, conservation, low, high, channels, n_boot=n_boot,
+                                    alpha=alpha)
+
+
+def add_result_to_comparison(res: IncrementalResult, totals, credits: pd.DataFrame, conservation: pd.DataFrame,
+                             low, high, channels, *, n_boot: int, alpha: float):
+    """:func:`add_to_comparison` of a fitted model: ``totals`` are the conversions,
+    pipeline and revenue of the converting journeys with a touch (summed over
+    partitions on a partitioned dataset)."""
     est = res.channels[res.channels["estimable"]]
     lost = est.set_index("channel")["incremental_conversions"].reindex(list(channels)).fillna(0.0)
     share = _shares(lost.to_numpy())
-    conv = cj.conversions[cj.conversions["n_touches"] > 0]
-    totals = (float(len(conv)), float(conv["pipeline_amount"].sum()), float(conv["revenue_amount"].sum()))
     ok = bool(np.isfinite(share).all())
     s = np.nan_to_num(share)
-    credits = pd.concat([credits, pd.DataFrame({"channel": list(channels), "model": "incremental",
-                                                "conversions": s * totals[0], "pipeline": s * totals[1],
-                                                "revenue": s * totals[2]})], ignore_index=True)
+    rows = pd.DataFrame({"channel": list(channels), "model": "incremental", "conversions": s * totals[0],
+                         "pipeline": s * totals[1], "revenue": s * totals[2]})
+    # incremental alone: no path model's credits to add to
+    credits = pd.concat([credits, rows], ignore_index=True) if len(credits) else rows
     got = (float(s.sum() * totals[0]), float(s.sum() * totals[1]), float(s.sum() * totals[2]))
     conservation = pd.concat([conservation, pd.DataFrame([{
         "model": "incremental", "conversions_given": totals[0], "conversions_credited": got[0],

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from tqdm import tqdm
+from ..progress import progress_bar
 
 from .. import schema
 from ..domains import registrable_domain, split_email
@@ -945,8 +945,8 @@ def clean_frames(frames: Mapping[str, Sequence[RawFrame]], column_map, *, pre_re
         raise CleanError(f"unknown table(s) {sorted(unknown)}; canonical tables are {list(schema.TABLES)}")
     tables: dict[str, _Table] = {}
     todo = [name for name in TABLE_ORDER if name in frames]
-    # progress per table; tqdm stays quiet when not on a terminal (disable=None)
-    for name in tqdm(todo, desc="cleaning", unit="table", disable=None, leave=False):
+    # progress per table (abmkit.progress: on a terminal or in an interactive notebook)
+    for name in progress_bar(iterable=todo, desc="cleaning", unit="table"):
         cfg = cm["tables"].get(name) or {**DEFAULTS, "columns": {}, "values": {}}
         t = _Table(name, cfg, list(frames[name]))
         headers = _resolve_headers(t, origin)

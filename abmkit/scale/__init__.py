@@ -12,7 +12,10 @@ engine adds:
 - :mod:`abmkit.scale.runtime`: the Dask client (:func:`client`) and running one task
   per partition with a progress bar;
 - :mod:`abmkit.scale.kernels`: each heavy analysis as a per-account map and a reduce
-  (called by the analyses, not a public API of its own).
+  (called by the analyses, not a public API of its own);
+- :mod:`abmkit.scale.facts`: what notebooks ask of the data besides the analyses
+  (applicability facts about the touches, drill-down tables, the partitions holding
+  given accounts), without the touch table in the driver.
 
 Every heavy step is a map over accounts followed by a reduce. What is not a plain sum
 is additive too: Markov transition *counts* add up over partitions and the chain is
@@ -38,9 +41,10 @@ Example
 >>> parts = scale.partition_by_account(ds, 8, "/tmp/parts")                  # doctest: +SKIP
 >>> abmkit.progression.stage_history(parts).table.head()                     # doctest: +SKIP
 """
-from .partition import (MANIFEST, PartitionedDataset, partition_by_account, partition_of,  # noqa: F401
-                        partitions)
+from .partition import (MANIFEST, InMemoryError, InMemoryWarning, PartitionedDataset,  # noqa: F401
+                        partition_by_account, partition_of, partitions)
 from .kernels import ChannelCredits  # noqa: F401  (the result of the channel-credit kernel)
 from .runtime import client  # noqa: F401
 
-__all__ = ["partition_of", "partition_by_account", "PartitionedDataset", "partitions", "client", "MANIFEST"]
+__all__ = ["partition_of", "partition_by_account", "PartitionedDataset", "partitions", "client", "MANIFEST",
+           "InMemoryError", "InMemoryWarning"]

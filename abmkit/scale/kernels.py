@@ -21,7 +21,7 @@ from ..schema import CHANNEL_DTYPE, ENGAGEMENT_TOUCH_TYPES, Dataset
 from ..timeutil import NS_INF, to_ns_or_inf, utc_timestamp
 from .partition import (_ACCOUNT_TABLES, PartitionedDataset, _DaskFramePartitions, _ext, _loaders,
                         _opportunity_span, partitions)
-from .runtime import _map, _require_scale
+from .runtime import _map, _require_scale, _share
 
 # --------------------------------------------------------------------------- global span
 def _span(part, as_of_ns: int | None) -> dict:
@@ -165,6 +165,8 @@ def _resolved(part, span, *, as_of=None, mqa_dates: pd.DataFrame | None = None):
         from ..prepared import MQARule
         rule = MQARule(**span["mqa_rule"])
     data = prepare(ds, mapping=ca, mqa=rule, data_end=None if pd.isna(end) else end, as_of=as_of)
+    if rule is not None and data.mqa_rule != rule:  # no decision maker in this partition: still the whole data's rule
+        data.mqa_rule = rule
     if mqa_dates is not None:
         mine = mqa_dates[mqa_dates["account_id"].isin(ds.accounts["account_id"]) |
                          mqa_dates["account_id"].isin(ds.touchpoints["account_id"])]
@@ -850,7 +852,8 @@ def _campaign_influence(source, *, exposure_days: float = 30, outcome_days: floa
     else:
         # as uplift.campaign_influence: the history's own end unless as_of is given
         end = data_end(history, as_of)
-        hist_kw = {"history": dask.delayed(history, traverse=False), "data_end": end, "span": None, "as_of": as_of}
+        # scattered once to the workers: not a copy in the graph of every task (tens of MB at 10^8)
+        hist_kw = {"history": _share(history), "data_end": end, "span": None, "as_of": as_of}
     res = _map(parts, _part_influence_inputs, hist_kw, sorted({a for a, _ in trans}), exp_ns)
     if history is None:
         history = StageHistory(table=pd.concat([r[0] for r in res], ignore_index=True), data_end=end,
@@ -1006,18 +1009,14 @@ def kpi_aggregates(source, quarter=None, start=None, end=None, *, kpis=ADDITIVE_
 
 
 # --------------------------------------------------------------------------- MQA dates
-def _part_mqa_dates(part, span) -> pd.DataFrame:
-    return _mqa_dates(_resolved(part, span))
-
-
 def mqa_dates(parts, progress=None) -> pd.DataFrame:
     """``account_id, mqa_at`` of the whole data under the handle's MQA rule (its
     ``options["mqa_rule"]``), each partition evaluating its own accounts up to the
     whole data's end (what :meth:`abmkit.prepared.ResolvedDataset.mqa_dates` gives in
     memory)."""
-    span = _global_span(parts)
-    res = _map(parts, _part_mqa_dates, span, _progress=("MQA dates", _progress(parts, progress)))
-    out = pd.concat(res, ignore_index=True) if res else pd.DataFrame(columns=["account_id", "mqa_at"])
+    # engagement_kernel: also the personas of contacts that live in another partition than their touches
+    from .engagement_kernel import mqa_dates_with
+    out = mqa_dates_with(parts, progress=progress)
     return out.sort_values("account_id", kind="stable", ignore_index=True)
 
 
@@ -1373,6 +1372,10 @@ def compare_models(data, models, n_boot, seed, *, milestone, lookback_days, star
     ``result.info["bootstrap"]`` says so), equal to ``bootstrap="poisson"`` in memory."""
     if bootstrap not in ("multinomial", "poisson"):
         raise ValueError(f"bootstrap must be 'multinomial' or 'poisson', not {bootstrap!r}")
+    if models is not None and "incremental" in ([models] if isinstance(models, str) else models):
+        from .incremental_kernel import compare_models as _with_incremental  # fitted on the driver
+        return _with_incremental(data, models, n_boot, seed, milestone=milestone, lookback_days=lookback_days,
+                                 start=start, end=end, alpha=alpha, progress=progress, **params)
     return _compare_models(data, models, milestone=milestone, lookback_days=lookback_days, mqa_dates=_mqa(data),
                            start=start, end=end, n_boot=n_boot, seed=seed, alpha=alpha,
                            progress=_progress(data, progress), **params)
@@ -1447,16 +1450,23 @@ def stage_history(data, rules=None, *, as_of=None, data_start=None):
 
 
 def campaign_influence(data, *, design, **kwargs):
-    """:func:`abmkit.uplift.campaign_influence` (landmark design) on partitions: the
-    exposures are found on the partitions, the statistics run once on the
+    """:func:`abmkit.uplift.campaign_influence` (landmark and sequential designs) on partitions:
+    the exposures are found on the partitions, the statistics run once on the
     account-sized result (same table as in memory)."""
+    if design == "sequential":  # same reduced touches (abmkit/scale/sequential_kernel.py)
+        from .sequential_kernel import campaign_influence as _seq
+        return _seq(data, **kwargs)
     if design != "landmark":
-        from ..uplift import campaign_influence as _ci
-        _fallback("uplift.campaign_influence", f"the {design!r} design needs every touch after the landmark")
-        return _ci(data.in_memory(), design=design, **kwargs)
+        raise ValueError(f"design must be 'landmark' or 'sequential', not {design!r}")
     kwargs["progress"] = _progress(data, kwargs.get("progress"))
     return _campaign_influence(data, **kwargs)
 
 
 def transition_baseline(data, history=None, **kwargs):
     return _transition_baseline(data, history, **kwargs)
+
+
+# engagement scores, the MQA page and MQA dates under another rule (notebook 02)
+from .engagement_kernel import engagement_scores, mqa, mqa_dates_with  # noqa: E402,F401
+# the incremental attribution model: per-account panel rows on the partitions, the fit on the driver
+from .incremental_kernel import incremental_attribution  # noqa: E402,F401

@@ -45,14 +45,14 @@ def _submit(tasks: list) -> tuple:
 
 
 def _gather(pending: tuple, desc: str, progress: bool | None = None) -> list:
-    """Results of :func:`_submit`, in task order, with a progress bar (tqdm: quiet
-    when not on a terminal unless ``progress=True``)."""
+    """Results of :func:`_submit`, in task order, with a progress bar (shown on a terminal
+    or in an interactive notebook; ``progress`` and ``ABMKIT_PROGRESS`` decide first:
+    :mod:`abmkit.progress`)."""
     _require_scale()
     import dask
-    from tqdm import tqdm
+    from ..progress import progress_bar
     started, items = pending
-    bar = tqdm(total=len(items), desc=desc, unit=" task", disable=None if progress is None else not progress,
-               leave=False)
+    bar = progress_bar(total=len(items), desc=desc, unit=" task", progress=progress)
     try:
         if started:
             from distributed import as_completed
