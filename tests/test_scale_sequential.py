@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from test_scale import cluster, data, ds, mapping, parts  # noqa: F401  (fixtures)
+from test_scale import data, ds, mapping, parts  # noqa: F401  (fixtures; the cluster is in conftest)
 
 from abmkit import progression, uplift
 from abmkit.prepared import prepare
