@@ -19,8 +19,7 @@ class _TTY(io.StringIO):
 @pytest.fixture
 def no_env(monkeypatch):
     monkeypatch.delenv(progress.ENV_VAR, raising=False)
-    monkeypatch.setitem(sys.modules, "IPython", None)  # not in a kernel unless a test says so
-    sys.modules.pop("IPython")
+    monkeypatch.delitem(sys.modules, "IPython", raising=False)  # not in a kernel unless a test says so
 
 
 def test_argument_wins_over_everything(monkeypatch):

@@ -137,3 +137,11 @@ def test_partition_rows_combine_to_the_whole_panel(opened):
     assert got.account_ids.tolist() == whole.account_ids.tolist()
     for f in ("X", "days", "events", "acct", "at_risk", "amount", "converted"):
         np.testing.assert_array_equal(getattr(got, f), getattr(whole, f), err_msg=f)
+
+
+@pytest.mark.parametrize("engine", [0, 1])
+def test_unknown_bootstrap_is_refused_on_both_engines(opened, engine):
+    """One check before the engines part: the same error, nothing computed."""
+    data = opened[engine]
+    with pytest.raises(ValueError, match="bootstrap must be 'poisson' or 'multinomial', not 'jackknife'"):
+        attribution.incremental_attribution(data, n_boot=5, bootstrap="jackknife")

@@ -491,12 +491,12 @@ def incremental_attribution(data, *, from_stage: str = "sales_ready", lag_days: 
     IncrementalResult
     """
     from ..engine import is_partitioned, run
+    if bootstrap not in ("poisson", "multinomial"):  # checked once, for both engines
+        raise ValueError(f"bootstrap must be 'poisson' or 'multinomial', not {bootstrap!r}")
     if is_partitioned(data):  # a partitioned dataset: per-account rows on the partitions, the fit once (docs/scale.md)
         return run("incremental_attribution", data, from_stage=from_stage, lag_days=lag_days,
                    window_days=window_days, ridge=ridge, min_expected_events=min_expected_events, n_boot=n_boot,
                    seed=seed, alpha=alpha, bootstrap=bootstrap, stage_entries=stage_entries)
-    if bootstrap not in ("poisson", "multinomial"):
-        raise ValueError(f"bootstrap must be 'poisson' or 'multinomial', not {bootstrap!r}")
     panel = exposure_panel(data, from_stage=from_stage, lag_days=lag_days, window_days=window_days,
                            min_expected_events=min_expected_events, stage_entries=stage_entries)
     return result_from_panel(panel, from_stage=from_stage, lag_days=lag_days, window_days=window_days, ridge=ridge,

@@ -76,8 +76,6 @@ def incremental_attribution(data, *, from_stage, lag_days, window_days, ridge, m
     (the same result as in memory, for either bootstrap: the gathered panel is the
     in-memory one, in the same order)."""
     from ..attribution.incremental import result_from_panel
-    if bootstrap not in ("poisson", "multinomial"):
-        raise ValueError(f"bootstrap must be 'poisson' or 'multinomial', not {bootstrap!r}")
     panel = _panel(data, from_stage=from_stage, lag_days=lag_days, window_days=window_days,
                    min_expected_events=min_expected_events, stage_entries=stage_entries)
     return result_from_panel(panel, from_stage=from_stage, lag_days=lag_days, window_days=window_days, ridge=ridge,
